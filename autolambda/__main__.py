@@ -1,0 +1,5 @@
+"""``python -m autolambda``."""
+
+from autolambda.cli import main
+
+main()

@@ -1,0 +1,155 @@
+"""The ``autolambda`` command line: thin commands that gather options and call one function.
+
+Heavy imports (TensorFlow, MLflow, Optuna) happen inside the commands, so that
+``autolambda --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="autolambda",
+    help="Find out, with data, how L1/L2 regularization should scale with Keras network size.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# Option help texts, shared by commands that take the same option.
+H_STUDY_NAME = "Optuna study name. Default: DATASET-PENALTY (e.g. digits-l2)."
+H_STORAGE = "Optuna storage URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or journal:FILE. Default: sqlite:///autolambda.db."
+H_TRACKING = "MLflow tracking URI: sqlite:///FILE or http://HOST:PORT. Default: sqlite:///mlflow.db."
+
+
+def _fail(exc: Exception) -> None:
+    """Print one line for a user-facing error and exit: 2 for bad input, 1 otherwise."""
+    from autolambda.errors import ConfigError
+
+    typer.echo(f"Error: {exc}", err=True)
+    raise typer.Exit(code=2 if isinstance(exc, (ConfigError,)) else 1)
+
+
+def _quiet_frameworks() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING lines
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", module="keras")
+
+
+@app.command()
+def tune(
+    trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="Finished trials the study holds at the end (tops up a resumed study). Default: 100.")] = None,
+    study: Annotated[Optional[Path], typer.Option("--study", help="TOML study file (see studies/); CLI options override it.")] = None,
+    study_name: Annotated[Optional[str], typer.Option(help=H_STUDY_NAME)] = None,
+    storage: Annotated[Optional[str], typer.Option(help=H_STORAGE)] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help=H_TRACKING)] = None,
+    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name. Default: autolambda.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="digits (default, bundled), mnist, fashion_mnist, cifar10, a .npz file or a folder of class sub-folders.")] = None,
+    n_train: Annotated[Optional[int], typer.Option(help="Training images kept (seeded, stratified subset). Default: 400.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per trial (the training budget). Default: 30.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size. Default: 32.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Fixed learning rate. Default: 1e-3.")] = None,
+    penalty: Annotated[Optional[str], typer.Option(help="l2 (default), l1, l1l2 or weight_decay.")] = None,
+    pruner: Annotated[Optional[str], typer.Option(help="median (default), hyperband, successive-halving or none.")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="tpe (default), random, qmc or gp.")] = None,
+    score: Annotated[Optional[str], typer.Option(help="final (mean of the last epochs, default) or best (best epoch; early stopping hides lambda).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the sampler, the data split and the trials. Default: 0.")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
+    trainer: Annotated[Optional[str], typer.Option(help="keras (default) or surrogate (a stand-in with a planted alpha; no TensorFlow).")] = None,
+    planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
+    progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
+) -> None:
+    """Run (or resume) a lambda-scaling study; log it to MLflow; print the best lambda per width."""
+    from autolambda.config import load_config
+    from autolambda.errors import AutolambdaError
+
+    try:
+        config = load_config(
+            study,
+            trials=trials,
+            study_name=study_name,
+            storage=storage,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            dataset=dataset,
+            n_train=n_train,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            penalty=penalty,
+            pruner=pruner,
+            sampler=sampler,
+            score=score,
+            seed=seed,
+            timeout=timeout,
+            trainer=trainer,
+            planted_alpha=planted_alpha,
+        )
+    except AutolambdaError as exc:
+        _fail(exc)
+    _quiet_frameworks()
+    from autolambda.report import print_tune_summary, progress_callback
+    from autolambda.study import run_study
+
+    bar = progress_callback(config.trials, enabled=progress)
+    try:
+        with bar:
+            result = run_study(config, callbacks=[bar], track=not no_mlflow, on_start=bar.start)
+    except AutolambdaError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("\nInterrupted: finished trials are saved; run the same command again to continue.", err=True)
+        raise typer.Exit(code=130) from None
+    print_tune_summary(result)
+
+
+@app.command()
+def ui(
+    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING)] = "sqlite:///mlflow.db",
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the UI.")] = 5000,
+) -> None:
+    """Start the MLflow UI on the project's tracking store (Ctrl-C stops it)."""
+    import subprocess
+
+    from autolambda.config import check_tracking_uri, redact
+    from autolambda.errors import AutolambdaError
+
+    try:
+        check_tracking_uri(tracking_uri)
+        if tracking_uri.startswith(("http://", "https://")):
+            raise AutolambdaError(f"{redact(tracking_uri)} is already a tracking server: open it in a browser.")
+    except AutolambdaError as exc:
+        _fail(exc)
+    typer.echo(f"MLflow UI for {redact(tracking_uri)} at http://{host}:{port} (Ctrl-C to stop)")
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+           "--host", host, "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(cmd)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        code = proc.wait(timeout=30)
+    raise typer.Exit(code=0 if code in (0, -15, 143) else code)
+
+
+def main() -> Any:
+    """Entry point of the ``autolambda`` script."""
+    return app()
+
+
+if __name__ == "__main__":
+    main()

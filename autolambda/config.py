@@ -1,0 +1,253 @@
+"""``StudyConfig``: a study file (TOML) and CLI options, validated once.
+
+Top-level keys of a study file are ``StudyConfig`` fields; a ``[space]`` table holds the
+``SearchSpace`` fields. CLI options override the file. Unknown keys are an error that
+names the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from autolambda.data import BUILTIN
+from autolambda.errors import ConfigError
+from autolambda.objective import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_N_TRAIN, DEFAULT_SCORE_WINDOW, SCORES
+from autolambda.space import SearchSpace
+from autolambda.trainers import TRAINERS
+
+PRUNERS = ("median", "hyperband", "successive-halving", "none")
+SAMPLERS = ("tpe", "random", "qmc", "gp")
+STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything ``autolambda tune`` needs; the defaults are the embedded digits study."""
+
+    # Name of the Optuna study; by default derived from dataset and penalty, so runs with
+    # other settings do not land in the same study by accident.
+    study_name: str | None = None
+    # Optuna storage: a SQLite file in the current folder, or postgresql://... to share.
+    storage: str = "sqlite:///autolambda.db"
+    # MLflow tracking store; MLflow 3.13+ refuses a plain ./mlruns, SQLite is its default.
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "autolambda"
+    # Total finished (complete + pruned) trials the study holds when tune ends.
+    trials: int = 100
+    # Seconds after which tune stops starting new trials (None: no limit).
+    timeout: float | None = None
+    dataset: str = "digits"
+    # Small training set: a net that can overfit is one where the penalty matters.
+    n_train: int | None = DEFAULT_N_TRAIN
+    n_val: int | None = None
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = 0
+    # final: mean of the last epochs (default); best: best epoch (early stopping hides lambda).
+    score: str = "final"
+    score_window: int = DEFAULT_SCORE_WINDOW
+    pruner: str = "median"
+    sampler: str = "tpe"
+    trainer: str = "keras"
+    # Only with trainer = "surrogate": the exponent the stand-in trainer plants.
+    planted_alpha: float = 0.0
+    # Reference parameter count; None: geometric mean of the space's smallest and largest N.
+    n_ref: float | None = None
+    space: SearchSpace = field(default_factory=SearchSpace)
+
+    def __post_init__(self) -> None:
+        _int_at_least("trials", self.trials, 1)
+        _int_at_least("epochs", self.epochs, 1)
+        _int_at_least("batch_size", self.batch_size, 1)
+        _int_at_least("score_window", self.score_window, 1)
+        _int_at_least("seed", self.seed, 0)
+        for name in ("n_train", "n_val"):
+            if getattr(self, name) is not None:
+                _int_at_least(name, getattr(self, name), 2)
+        if self.timeout is not None and not (_is_number(self.timeout) and self.timeout > 0):
+            raise ConfigError(f"timeout must be a positive number of seconds but got {self.timeout!r}.")
+        if self.n_ref is not None and not (_is_number(self.n_ref) and self.n_ref > 0):
+            raise ConfigError(f"n_ref must be a positive number but got {self.n_ref!r}.")
+        if not _is_number(self.planted_alpha):
+            raise ConfigError(f"planted_alpha must be a number but got {self.planted_alpha!r}.")
+        _one_of("score", self.score, SCORES)
+        _one_of("pruner", self.pruner, PRUNERS)
+        _one_of("sampler", self.sampler, SAMPLERS)
+        _one_of("trainer", self.trainer, TRAINERS)
+        if self.study_name is not None and (not isinstance(self.study_name, str) or not self.study_name.strip()):
+            raise ConfigError(f"study_name must be a non-empty string but got {self.study_name!r}.")
+        if not isinstance(self.experiment, str) or not self.experiment.strip():
+            raise ConfigError(f"experiment must be a non-empty string but got {self.experiment!r}.")
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ConfigError(f"dataset must be a name ({', '.join(BUILTIN)}) or a path but got {self.dataset!r}.")
+        check_storage_url(self.storage)
+        check_tracking_uri(self.tracking_uri)
+
+    @property
+    def name(self) -> str:
+        """The study name in effect."""
+        if self.study_name:
+            return self.study_name
+        penalty = self.space.penalty if isinstance(self.space.penalty, str) else "mixed"
+        stem = Path(self.dataset).stem if self.dataset not in BUILTIN else self.dataset
+        suffix = "-surrogate" if self.trainer == "surrogate" else ""
+        return f"{stem}-{penalty}{suffix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready form (the space as a nested dict)."""
+        out = asdict(self)
+        out["space"] = self.space.to_dict()
+        out["study_name"] = self.name
+        return out
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that define what a study's trials mean.
+
+        A study resumed with another fingerprint would mix incomparable trials; budget,
+        time limit and where things are stored are not part of it.
+        """
+        out = self.to_dict()
+        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner"):
+            out.pop(key)
+        return out
+
+    def objective(self):
+        """The ``LambdaScalingObjective`` this configuration describes."""
+        from autolambda.objective import LambdaScalingObjective
+
+        return LambdaScalingObjective(
+            self.dataset,
+            self.space,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            n_train=self.n_train,
+            n_val=self.n_val,
+            score=self.score,
+            score_window=self.score_window,
+            trainer=self.trainer,
+            planted_alpha=self.planted_alpha,
+            n_ref=self.n_ref,
+        )
+
+
+def load_config(study_file: str | Path | None = None, **overrides: Any) -> StudyConfig:
+    """Read a study file (if any) and apply ``overrides`` (``None`` values are ignored).
+
+    ``overrides`` may hold StudyConfig fields and, for convenience, ``penalty`` and
+    ``learning_rate``, which go into the space.
+    """
+    data: dict[str, Any] = {}
+    if study_file is not None:
+        path = Path(study_file)
+        if not path.is_file():
+            raise ConfigError(f"study file {str(study_file)!r} does not exist.")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"study file {str(study_file)!r} is not valid TOML: {exc}.") from None
+    space_data = data.pop("space", {})
+    if not isinstance(space_data, dict):
+        raise ConfigError("study file key 'space' must be a table ([space]).")
+    known = {f.name for f in fields(StudyConfig)} - {"space"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown key {key!r} in study file; allowed: {', '.join(sorted(known | {'space'}))}.")
+    space_known = {f.name for f in fields(SearchSpace)}
+    for key in space_data:
+        if key not in space_known:
+            raise ConfigError(f"unknown key 'space.{key}' in study file; allowed: {', '.join(sorted(space_known))}.")
+    for key in ("penalty", "learning_rate"):
+        if overrides.get(key) is not None:
+            space_data[key] = overrides.pop(key)
+        else:
+            overrides.pop(key, None)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        space = SearchSpace(**space_data)
+        return StudyConfig(**data, space=space)
+    except TypeError as exc:  # a wrongly typed value the dataclass could not take
+        raise ConfigError(str(exc)) from None
+
+
+def with_overrides(config: StudyConfig, **changes: Any) -> StudyConfig:
+    """A copy of ``config`` with ``changes`` applied (and validated)."""
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+def check_storage_url(url: str) -> None:
+    """Raise ``ConfigError`` unless ``url`` looks like an Optuna storage URL or journal file."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"storage must be a URL such as sqlite:///autolambda.db but got {url!r}.")
+    if url.startswith("journal:"):
+        if not url[len("journal:"):]:
+            raise ConfigError("storage 'journal:' needs a file path, e.g. journal:./autolambda.journal.")
+        return
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if "://" not in url or scheme not in STORAGE_SCHEMES:
+        raise ConfigError(
+            f"storage {redact(url)!r} is not a storage URL; use sqlite:///FILE, "
+            "postgresql://USER:PASSWORD@HOST/DB or journal:FILE."
+        )
+    if scheme == "sqlite" and not url.startswith("sqlite:///"):
+        raise ConfigError(f"storage {redact(url)!r}: a SQLite URL needs three slashes, e.g. sqlite:///autolambda.db.")
+    if scheme.startswith("postgresql") and not parts.hostname and "host=" not in parts.query:
+        raise ConfigError(f"storage {redact(url)!r} names no host; e.g. postgresql://user@127.0.0.1:5432/optuna.")
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Raise ``ConfigError`` unless ``uri`` is an MLflow tracking URI this tool can use."""
+    if not isinstance(uri, str) or not uri:
+        raise ConfigError(f"tracking_uri must be a URI such as sqlite:///mlflow.db but got {uri!r}.")
+    scheme = urlsplit(uri).scheme.lower()
+    allowed = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "http", "https", "databricks")
+    if scheme not in allowed or "://" not in uri and scheme != "databricks":
+        raise ConfigError(
+            f"tracking URI {redact(uri)!r} is not supported; use sqlite:///mlflow.db, http://HOST:PORT "
+            "or postgresql://... (MLflow 3.13+ refuses a plain ./mlruns folder)."
+        )
+    if scheme == "sqlite" and not uri.startswith("sqlite:///"):
+        raise ConfigError(f"tracking URI {redact(uri)!r}: a SQLite URI needs three slashes, e.g. sqlite:///mlflow.db.")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to log and print).
+
+    Example:
+        >>> redact("postgresql://al:secret@127.0.0.1/optuna")
+        'postgresql://al:***@127.0.0.1/optuna'
+    """
+    if not isinstance(url, str):
+        return repr(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    out = url
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        out = parts._replace(netloc=netloc).geturl()
+    import re
+
+    # libpq-style password=... in query strings
+    return re.sub(r"(password=)[^&;\s]+", r"\1***", out, flags=re.IGNORECASE)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int_at_least(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum} but got {value!r}.")
+
+
+def _one_of(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)} but got {value!r}.")

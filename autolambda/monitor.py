@@ -1,0 +1,79 @@
+"""Per-epoch bookkeeping shared by every trainer: history, divergence, pruning.
+
+Framework-free, so the Keras trainer (through a thin Keras callback) and the surrogate
+trainer go through exactly the same reporting, pruning and divergence path.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import optuna
+
+from autolambda.errors import TrialDiverged
+
+
+class TrialMonitor:
+    """Record each epoch's metrics, stop on divergence, report and prune.
+
+    Args:
+        trial: The Optuna trial (``FixedTrial`` and multi-objective trials are fine:
+            they are not reported to, as Optuna cannot prune them).
+        monitor: Penalty-free metric reported to the pruner (``val_ce`` by default;
+            never ``val_loss``, which includes the penalty).
+        divergence_threshold: A training cross-entropy above this counts as diverged,
+            as does any NaN/inf in the loss or the monitored metric. ``None``: only NaN/inf.
+        prune: Ask the pruner after each epoch.
+    """
+
+    def __init__(
+        self,
+        trial: Any,
+        *,
+        monitor: str = "val_ce",
+        divergence_threshold: float | None = None,
+        prune: bool = True,
+    ) -> None:
+        self.trial = trial
+        self.monitor = monitor
+        self.divergence_threshold = divergence_threshold
+        self.history: dict[str, list[float]] = {}
+        self.epochs_run = 0
+        self._prune = prune and _can_prune(trial)
+        self._warned = False
+
+    def on_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        """Take epoch ``epoch``'s (0-based) metrics; may raise ``TrialDiverged`` or ``TrialPruned``."""
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        self.epochs_run = epoch + 1
+        for key in ("train_loss", "loss", self.monitor):
+            value = logs.get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise TrialDiverged(epoch, f"{key} is {float(value)}")
+        train_ce = logs.get("train_ce")
+        if (
+            self.divergence_threshold is not None
+            and train_ce is not None
+            and float(train_ce) > self.divergence_threshold
+        ):
+            raise TrialDiverged(epoch, f"train_ce {float(train_ce):.4g} > {self.divergence_threshold:g}")
+        value = logs.get(self.monitor)
+        if value is None:
+            if not self._warned:
+                warnings.warn(f"metric {self.monitor!r} is not in the epoch logs ({sorted(logs)}); not pruning.")
+                self._warned = True
+            return
+        if self._prune:
+            self.trial.report(float(value), step=epoch)
+            if self.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor}={float(value):.4g}).")
+
+
+def _can_prune(trial: Any) -> bool:
+    study = getattr(trial, "study", None)
+    if study is None:  # FixedTrial and friends: report() is a no-op anyway
+        return hasattr(trial, "report")
+    return len(study.directions) == 1

@@ -1,0 +1,219 @@
+"""``LambdaScalingObjective``: the importable, picklable Optuna objective.
+
+Per trial: suggest parameters, count N, compute ``lambda_eff``, train, and return the
+**penalty-free** validation cross-entropy averaged over the last epochs of the budget.
+Keras' ``val_loss`` includes the penalty and is never used for scoring; picking the best
+epoch is early stopping, which hides lambda's effect, so it is an option, not the default.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import optuna
+
+from autolambda.data import Dataset, load_dataset
+from autolambda.errors import ConfigError, TrialDiverged
+from autolambda.monitor import TrialMonitor
+from autolambda.scaling import count_convnet_params, lambda_eff
+from autolambda.space import SearchSpace, suggest_params
+from autolambda.trainers import TRAINERS, make_trainer
+
+SCORES = ("final", "best")
+OBJECTIVE_VALUES = ("val_ce", "val_accuracy", "n_params", "train_seconds")
+
+# The regime in which lambda matters on digits (see BENCHMARKS.md / DESIGN.md): enough
+# epochs that the nets overfit 400 images, so the penalty has something to fix.
+DEFAULT_EPOCHS = 30
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_N_TRAIN = 400
+DEFAULT_SCORE_WINDOW = 5
+
+
+class LambdaScalingObjective:
+    """Optuna objective searching ``lambda0``, ``alpha`` and width of a Conv2D net.
+
+    Args:
+        dataset: Data set name or path (see ``autolambda.load_dataset``).
+        space: The search space; ``SearchSpace()`` by default.
+        epochs: Training budget per trial.
+        batch_size: Mini-batch size.
+        seed: Base seed; trial ``k`` trains with ``seed + k``; also seeds the data split.
+        n_train: Training images kept (a seeded, stratified subset); ``None`` keeps all.
+        n_val: Validation images kept; ``None`` keeps all.
+        score: ``"final"`` (mean of the last ``score_window`` epochs, the default) or
+            ``"best"`` (the best epoch: early stopping, which hides lambda's effect).
+        score_window: Epochs averaged by ``"final"`` scoring (one epoch is noisy under Adam).
+        trainer: ``"keras"`` or ``"surrogate"`` (the stand-in with a planted answer).
+        planted_alpha: The surrogate's planted exponent.
+        n_ref: Reference parameter count; by default the geometric mean of the smallest
+            and largest model in ``space``. Stored on the study so every trial shares it.
+        divergence_threshold: Training cross-entropy above which a trial counts as diverged.
+        objectives: What ``__call__`` returns: one name gives a float, several a tuple,
+            for multi-objective studies (``val_ce``, ``val_accuracy``, ``n_params``,
+            ``train_seconds``).
+
+    Example:
+        >>> import optuna
+        >>> study = optuna.create_study(pruner=optuna.pruners.MedianPruner())  # doctest: +SKIP
+        >>> study.optimize(LambdaScalingObjective(epochs=3), n_trials=20)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        dataset: str = "digits",
+        space: SearchSpace | None = None,
+        *,
+        epochs: int = DEFAULT_EPOCHS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        seed: int = 0,
+        n_train: int | None = DEFAULT_N_TRAIN,
+        n_val: int | None = None,
+        score: str = "final",
+        score_window: int = DEFAULT_SCORE_WINDOW,
+        trainer: str = "keras",
+        planted_alpha: float = 0.0,
+        n_ref: float | None = None,
+        divergence_threshold: float | None = 1e3,
+        objectives: tuple[str, ...] | str = ("val_ce",),
+    ) -> None:
+        _positive_int("epochs", epochs)
+        _positive_int("batch_size", batch_size)
+        _positive_int("score_window", score_window)
+        if score not in SCORES:
+            raise ConfigError(f"score must be one of {', '.join(SCORES)} but got {score!r}.")
+        if trainer not in TRAINERS:
+            raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)} but got {trainer!r}.")
+        if n_ref is not None and not (isinstance(n_ref, (int, float)) and n_ref > 0):
+            raise ConfigError(f"n_ref must be a positive number but got {n_ref!r}.")
+        objectives = (objectives,) if isinstance(objectives, str) else tuple(objectives)
+        if not objectives or any(o not in OBJECTIVE_VALUES for o in objectives):
+            raise ConfigError(f"objectives must be names from {', '.join(OBJECTIVE_VALUES)} but got {objectives!r}.")
+        self.dataset = dataset
+        self.space = space if space is not None else SearchSpace()
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.seed = seed
+        self.n_train = n_train
+        self.n_val = n_val
+        self.score = score
+        self.score_window = score_window
+        self.trainer = trainer
+        self.planted_alpha = float(planted_alpha)
+        self.n_ref = n_ref
+        self.divergence_threshold = divergence_threshold
+        self.objectives = objectives
+
+    def load_data(self) -> Dataset:
+        """The data set this objective trains on (cached per process)."""
+        return load_dataset(self.dataset, n_train=self.n_train, n_val=self.n_val, seed=self.seed)
+
+    def resolve_n_ref(self, study: Any | None, data: Dataset | None = None) -> float:
+        """The study's reference count: stored on the study on first use, then reused."""
+        data = data or self.load_data()
+        computed = float(self.n_ref or self.space.default_n_ref(data.input_shape, data.n_classes))
+        if study is None:
+            return computed
+        stored = study.user_attrs.get("n_ref")
+        if stored is None:
+            study.set_user_attr("n_ref", computed)
+            return computed
+        if self.n_ref is not None and not math.isclose(float(stored), float(self.n_ref), rel_tol=1e-9):
+            raise ConfigError(f"n_ref={self.n_ref!r} differs from the study's stored n_ref={stored!r}.")
+        return float(stored)
+
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float | tuple[float, ...]:
+        """Train one trial and return its penalty-free score (see class docstring)."""
+        data = self.load_data()
+        n_ref = self.resolve_n_ref(getattr(trial, "study", None), data)
+        params = suggest_params(trial, self.space)
+        n_params = count_convnet_params(params.width, params.depth, params.kernel_size, data.input_shape, data.n_classes)
+        strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
+        for key, value in (
+            ("n_params", n_params),
+            ("lambda_eff", strength),
+            ("n_ref", n_ref),
+            ("width", params.width),
+            ("trial_params", params.as_dict()),
+            ("trainer", self.trainer),
+        ):
+            trial.set_user_attr(key, value)
+        monitor = TrialMonitor(trial, monitor="val_ce", divergence_threshold=self.divergence_threshold)
+        trainer = make_trainer(self.trainer, planted_alpha=self.planted_alpha)
+        number = getattr(trial, "number", 0) or 0
+        started = time.perf_counter()
+        try:
+            trainer.train(
+                params,
+                n_params=n_params,
+                strength=strength,
+                data=data,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                seed=self.seed + number,
+                on_epoch=monitor.on_epoch,
+            )
+        except TrialDiverged as exc:
+            trial.set_user_attr("diverged_at_epoch", exc.epoch)
+            trial.set_user_attr("divergence_reason", exc.reason)
+            raise optuna.TrialPruned(str(exc)) from None
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        finally:
+            trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
+            trial.set_user_attr("epochs_run", monitor.epochs_run)
+            trial.set_user_attr("history", monitor.history)
+        values = {
+            "val_ce": score_history(monitor.history["val_ce"], self.score, self.score_window),
+            "val_accuracy": score_history(monitor.history["val_accuracy"], "final", self.score_window)
+            if "val_accuracy" in monitor.history
+            else float("nan"),
+            "n_params": float(n_params),
+            "train_seconds": time.perf_counter() - started,
+        }
+        out = tuple(values[name] for name in self.objectives)
+        return out[0] if len(out) == 1 else out
+
+    def config(self) -> dict[str, Any]:
+        """The objective's settings, for the study's record and MLflow."""
+        return {
+            "dataset": self.dataset,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+            "score": self.score,
+            "score_window": self.score_window,
+            "trainer": self.trainer,
+            "planted_alpha": self.planted_alpha,
+            "divergence_threshold": self.divergence_threshold,
+            "space": self.space.to_dict(),
+        }
+
+
+def score_history(values: list[float], score: str = "final", window: int = DEFAULT_SCORE_WINDOW) -> float:
+    """Score a per-epoch metric history: mean of the last ``window`` values, or the best (min).
+
+    Example:
+        >>> score_history([1.0, 0.5, 0.7, 0.6], "final", 2)
+        0.6499999999999999
+        >>> score_history([1.0, 0.5, 0.7, 0.6], "best")
+        0.5
+    """
+    if not values:
+        raise ValueError("no epochs to score.")
+    if score == "best":
+        return float(min(values))
+    tail = values[-window:]
+    return float(sum(tail) / len(tail))
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer but got {value!r}.")

@@ -1,0 +1,111 @@
+"""The math: parameter counting, the lambda scaling rule, and the penalty factory.
+
+The rule is ``lambda_eff = lambda0 * (N / N_ref) ** -alpha`` where ``N`` is the model's
+trainable parameter count (biases included). ``alpha = 0`` keeps one lambda for every
+size, ``alpha = 1`` makes it inversely proportional to ``N``, negative alpha grows it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from autolambda.errors import ConfigError
+
+#: Penalty kinds. ``l2``/``l1``/``l1l2`` go in the loss as Keras kernel regularizers
+#: (Keras ``L2(l)`` is ``l * sum(w**2)``, no 1/2); ``weight_decay`` is decoupled and
+#: applied by the optimizer, the comparison arm the literature talks about.
+PENALTIES = ("l2", "l1", "l1l2", "weight_decay")
+
+
+def lambda_eff(lambda0: float, alpha: float, n_params: float, n_ref: float) -> float:
+    """Return the effective penalty strength for a model of ``n_params`` parameters.
+
+    Args:
+        lambda0: Penalty strength at the reference size ``n_ref`` (> 0).
+        alpha: Scaling exponent; any finite number.
+        n_params: Trainable parameter count of the model (> 0).
+        n_ref: Reference parameter count, fixed per study (> 0).
+
+    Example:
+        >>> lambda_eff(1e-3, 1.0, 2000, 1000)
+        0.0005
+    """
+    for name, value in (("lambda0", lambda0), ("n_params", n_params), ("n_ref", n_ref)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a positive finite number but got {value!r}.")
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha)):
+        raise ConfigError(f"alpha must be a finite number but got {alpha!r}.")
+    return float(lambda0) * (float(n_params) / float(n_ref)) ** (-float(alpha))
+
+
+def count_conv2d_params(
+    filters: int, kernel_size: tuple[int, int], in_channels: int, *, use_bias: bool = True
+) -> int:
+    """Trainable parameters of one Conv2D layer: ``filters * (kh * kw * in + 1)``.
+
+    Example:
+        >>> count_conv2d_params(20, (2, 3), 10)  # the motivating question's layer
+        1220
+    """
+    kh, kw = kernel_size
+    return filters * (kh * kw * in_channels + (1 if use_bias else 0))
+
+
+def convnet_layout(
+    width: int, depth: int, input_shape: tuple[int, int, int]
+) -> list[tuple[int, bool]]:
+    """Filter count and pooling decision of each conv block of ``build_convnet``.
+
+    Block ``i`` has ``width * 2**i`` filters; it is followed by 2x2 max-pooling while
+    the pooled map stays at least 4x4, so small inputs (digits' 8x8) keep a spatial map.
+    The one definition shared by the model builder and the parameter count.
+    """
+    height, wide, _ = input_shape
+    layout = []
+    for i in range(depth):
+        pool = height // 2 >= 4 and wide // 2 >= 4
+        if pool:
+            height, wide = height // 2, wide // 2
+        layout.append((width * 2**i, pool))
+    return layout
+
+
+def count_convnet_params(
+    width: int,
+    depth: int,
+    kernel_size: tuple[int, int],
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+) -> int:
+    """Trainable parameters of ``build_convnet`` without building it (no TensorFlow).
+
+    Equals ``model.count_params()`` of the built Keras model (a test checks it).
+    """
+    height, wide, channels = input_shape
+    total = 0
+    for filters, pool in convnet_layout(width, depth, input_shape):
+        total += count_conv2d_params(filters, kernel_size, channels)
+        channels = filters
+        if pool:
+            height, wide = height // 2, wide // 2
+    return total + height * wide * channels * n_classes + n_classes
+
+
+def make_regularizer(penalty: str, strength: float, *, l1_ratio: float = 0.5) -> Any:
+    """Keras regularizer for an in-loss penalty, or ``None`` for ``weight_decay``.
+
+    ``l1l2`` splits ``strength`` as ``l1 = l1_ratio * strength`` and
+    ``l2 = (1 - l1_ratio) * strength``.
+    """
+    if penalty not in PENALTIES:
+        raise ConfigError(f"penalty must be one of {', '.join(PENALTIES)} but got {penalty!r}.")
+    if penalty == "weight_decay":
+        return None
+    from keras import regularizers
+
+    if penalty == "l2":
+        return regularizers.L2(strength)
+    if penalty == "l1":
+        return regularizers.L1(strength)
+    return regularizers.L1L2(l1=l1_ratio * strength, l2=(1.0 - l1_ratio) * strength)

@@ -1,0 +1,245 @@
+"""Create or resume a study from a ``StudyConfig`` and run it to its trial budget.
+
+``--trials N`` means the study holds N finished (complete or pruned) trials at the end:
+running the same command again tops an interrupted study up, and never duplicates work.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autolambda.config import StudyConfig, redact
+from autolambda.errors import AutolambdaError, ConfigError
+
+CONFIG_KEY = "autolambda_config"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+log = logging.getLogger("autolambda")
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner called ``name``, scaled to an ``epochs`` budget."""
+    if name == "median":
+        # Wait for a third of the budget: early val loss says little about the final one.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 3))
+    if name == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 9))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 9), max_resource=epochs)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"unknown pruner {name!r}.")
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler called ``name``, seeded."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ConfigError(f"unknown sampler {name!r}.")
+
+
+def make_storage(url: str) -> Any:
+    """An Optuna storage for ``url`` (``journal:FILE`` is a journal file storage)."""
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
+    return url
+
+
+def open_study(config: StudyConfig, *, create: bool = True) -> optuna.Study:
+    """Create the study, or load it and check it was made with the same settings.
+
+    Raises:
+        ConfigError: the name exists with another configuration or direction.
+        AutolambdaError: the storage cannot be reached, or (``create=False``) no such study.
+    """
+    storage = make_storage(config.storage)
+    try:
+        summaries = optuna.get_all_study_summaries(storage) if create or True else []
+    except Exception as exc:
+        raise AutolambdaError(f"Optuna storage {redact(config.storage)} is not reachable: {_short(exc)}") from None
+    existing = {s.study_name: s for s in summaries}
+    if config.name in existing:
+        summary = existing[config.name]
+        if summary.directions != [optuna.study.StudyDirection.MINIMIZE]:
+            raise ConfigError(
+                f"study {config.name!r} exists with direction(s) {[d.name for d in summary.directions]}; "
+                "autolambda minimises the validation loss: pick another --study-name."
+            )
+        stored = summary.user_attrs.get(CONFIG_KEY)
+        if stored is not None:
+            diff = _diff(stored, config.fingerprint())
+            if diff:
+                raise ConfigError(
+                    f"study {config.name!r} exists with a different configuration ({diff}); "
+                    "use --study-name to start a new study."
+                )
+    elif not create:
+        names = ", ".join(sorted(existing)) or "none"
+        raise AutolambdaError(f"no study {config.name!r} in {redact(config.storage)} (studies there: {names}).")
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        sampler=make_sampler(config.sampler, config.seed),
+        pruner=make_pruner(config.pruner, config.epochs),
+        direction="minimize",
+        load_if_exists=True,
+    )
+    if CONFIG_KEY not in study.user_attrs:
+        study.set_user_attr(CONFIG_KEY, config.fingerprint())
+    return study
+
+
+def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials per autolambda state (complete, pruned, diverged, failed, running)."""
+    from autolambda.tracking import trial_state
+
+    out = {"complete": 0, "pruned": 0, "diverged": 0, "failed": 0, "running": 0}
+    for t in trials:
+        out[trial_state(t)] += 1
+    return out
+
+
+@dataclass
+class TuneResult:
+    """What ``run_study`` did: the study, and what to print at the end."""
+
+    study: optuna.Study
+    config: StudyConfig
+    new_trials: int
+    parent_run_id: str | None = None
+    unlogged_trials: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Best trial, trials per state, best lambda_eff per width (JSON-ready)."""
+        trials = self.study.get_trials(deepcopy=False)
+        out: dict[str, Any] = {"study_name": self.study.study_name, "n_trials": len(trials)}
+        out["states"] = count_states(trials)
+        done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        if done:
+            best = min(done, key=lambda t: t.value)
+            out["best"] = {
+                "number": best.number,
+                "value": best.value,
+                "params": best.params,
+                "n_params": best.user_attrs.get("n_params"),
+                "lambda_eff": best.user_attrs.get("lambda_eff"),
+            }
+        per_width: dict[int, dict[str, Any]] = {}
+        from autolambda.tracking import trial_state
+
+        for t in trials:
+            width = t.user_attrs.get("width", t.params.get("width"))
+            if width is None:
+                continue
+            row = per_width.setdefault(int(width), {"width": int(width), "n_params": t.user_attrs.get("n_params"),
+                                                    "complete": 0, "pruned": 0, "diverged": 0, "failed": 0,
+                                                    "best_value": None, "best_lambda_eff": None})
+            state = trial_state(t)
+            if state in row:
+                row[state] += 1
+            if t.state == TrialState.COMPLETE and t.value is not None and (
+                row["best_value"] is None or t.value < row["best_value"]
+            ):
+                row["best_value"] = t.value
+                row["best_lambda_eff"] = t.user_attrs.get("lambda_eff")
+        out["per_width"] = [per_width[w] for w in sorted(per_width)]
+        return out
+
+
+def run_study(
+    config: StudyConfig,
+    *,
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
+    track: bool = True,
+    on_start: Callable[[optuna.Study, int], None] | None = None,
+) -> TuneResult:
+    """Run (or resume) the study of ``config`` until it holds ``config.trials`` finished trials.
+
+    Checks both stores before training anything; bad input raises before anything is
+    written. Extra ``callbacks`` (a progress bar, say) run after each trial.
+    """
+    objective = config.objective()
+    objective.load_data()  # a bad data set fails here, before a study exists
+    tracker = None
+    if track:
+        from autolambda.tracking import MLflowTracker
+
+        tracker = MLflowTracker(config.tracking_uri, config.experiment)
+        tracker.check_reachable()
+    study = open_study(config)
+    n_ref = objective.resolve_n_ref(study)
+    if tracker is not None:
+        tracker.start(study, config.to_dict() | {"n_ref": n_ref, "storage": redact(config.storage)})
+    done = _n_finished(study)
+    remaining = max(0, config.trials - done)
+    if on_start is not None:
+        on_start(study, done)
+    # Trials stop when the study (shared by all workers) holds the requested total.
+    stopper = optuna.study.MaxTrialsCallback(config.trials, states=FINISHED)
+    all_callbacks = ([tracker] if tracker else []) + list(callbacks or []) + [stopper]
+    before = len(study.trials)
+    status = "FINISHED"
+    try:
+        if remaining > 0:
+            study.optimize(
+                objective,
+                n_trials=None,
+                timeout=config.timeout,
+                callbacks=all_callbacks,
+                catch=(Exception,),
+                gc_after_trial=False,
+            )
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        result = TuneResult(study, config, len(study.trials) - before)
+        if tracker is not None:
+            result.parent_run_id = tracker.parent_run_id
+            result.unlogged_trials = list(tracker.failed_trials)
+            try:
+                tracker.finish(study, result.summary(), status=status)
+            except Exception as exc:
+                log.warning("could not close the MLflow parent run: %s", _short(exc))
+    return result
+
+
+def _n_finished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def _diff(stored: dict[str, Any], current: dict[str, Any]) -> str:
+    a = _flat(stored)
+    b = _flat(current)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return "; ".join(f"{k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in keys[:4])
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.loads(json.dumps(v))
+    return out
+
+
+def _short(exc: Exception) -> str:
+    lines = redact(str(exc)).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]

@@ -1,0 +1,289 @@
+"""MLflow: one parent run per study, one nested child run per trial.
+
+Child runs are written from Optuna's record of the finished trial (its params, user
+attributes and per-epoch history), in one batch per trial. So the Optuna study is the
+single source of truth: logging is off the training hot path, a worker that dies
+mid-trial leaves no half-written run, and MLflow can be back-filled from the study.
+
+Secrets never reach MLflow: URLs are passed through ``redact`` before they are logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from autolambda.config import redact
+from autolambda.errors import AutolambdaError
+
+PARENT_KEY = "mlflow_parent_run_id"
+STATES = ("complete", "pruned", "diverged", "failed", "running")
+#: MLflow run status for each trial state: pruned and diverged trials were stopped on
+#: purpose (KILLED), a trial that raised is FAILED.
+RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "diverged": "KILLED", "failed": "FAILED", "running": "RUNNING"}
+HISTORY_METRICS = ("train_loss", "train_ce", "train_accuracy", "val_loss", "val_ce", "val_accuracy", "reg_term")
+
+
+def trial_state(trial: FrozenTrial) -> str:
+    """``complete``, ``pruned``, ``diverged``, ``failed`` or ``running`` for a trial."""
+    if trial.state == TrialState.COMPLETE:
+        return "complete"
+    if trial.state == TrialState.PRUNED:
+        return "diverged" if "diverged_at_epoch" in trial.user_attrs else "pruned"
+    if trial.state == TrialState.FAIL:
+        return "failed"
+    return "running"
+
+
+def quiet_mlflow() -> None:
+    """Silence MLflow's and Alembic's INFO chatter on store creation and migrations."""
+    for name in ("mlflow", "alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # No usage telemetry: this tool runs on machines with no network but package registries.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+class MLflowTracker:
+    """Log a study to MLflow: a parent run per study and a child run per trial.
+
+    Use as an Optuna callback (``study.optimize(..., callbacks=[tracker])``) after
+    ``tracker.start(study, config)``; ``tracker.finish(study)`` closes the parent run.
+
+    Args:
+        tracking_uri: MLflow tracking URI (``sqlite:///mlflow.db``, ``http://...``).
+        experiment: Experiment name; created if missing.
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str = "autolambda") -> None:
+        quiet_mlflow()
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.parent_run_id: str | None = None
+        self.experiment_id: str | None = None
+        self.failed_trials: list[int] = []
+
+    # -- set-up ------------------------------------------------------------------------
+    def check_reachable(self) -> None:
+        """Raise ``AutolambdaError`` if the tracking store cannot be reached (before training)."""
+        try:
+            self.experiment_id = self._experiment_id()
+        except Exception as exc:
+            raise AutolambdaError(
+                f"MLflow tracking store {redact(self.tracking_uri)} is not reachable: {_short(exc)}"
+            ) from None
+
+    def _experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                self.client.restore_experiment(exp.experiment_id)
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(self.experiment)
+        except Exception:  # another worker created it a moment ago
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    def start(self, study: optuna.Study, config: dict[str, Any]) -> str:
+        """Find the study's parent run (by the id stored on the study) or create it."""
+        if self.experiment_id is None:
+            self.check_reachable()
+        run_id = study.user_attrs.get(PARENT_KEY)
+        if run_id is not None:
+            try:
+                run = self.client.get_run(run_id)
+                if run.info.lifecycle_stage != "deleted":
+                    self.parent_run_id = run_id
+                    if run.info.status != "RUNNING":
+                        self.client.update_run(run_id, status="RUNNING")
+                    return run_id
+            except Exception:
+                pass  # stored id unknown to this tracking store: make a new parent
+        from mlflow.entities import Param, RunTag
+
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=study.study_name,
+            tags={"autolambda.study": study.study_name, "autolambda.role": "study"},
+        )
+        run_id = run.info.run_id
+        params = [Param(k, _param_value(v)) for k, v in _flatten(config).items()]
+        tags = [RunTag(f"version.{pkg}", ver) for pkg, ver in package_versions().items()]
+        commit = git_commit()
+        if commit:
+            tags.append(RunTag("git_commit", commit))
+        self.client.log_batch(run_id, params=params, tags=tags)
+        self.client.log_text(run_id, json.dumps(config, indent=2, default=str), "study_config.json")
+        study.set_user_attr(PARENT_KEY, run_id)
+        self.parent_run_id = run_id
+        return run_id
+
+    # -- per trial --------------------------------------------------------------------
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Optuna callback: log a finished trial as a child run. Never raises: a tracking
+        outage must not cost the study its finished work (the trial is in Optuna and
+        ``autolambda sync`` can back-fill it)."""
+        try:
+            self.log_trial(study, trial)
+        except Exception as exc:
+            self.failed_trials.append(trial.number)
+            logging.getLogger("autolambda").warning(
+                "trial %d not logged to MLflow (%s); run `autolambda sync` later.", trial.number, _short(exc)
+            )
+
+    def log_trial(self, study: optuna.Study, trial: FrozenTrial) -> str:
+        """Write ``trial`` as a child run of the study's parent run; return its id."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        if self.parent_run_id is None:
+            raise AutolambdaError("MLflowTracker.start() was not called.")
+        state = trial_state(trial)
+        start_ms = _ms(trial.datetime_start) or int(time.time() * 1000)
+        end_ms = _ms(trial.datetime_complete) or int(time.time() * 1000)
+        run = self.client.create_run(
+            self.experiment_id,
+            start_time=start_ms,
+            run_name=f"trial-{trial.number:04d}",
+            tags={
+                "mlflow.parentRunId": self.parent_run_id,
+                "autolambda.study": study.study_name,
+                "autolambda.trial_number": str(trial.number),
+                "autolambda.state": state,
+            },
+        )
+        run_id = run.info.run_id
+        attrs = trial.user_attrs
+        params = dict(attrs.get("trial_params", {}))
+        params.update(trial.params)  # what the sampler chose, as Optuna stored it
+        for key in ("n_params", "lambda_eff", "n_ref", "trainer"):
+            if key in attrs:
+                params[key] = attrs[key]
+        metrics = []
+        for key in ("n_params", "lambda_eff", "epochs_run", "train_seconds"):
+            if isinstance(attrs.get(key), (int, float)):
+                metrics.append(Metric(key, float(attrs[key]), end_ms, 0))
+        if trial.value is not None:
+            metrics.append(Metric("objective", float(trial.value), end_ms, 0))
+        elif trial.values:
+            for i, v in enumerate(trial.values):
+                metrics.append(Metric(f"objective_{i}", float(v), end_ms, 0))
+        history = attrs.get("history") or {}
+        n_epochs = max((len(v) for v in history.values()), default=0)
+        span = max(end_ms - start_ms, n_epochs)
+        for key, values in history.items():
+            for step, value in enumerate(values):
+                stamp = start_ms + (span * (step + 1)) // max(n_epochs, 1)
+                metrics.append(Metric(key, float(value), stamp, step))
+        tags = [RunTag("autolambda.width", str(attrs.get("width", params.get("width", ""))))]
+        if "diverged_at_epoch" in attrs:
+            tags.append(RunTag("autolambda.diverged_at_epoch", str(attrs["diverged_at_epoch"])))
+        if "error" in attrs:
+            tags.append(RunTag("autolambda.error", redact(str(attrs["error"]))[:4000]))
+        self.client.log_batch(
+            run_id,
+            metrics=metrics,
+            params=[Param(k, _param_value(v)) for k, v in params.items()],
+            tags=tags,
+        )
+        self.client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms)
+        return run_id
+
+    # -- the end -----------------------------------------------------------------------
+    def finish(self, study: optuna.Study, summary: dict[str, Any] | None = None, *, status: str = "FINISHED") -> None:
+        """Log the best trial and ``summary`` on the parent run and close it."""
+        if self.parent_run_id is None:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = []
+        try:
+            best = study.best_trial
+        except ValueError:
+            best = None
+        if best is not None:
+            metrics.append(Metric("best_value", float(best.value), now, len(study.trials)))
+            metrics.append(Metric("best_trial_number", float(best.number), now, len(study.trials)))
+            for key in ("lambda_eff", "n_params"):
+                if key in best.user_attrs:
+                    metrics.append(Metric(f"best_{key}", float(best.user_attrs[key]), now, len(study.trials)))
+        counts: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            counts[trial_state(t)] = counts.get(trial_state(t), 0) + 1
+        for key, value in counts.items():
+            metrics.append(Metric(f"n_{key}", float(value), now, len(study.trials)))
+        self.client.log_batch(self.parent_run_id, metrics=metrics)
+        if summary is not None:
+            self.client.log_text(self.parent_run_id, json.dumps(summary, indent=2, default=str), "summary.json")
+        self.client.set_terminated(self.parent_run_id, status=status)
+
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        """Upload every file of ``folder`` to the parent run."""
+        if self.parent_run_id is not None:
+            self.client.log_artifacts(self.parent_run_id, str(folder), artifact_path)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape results."""
+    out = {"python": platform.python_version()}
+    for pkg in ("autolambda", "optuna", "tensorflow", "keras", "mlflow", "scikit-learn", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    """The current folder's git commit, when there is one."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, str):
+        return redact(value) if "://" in value else value
+    if isinstance(value, (list, tuple)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _ms(dt: Any) -> int | None:
+    return int(dt.timestamp() * 1000) if dt is not None else None
+
+
+def _short(exc: Exception) -> str:
+    text = redact(str(exc)).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
