@@ -33,7 +33,7 @@ class StudyConfig:
     # other settings do not land in the same study by accident.
     study_name: str | None = None
     # Optuna storage: a SQLite file in the current folder, or postgresql://... to share.
-    storage: str = "sqlite:///autolambda.db"
+    storage: str = "sqlite:///autolambda.db"  # made absolute by load_config
     # MLflow tracking store; MLflow 3.13+ refuses a plain ./mlruns, SQLite is its default.
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "autolambda"
@@ -170,9 +170,24 @@ def load_config(study_file: str | Path | None = None, **overrides: Any) -> Study
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         space = SearchSpace(**space_data)
-        return StudyConfig(**data, space=space)
+        config = StudyConfig(**data, space=space)
     except TypeError as exc:  # a wrongly typed value the dataclass could not take
         raise ConfigError(str(exc)) from None
+    return replace(config, storage=absolute_sqlite(config.storage), tracking_uri=absolute_sqlite(config.tracking_uri))
+
+
+def absolute_sqlite(url: str) -> str:
+    """``sqlite:///rel.db`` made absolute against the current folder.
+
+    Relative SQLite URLs name a different file whenever the folder changes, and MLflow
+    caches one store per URL string in a process; an absolute path avoids both.
+    """
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix):]
+        if rest and not rest.startswith(":memory:"):
+            return prefix + str(Path(rest).resolve())
+    return url
 
 
 def with_overrides(config: StudyConfig, **changes: Any) -> StudyConfig:

@@ -116,11 +116,13 @@ def print_tune_summary(result: Any) -> None:
     if result.unlogged_trials:
         console.print(f"[yellow]Warning:[/yellow] trials {result.unlogged_trials} were not logged to MLflow.")
     name = summary["study_name"]
-    storage = "" if config.storage == "sqlite:///autolambda.db" else f" --storage '{redact(config.storage)}'"
+    from autolambda.config import absolute_sqlite
+
+    storage = "" if config.storage == absolute_sqlite("sqlite:///autolambda.db") else f" --storage '{redact(config.storage)}'"
     console.print("\nNext:")
     console.print(f"  autolambda analyze --study-name {name}{storage}   # which alpha the data support")
     if result.parent_run_id:
-        tracking = "" if config.tracking_uri == "sqlite:///mlflow.db" else f" --tracking-uri '{redact(config.tracking_uri)}'"
+        tracking = "" if config.tracking_uri == absolute_sqlite("sqlite:///mlflow.db") else f" --tracking-uri '{redact(config.tracking_uri)}'"
         console.print(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
 
 

@@ -66,7 +66,7 @@ class SearchSpace:
     # Share of l1 in l1l2; searched when a (low, high) pair.
     l1_ratio: float | Range = 0.5
     # Fixed by default: searching it confounds lambda with the step size.
-    learning_rate: float | Range = 1e-3
+    learning_rate: float | Range = 3e-3
     # Adam is what most Keras users run.
     optimizer: str | tuple[str, ...] = "adam"
     # Biases are usually left unpenalised; turn on to penalise them too.

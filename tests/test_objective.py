@@ -1,0 +1,154 @@
+"""The objective inside plain and foreign Optuna studies (mostly with the surrogate trainer)."""
+
+import pickle
+import subprocess
+import sys
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autolambda import ConfigError, LambdaScalingObjective, SearchSpace, score_history
+from autolambda.trainers import SurrogateTrainer
+
+
+def surrogate(**kwargs):
+    kwargs.setdefault("epochs", 6)
+    return LambdaScalingObjective(trainer="surrogate", **kwargs)
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    """Deterministic: prune at the first report (as optuna.testing's DeterministicPruner(True))."""
+
+    def __init__(self, prune: bool) -> None:
+        self.prune_ = prune
+
+    def prune(self, study, trial) -> bool:
+        return self.prune_
+
+
+def test_import_autolambda_loads_no_framework():
+    code = (
+        "import sys, autolambda; "
+        "autolambda.SearchSpace; autolambda.lambda_eff; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'mlflow') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_pruner_says_prune_trial_is_pruned():
+    study = optuna.create_study(pruner=AlwaysPrune(True))
+    study.optimize(surrogate(), n_trials=3)
+    assert all(t.state == TrialState.PRUNED for t in study.trials)
+    assert all(t.user_attrs["epochs_run"] == 1 for t in study.trials)
+    assert all(len(t.intermediate_values) == 1 for t in study.trials)
+
+
+def test_pruner_says_keep_trial_completes():
+    study = optuna.create_study(pruner=AlwaysPrune(False))
+    study.optimize(surrogate(epochs=7), n_trials=3)
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert all(len(t.intermediate_values) == 7 for t in study.trials)
+
+
+def test_divergence_is_recorded_as_pruned_and_the_study_goes_on():
+    space = SearchSpace(lambda0=(50.0, 100.0), alpha=0.0)  # far beyond the surrogate's divergence
+    study = optuna.create_study()
+    study.optimize(surrogate(space=space, epochs=8), n_trials=2)
+    study.optimize(surrogate(epochs=8), n_trials=1)
+    first = study.trials[0]
+    assert first.state == TrialState.PRUNED
+    assert first.user_attrs["diverged_at_epoch"] == 2
+    assert "nan" in first.user_attrs["divergence_reason"]
+    assert study.trials[2].state == TrialState.COMPLETE
+
+
+def test_final_score_averages_the_last_epochs():
+    study = optuna.create_study()
+    study.optimize(surrogate(epochs=10, score_window=4), n_trials=1)
+    trial = study.trials[0]
+    history = trial.user_attrs["history"]["val_ce"]
+    assert trial.value == pytest.approx(sum(history[-4:]) / 4)
+    study = optuna.create_study()
+    study.optimize(surrogate(epochs=10, score="best"), n_trials=1)
+    assert study.trials[0].value == pytest.approx(min(study.trials[0].user_attrs["history"]["val_ce"]))
+
+
+def test_score_history():
+    assert score_history([3.0, 2.0, 1.0], "final", 2) == pytest.approx(1.5)
+    assert score_history([3.0, 1.0, 2.0], "best") == 1.0
+    assert score_history([2.0], "final", 5) == 2.0
+    with pytest.raises(ValueError):
+        score_history([], "final")
+
+
+def test_user_attributes_and_fixed_n_ref():
+    study = optuna.create_study()
+    study.optimize(surrogate(), n_trials=3)
+    n_ref = study.user_attrs["n_ref"]
+    for t in study.trials:
+        attrs = t.user_attrs
+        assert attrs["n_ref"] == n_ref
+        assert attrs["lambda_eff"] == pytest.approx(t.params["lambda0"] * (attrs["n_params"] / n_ref) ** -t.params["alpha"])
+        assert {"epochs_run", "train_seconds", "width", "history"} <= set(attrs)
+    # Another objective over a narrower space joins the study: the stored n_ref wins.
+    study.optimize(surrogate(space=SearchSpace(widths=(8,))), n_trials=1)
+    assert study.trials[-1].user_attrs["n_ref"] == n_ref
+    with pytest.raises(ConfigError, match="n_ref"):
+        surrogate(n_ref=123.0).resolve_n_ref(study)
+
+
+def test_objective_is_picklable_and_keeps_settings():
+    obj = surrogate(epochs=3, space=SearchSpace(widths=(8, 16)), seed=4)
+    copy = pickle.loads(pickle.dumps(obj))
+    assert copy.config() == obj.config()
+    study = optuna.create_study()
+    study.optimize(copy, n_trials=1)
+    assert study.trials[0].state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize("sampler", [optuna.samplers.TPESampler(seed=0), optuna.samplers.RandomSampler(seed=0)])
+def test_in_a_foreign_study(sampler):
+    study = optuna.create_study(sampler=sampler, pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    study.optimize(surrogate(), n_trials=8)
+    assert len(study.trials) == 8
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+
+
+def test_in_a_multi_objective_study():
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    study.optimize(surrogate(objectives=("val_ce", "n_params")), n_trials=4)
+    assert all(t.state == TrialState.COMPLETE and len(t.values) == 2 for t in study.trials)
+    assert all(t.values[1] == t.user_attrs["n_params"] for t in study.trials)
+
+
+def test_wrapped_by_a_users_objective():
+    objective = surrogate()
+
+    def mine(trial):
+        trial.suggest_int("my_extra", 0, 3)
+        return objective(trial) + 0.0
+
+    study = optuna.create_study()
+    study.optimize(mine, n_trials=3)
+    assert all("my_extra" in t.params and "lambda0" in t.params for t in study.trials)
+
+
+def test_surrogate_plants_its_optimum():
+    sur = SurrogateTrainer(planted_alpha=0.7)
+    n = 10_000
+    star = sur.lambda_star(n)
+    assert sur.final_loss(n, star) < sur.final_loss(n, star * 3) and sur.final_loss(n, star) < sur.final_loss(n, star / 3)
+    assert sur.lambda_star(2 * n) == pytest.approx(star * 2**-0.7)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [({"epochs": 0}, "epochs"), ({"score": "last"}, "score"), ({"trainer": "torch"}, "trainer"),
+     ({"objectives": ("loss",)}, "objectives"), ({"n_ref": -3}, "n_ref")],
+)
+def test_bad_objective_arguments(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        LambdaScalingObjective(**kwargs)

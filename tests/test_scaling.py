@@ -1,0 +1,76 @@
+import math
+
+import pytest
+
+from autolambda import ConfigError, count_conv2d_params, count_convnet_params, lambda_eff
+
+
+def test_lambda_eff_formula():
+    assert lambda_eff(1e-3, 0.0, 5000, 1000) == pytest.approx(1e-3)  # alpha 0: one lambda
+    assert lambda_eff(1e-3, 1.0, 2000, 1000) == pytest.approx(5e-4)  # inversely with N
+    assert lambda_eff(1e-3, -0.5, 4000, 1000) == pytest.approx(2e-3)  # grows with N
+    assert lambda_eff(2e-4, 0.7, 1000, 1000) == pytest.approx(2e-4)  # N = N_ref: lambda0
+    assert lambda_eff(1e-3, 0.25, 16 * 1220, 1220) == pytest.approx(1e-3 * 16**-0.25)
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        ((0.0, 0.0, 10, 10), "lambda0"),
+        ((-1e-3, 0.0, 10, 10), "lambda0"),
+        ((1e-3, 0.0, 0, 10), "n_params"),
+        ((1e-3, 0.0, 10, -5), "n_ref"),
+        ((1e-3, math.nan, 10, 10), "alpha"),
+        ((math.inf, 0.0, 10, 10), "lambda0"),
+    ],
+)
+def test_lambda_eff_rejects_bad_input(args, name):
+    with pytest.raises(ConfigError, match=name):
+        lambda_eff(*args)
+
+
+def test_motivating_example_counts_1220_weights():
+    assert count_conv2d_params(20, (2, 3), 10) == 1220
+
+
+@pytest.mark.parametrize(
+    "width, depth, kernel, shape, classes",
+    [
+        (4, 2, (3, 3), (8, 8, 1), 10),
+        (128, 2, (3, 3), (8, 8, 1), 10),
+        (20, 2, (2, 3), (8, 8, 10), 10),
+        (8, 3, (3, 3), (28, 28, 1), 10),
+        (6, 1, (5, 5), (32, 32, 3), 7),
+    ],
+)
+def test_param_count_matches_keras(width, depth, kernel, shape, classes):
+    keras = pytest.importorskip("keras")
+    from autolambda.model import build_convnet
+
+    model = build_convnet(width, shape, classes, depth=depth, kernel_size=kernel, strength=1e-3)
+    trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == model.count_params()
+    assert count_convnet_params(width, depth, kernel, shape, classes) == trainable
+
+
+def test_keras_counts_the_1220_layer():
+    keras = pytest.importorskip("keras")
+    layer = keras.layers.Conv2D(20, (2, 3))
+    layer.build((None, 8, 8, 10))
+    assert layer.count_params() == 1220
+
+
+def test_regularizers_match_keras_definitions():
+    pytest.importorskip("keras")
+    import numpy as np
+
+    from autolambda import make_regularizer
+
+    w = np.array([[1.0, -2.0], [3.0, 0.5]], dtype="float32")
+    assert float(make_regularizer("l2", 0.1)(w)) == pytest.approx(0.1 * np.sum(w**2))  # no 1/2
+    assert float(make_regularizer("l1", 0.1)(w)) == pytest.approx(0.1 * np.sum(np.abs(w)))
+    l1l2 = float(make_regularizer("l1l2", 0.1, l1_ratio=0.25)(w))
+    assert l1l2 == pytest.approx(0.025 * np.sum(np.abs(w)) + 0.075 * np.sum(w**2))
+    assert make_regularizer("weight_decay", 0.1) is None
+    with pytest.raises(ConfigError, match="penalty"):
+        make_regularizer("l3", 0.1)
