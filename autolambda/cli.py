@@ -64,6 +64,8 @@ def tune(
     penalty: Annotated[Optional[str], typer.Option(help="l2 (default), l1, l1l2 or weight_decay.")] = None,
     pruner: Annotated[Optional[str], typer.Option(help="median (default), hyperband, successive-halving or none.")] = None,
     sampler: Annotated[Optional[str], typer.Option(help="tpe (default), random, qmc or gp.")] = None,
+    stratify_pruner: Annotated[Optional[bool], typer.Option("--stratify-pruner/--no-stratify-pruner", help="Prune a trial only against trials of its own width. Default: on.")] = None,
+    balance_widths: Annotated[Optional[bool], typer.Option("--balance-widths/--no-balance-widths", help="Give every width an equal share of trials, sampling the rest per width. Default: on; off for only the single best model.")] = None,
     score: Annotated[Optional[str], typer.Option(help="final (mean of the last epochs, default) or best (best epoch; early stopping hides lambda).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the sampler, the data split and the trials. Default: 0.")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
@@ -92,6 +94,8 @@ def tune(
             penalty=penalty,
             pruner=pruner,
             sampler=sampler,
+            stratify_pruner=stratify_pruner,
+            balance_widths=balance_widths,
             score=score,
             seed=seed,
             timeout=timeout,
@@ -101,7 +105,7 @@ def tune(
     except AutolambdaError as exc:
         _fail(exc)
     _quiet_frameworks()
-    from autolambda.report import print_tune_summary, progress_callback
+    from autolambda.console import print_tune_summary, progress_callback
     from autolambda.study import run_study
 
     bar = progress_callback(config.trials, enabled=progress)
@@ -114,6 +118,52 @@ def tune(
         typer.echo("\nInterrupted: finished trials are saved; run the same command again to continue.", err=True)
         raise typer.Exit(code=130) from None
     print_tune_summary(result)
+
+
+@app.command()
+def analyze(
+    study_name: Annotated[Optional[str], typer.Option(help="Study to analyze. Default: the only study in the storage, else digits-l2.")] = None,
+    storage: Annotated[str, typer.Option(help=H_STORAGE)] = "sqlite:///autolambda.db",
+    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING + " The report is logged to the study's parent run there.")] = "sqlite:///mlflow.db",
+    out: Annotated[Optional[Path], typer.Option(help="Folder for plots and report. Default: autolambda-report/STUDY.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (and nothing else).")] = False,
+    tolerance: Annotated[float, typer.Option(help="Relative tolerance of the near-best lambda band (0.02 = within 2% of the best).")] = 0.02,
+    min_trials: Annotated[int, typer.Option(help="Complete trials a size needs before its optimum counts.")] = 4,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap replicates for the confidence interval.")] = 2000,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log the report to MLflow.")] = False,
+) -> None:
+    """Say which alpha the study supports, with a 95% interval, plots and a Markdown report."""
+    from autolambda.errors import AutolambdaError, ConfigError
+
+    try:
+        if not 0 <= tolerance < 1:
+            raise ConfigError(f"tolerance must lie in [0, 1) but got {tolerance!r}.")
+        if min_trials < 1:
+            raise ConfigError(f"min_trials must be an integer >= 1 but got {min_trials!r}.")
+        if n_boot < 100:
+            raise ConfigError(f"n_boot must be at least 100 but got {n_boot!r}.")
+        _quiet_frameworks()
+        from autolambda.analyze import run_analysis
+
+        result = run_analysis(
+            study_name=study_name,
+            storage=storage,
+            tracking_uri=None if no_mlflow else tracking_uri,
+            out=out,
+            tolerance=tolerance,
+            min_trials=min_trials,
+            n_boot=n_boot,
+        )
+    except AutolambdaError as exc:
+        _fail(exc)
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(result.to_json(), default=str))
+    else:
+        from autolambda.console import print_analysis
+
+        print_analysis(result)
 
 
 @app.command()

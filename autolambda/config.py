@@ -53,6 +53,12 @@ class StudyConfig:
     score_window: int = DEFAULT_SCORE_WINDOW
     pruner: str = "median"
     sampler: str = "tpe"
+    # Prune a trial only against trials of its own width (wide nets are not "better
+    # early" than narrow ones for lambda's sake); off: Optuna's pruner over all trials.
+    stratify_pruner: bool = True
+    # Widths take turns and the sampler works per width, so every size gets trials;
+    # off: the sampler also picks the width (and drifts to the best one).
+    balance_widths: bool = True
     trainer: str = "keras"
     # Only with trainer = "surrogate": the exponent the stand-in trainer plants.
     planted_alpha: float = 0.0
@@ -79,6 +85,9 @@ class StudyConfig:
         _one_of("pruner", self.pruner, PRUNERS)
         _one_of("sampler", self.sampler, SAMPLERS)
         _one_of("trainer", self.trainer, TRAINERS)
+        for name in ("stratify_pruner", "balance_widths"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false but got {getattr(self, name)!r}.")
         if self.study_name is not None and (not isinstance(self.study_name, str) or not self.study_name.strip()):
             raise ConfigError(f"study_name must be a non-empty string but got {self.study_name!r}.")
         if not isinstance(self.experiment, str) or not self.experiment.strip():
@@ -112,7 +121,7 @@ class StudyConfig:
         time limit and where things are stored are not part of it.
         """
         out = self.to_dict()
-        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner"):
+        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner"):
             out.pop(key)
         return out
 

@@ -1,132 +1,248 @@
-"""Console output of ``tune``: the progress bar and the closing table."""
+"""The analysis report: plots (PNG with matplotlib, HTML with plotly) and a Markdown page.
+
+Optuna's own plots (contour of lambda0 against alpha, parameter importances,
+intermediate values) come from ``optuna.visualization``; autolambda draws only what
+Optuna does not: loss against lambda_eff by size, and best lambda_eff against N.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
-from typing import Any
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+import numpy as np
 
-from autolambda.config import redact
+from autolambda.analysis import HYPOTHESES, Analysis, TrialRecord
 
-console = Console(stderr=False)
+log = logging.getLogger("autolambda")
 
 
-class ProgressCallback:
-    """Optuna callback drawing a bar: finished trials of the target, pruned, best so far."""
+def write_report(
+    analysis: Analysis,
+    records: Sequence[TrialRecord],
+    out: str | Path,
+    *,
+    study: Any = None,
+    title: str = "autolambda analysis",
+    context: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Write plots, ``analysis.json`` and ``report.md`` into ``out``; return the files."""
+    import matplotlib
 
-    def __init__(self, total: int, *, enabled: bool = True) -> None:
-        self.total = total
-        self.enabled = enabled
-        self._progress = Progress(
-            TextColumn("[bold]trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not enabled,
-            transient=False,
+    matplotlib.use("Agg")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    plots: dict[str, str] = {}
+    files.append(_plot_loss_vs_lambda(records, analysis, out / "loss_vs_lambda.png"))
+    plots["loss_vs_lambda"] = files[-1].name
+    files.append(_plot_best_lambda_vs_n(analysis, out / "best_lambda_vs_n.png"))
+    plots["best_lambda_vs_n"] = files[-1].name
+    html = _html_loss_vs_lambda(records, out / "loss_vs_lambda.html")
+    if html:
+        files.append(html)
+        plots["loss_vs_lambda_html"] = html.name
+    if study is not None:
+        for name, path in _optuna_plots(study, out).items():
+            files.append(path)
+            plots[name] = path.name
+    data = analysis.to_dict() | {"context": context or {}}
+    (out / "analysis.json").write_text(json.dumps(data, indent=2, default=str))
+    files.append(out / "analysis.json")
+    (out / "report.md").write_text(render_markdown(analysis, plots, title=title, context=context or {}))
+    files.append(out / "report.md")
+    return files
+
+
+def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, context: dict[str, Any]) -> str:
+    """The report a person reads top to bottom."""
+    a = analysis
+    lines = [f"# {title}", ""]
+    if context:
+        lines += [" · ".join(f"{k}: {v}" for k, v in context.items()), ""]
+    lines += ["## Answer", "", a.verdict, ""]
+    if a.alpha_hat is not None:
+        lines += [
+            "| estimate | alpha | 95% interval |",
+            "|---|---|---|",
+            f"| per-size best lambda, log-log fit (primary) | {a.alpha_hat:.3f} | [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}] |",
+        ]
+        if a.alpha_surface is not None:
+            ci = f"[{a.alpha_surface_ci[0]:.3f}, {a.alpha_surface_ci[1]:.3f}]" if a.alpha_surface_ci else "—"
+            lines.append(f"| quadratic surrogate over (log N, log lambda) | {a.alpha_surface:.3f} | {ci} |")
+        lines.append("")
+    lines += ["## Hypotheses", "", "| alpha | meaning | inside the 95% interval? |", "|---|---|---|"]
+    for h in a.hypotheses:
+        mark = "yes" if h["inside_ci"] else ("no" if a.alpha_ci else "—")
+        lines.append(f"| {h['alpha']:+g} | {h['meaning']} | {mark} |")
+    lines += ["", "## Per model size", "",
+              "| width | N | complete | pruned | diverged | failed | best val_ce | best lambda_eff | near-best band (lambda_eff) | in band | used in fit |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in a.per_size:
+        band = f"{s.band[0]:.3g} – {s.band[1]:.3g}" if s.band else "—"
+        used = "yes" if s.usable else f"no ({', '.join(s.flags)})"
+        best = f"{s.best_value:.4f}" if s.best_value is not None else "—"
+        lam = f"{s.best_lambda_eff:.3g}" if s.best_lambda_eff is not None else "—"
+        lines.append(f"| {s.width} | {s.n_params:,} | {s.n_complete} | {s.n_pruned} | {s.n_diverged} | {s.n_failed} | {best} | {lam} | {band} | {s.n_in_band} | {used} |")
+    if a.notes:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in a.notes]
+    if a.divergence:
+        lines += ["", "## Divergence boundary", "", "| width | N | diverged trials | smallest lambda_eff that diverged | largest stable lambda_eff |", "|---|---|---|---|---|"]
+        for d in a.divergence:
+            stable = f"{d['max_stable_lambda_eff']:.3g}" if d["max_stable_lambda_eff"] is not None else "—"
+            lines.append(f"| {d['width']} | {d['n_params']:,} | {d['n_diverged']} | {d['min_diverged_lambda_eff']:.3g} | {stable} |")
+    lines += ["", "## Plots", ""]
+    captions = {
+        "best_lambda_vs_n": "Best lambda_eff against N (log-log) with the fitted line, its 95% band and the hypotheses",
+        "loss_vs_lambda": "Penalty-free validation loss against lambda_eff, coloured by N",
+        "contour": "Optuna: contour of the score over lambda0 and alpha",
+        "importances": "Optuna: parameter importances",
+        "intermediate": "Optuna: intermediate values (val_ce per epoch)",
+    }
+    for key, caption in captions.items():
+        if key in plots:
+            lines += [f"### {caption}", "", f"![{caption}]({plots[key]})", ""]
+    html = [v for k, v in plots.items() if v.endswith(".html")]
+    if html:
+        lines += ["Interactive versions: " + ", ".join(f"[{h}]({h})" for h in html), ""]
+    lines += [
+        "## Method",
+        "",
+        "- Each trial is scored by the penalty-free validation cross-entropy (a Keras metric, not "
+        "`val_loss`, which includes the penalty), averaged over its last epochs unless the study chose best-epoch scoring.",
+        f"- Per size, the best lambda_eff is that of the best complete trial; the band holds the lambda_eff of trials within {a.tolerance:.0%} of it.",
+        "- Sizes whose best lambda is the edge of what was tried, whose curve is flat, or with too few trials are left out of the fit.",
+        f"- alpha_hat is minus the least-squares slope of log(best lambda_eff) on log(N). Its interval comes from {a.n_boot} bootstrap "
+        "replicates that resample each size's trials and add to each score its own noise (the standard error of its last epochs), "
+        "then re-pick each size's best.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _records_complete(records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    return [r for r in records if r.state == "complete" and r.value is not None and r.lambda_eff and r.n_params]
+
+
+def _plot_loss_vs_lambda(records: Sequence[TrialRecord], analysis: Analysis, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    rows = _records_complete(records)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    if rows:
+        norm = LogNorm(vmin=min(r.n_params for r in rows), vmax=max(max(r.n_params for r in rows), min(r.n_params for r in rows) * 1.01))
+        sc = ax.scatter([r.lambda_eff for r in rows], [r.value for r in rows], c=[r.n_params for r in rows], cmap="viridis", norm=norm, s=22, alpha=0.85)
+        fig.colorbar(sc, ax=ax, label="N (trainable parameters)")
+        for s in analysis.per_size:
+            if s.best_lambda_eff is not None:
+                ax.scatter([s.best_lambda_eff], [s.best_value], marker="*", s=160, c=[s.n_params], cmap="viridis", norm=norm, edgecolors="black", linewidths=0.8)
+        values = np.array([r.value for r in rows])
+        top = np.percentile(values, 95)
+        ax.set_ylim(values.min() - 0.05 * (top - values.min() + 1e-9), top + 0.1 * (top - values.min() + 1e-9))
+    ax.set_xscale("log")
+    ax.set_xlabel("lambda_eff")
+    ax.set_ylabel("penalty-free validation cross-entropy")
+    ax.set_title("Loss against lambda_eff (stars: each size's best)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    sizes = [s for s in analysis.per_size if s.best_lambda_eff is not None]
+    used = [s for s in sizes if s.usable]
+    other = [s for s in sizes if not s.usable]
+    for group, style, label in ((used, dict(color="C0"), "best lambda_eff (used in fit)"), (other, dict(color="grey", mfc="white"), "best lambda_eff (left out)")):
+        if group:
+            n = np.array([s.n_params for s in group], dtype=float)
+            lam = np.array([s.best_lambda_eff for s in group])
+            low = lam - np.array([s.band[0] for s in group])
+            high = np.array([s.band[1] for s in group]) - lam
+            ax.errorbar(n, lam, yerr=[low, high], fmt="o", capsize=3, label=label, **style)
+    if used and analysis.alpha_hat is not None:
+        n = np.array([s.n_params for s in used], dtype=float)
+        lam = np.log([s.best_lambda_eff for s in used])
+        x0, y0 = np.log(n).mean(), lam.mean()
+        grid = np.exp(np.linspace(np.log(min(s.n_params for s in sizes)) - 0.3, np.log(max(s.n_params for s in sizes)) + 0.3, 50))
+        line = lambda a: np.exp(y0 - a * (np.log(grid) - x0))  # noqa: E731
+        ax.plot(grid, line(analysis.alpha_hat), color="C0", label=f"fit: alpha = {analysis.alpha_hat:.2f}")
+        lo, hi = analysis.alpha_ci
+        ax.fill_between(grid, np.minimum(line(lo), line(hi)), np.maximum(line(lo), line(hi)), color="C0", alpha=0.15, label=f"95% interval [{lo:.2f}, {hi:.2f}]")
+        for i, (a, _) in enumerate(HYPOTHESES):
+            ax.plot(grid, line(a), ls=":", lw=1, color=f"C{i + 2}", label=f"alpha = {a:+g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("N (trainable parameters)")
+    ax.set_ylabel("best lambda_eff")
+    ax.set_title("Best lambda_eff against model size")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _html_loss_vs_lambda(records: Sequence[TrialRecord], path: Path) -> Path | None:
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        return None
+    rows = _records_complete(records)
+    fig = go.Figure(
+        go.Scatter(
+            x=[r.lambda_eff for r in rows],
+            y=[r.value for r in rows],
+            mode="markers",
+            marker=dict(color=[math.log10(r.n_params) for r in rows], colorscale="Viridis", colorbar=dict(title="log10 N"), size=8),
+            text=[f"trial {r.number}<br>width {r.width}, N {r.n_params:,}<br>lambda0 {r.lambda0:.3g}, alpha {r.alpha:.3g}" if r.lambda0 is not None and r.alpha is not None else f"trial {r.number}" for r in rows],
+            hovertemplate="%{text}<br>lambda_eff %{x:.3g}<br>val_ce %{y:.4f}<extra></extra>",
         )
-        self._task = None
-        self._counts = {"pruned": 0, "diverged": 0, "failed": 0}
-        self._best: float | None = None
-
-    def __enter__(self) -> "ProgressCallback":
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._progress.__exit__(*exc)
-
-    def start(self, study: optuna.Study, done: int) -> None:
-        """Called once the study is open, with the finished trials it already holds."""
-        from autolambda.study import count_states
-
-        counts = count_states(study.get_trials(deepcopy=False))
-        for key in self._counts:
-            self._counts[key] = counts[key]
-        try:
-            self._best = study.best_value
-        except ValueError:
-            self._best = None
-        self._task = self._progress.add_task(self._text(), total=self.total, completed=min(done, self.total))
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        from autolambda.tracking import trial_state
-
-        state = trial_state(trial)
-        if state in self._counts:
-            self._counts[state] += 1
-        if trial.state == TrialState.COMPLETE and trial.value is not None:
-            self._best = trial.value if self._best is None else min(self._best, trial.value)
-        if self._task is not None:
-            advance = 1 if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else 0
-            self._progress.update(self._task, advance=advance, description=self._text())
-
-    def _text(self) -> str:
-        best = f"{self._best:.4f}" if self._best is not None else "-"
-        extra = f" diverged {self._counts['diverged']}" if self._counts["diverged"] else ""
-        extra += f" failed {self._counts['failed']}" if self._counts["failed"] else ""
-        return f"pruned {self._counts['pruned']}{extra}  best val_ce {best}"
-
-
-def progress_callback(total: int, *, enabled: bool = True) -> ProgressCallback:
-    """A progress bar for ``total`` finished trials."""
-    return ProgressCallback(total, enabled=enabled)
-
-
-def print_tune_summary(result: Any) -> None:
-    """The closing table of ``tune``: best trial, best lambda_eff per width, where next."""
-    summary = result.summary()
-    config = result.config
-    states = summary["states"]
-    console.print(
-        f"\nStudy [bold]{summary['study_name']}[/bold]: {summary['n_trials']} trials "
-        f"({result.new_trials} new) — complete {states['complete']}, pruned {states['pruned']}, "
-        f"diverged {states['diverged']}, failed {states['failed']}"
     )
-    table = Table(title="Best lambda_eff per width (score: penalty-free val_ce)")
-    for col in ("width", "N", "done", "pruned", "div.", "fail", "val_ce", "lambda_eff"):
-        table.add_column(col, justify="right")
-    for row in summary["per_width"]:
-        table.add_row(
-            str(row["width"]),
-            f"{row['n_params']:,}" if row["n_params"] else "-",
-            str(row["complete"]),
-            str(row["pruned"]),
-            str(row["diverged"]),
-            str(row["failed"]),
-            _fmt(row["best_value"], ".4f"),
-            _fmt(row["best_lambda_eff"], ".3g"),
-        )
-    console.print(table)
-    best = summary.get("best")
-    if best:
-        console.print(
-            f"Best trial #{best['number']}: val_ce {best['value']:.4f}, width {best['params'].get('width', '-')}, "
-            f"N {best['n_params']:,}, lambda_eff {best['lambda_eff']:.3g} "
-            f"(lambda0 {best['params'].get('lambda0', float('nan')):.3g}, alpha {best['params'].get('alpha', float('nan')):.3g})"
-        )
-    if result.unlogged_trials:
-        console.print(f"[yellow]Warning:[/yellow] trials {result.unlogged_trials} were not logged to MLflow.")
-    name = summary["study_name"]
-    from autolambda.config import absolute_sqlite
-
-    storage = "" if config.storage == absolute_sqlite("sqlite:///autolambda.db") else f" --storage '{redact(config.storage)}'"
-    console.print("\nNext:")
-    console.print(f"  autolambda analyze --study-name {name}{storage}   # which alpha the data support")
-    if result.parent_run_id:
-        tracking = "" if config.tracking_uri == absolute_sqlite("sqlite:///mlflow.db") else f" --tracking-uri '{redact(config.tracking_uri)}'"
-        console.print(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
+    fig.update_layout(title="Penalty-free validation loss against lambda_eff", xaxis=dict(type="log", title="lambda_eff"), yaxis=dict(title="val_ce"))
+    fig.write_html(path, include_plotlyjs="directory")
+    return path
 
 
-def _fmt(value: Any, spec: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return format(value, spec)
+def _optuna_plots(study: Any, out: Path) -> dict[str, Path]:
+    """Optuna's own plots as PNG (matplotlib backend) and HTML (plotly), where they apply."""
+    import matplotlib.pyplot as plt
+    import optuna
+
+    files: dict[str, Path] = {}
+    params = {k for t in study.get_trials(deepcopy=False) for k in t.params}
+    jobs = []
+    if {"lambda0", "alpha"} <= params:
+        jobs.append(("contour", "plot_contour", {"params": ["lambda0", "alpha"]}))
+    if len(params) >= 2:
+        jobs.append(("importances", "plot_param_importances", {}))
+    jobs.append(("intermediate", "plot_intermediate_values", {}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for key, func, kwargs in jobs:
+            try:
+                getattr(optuna.visualization.matplotlib, func)(study, **kwargs)
+                fig = plt.gcf()
+                fig.set_size_inches(7.5, 5)
+                fig.tight_layout()
+                files[key] = out / f"optuna_{key}.png"
+                fig.savefig(files[key], dpi=100)
+                plt.close("all")
+            except Exception as exc:  # a plot that does not apply (too few trials, ...)
+                log.info("optuna %s plot skipped: %s", key, exc)
+                plt.close("all")
+            try:
+                fig = getattr(optuna.visualization, func)(study, **kwargs)
+                files[f"{key}_html"] = out / f"optuna_{key}.html"
+                fig.write_html(files[f"{key}_html"], include_plotlyjs="directory")
+            except Exception as exc:
+                log.info("optuna %s html skipped: %s", key, exc)
+    return files

@@ -24,8 +24,21 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 log = logging.getLogger("autolambda")
 
 
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    """The pruner called ``name``, scaled to an ``epochs`` budget."""
+def make_pruner(name: str, epochs: int, *, stratify: bool = True) -> optuna.pruners.BasePruner:
+    """The pruner called ``name``, scaled to an ``epochs`` budget.
+
+    With ``stratify`` (the default) it is wrapped in ``WidthStratifiedPruner``, so a trial
+    is compared only with trials of its own width.
+    """
+    base = _base_pruner(name, epochs)
+    if stratify and name != "none":
+        from autolambda.pruners import WidthStratifiedPruner
+
+        return WidthStratifiedPruner(base)
+    return base
+
+
+def _base_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name == "median":
         # Wait for a third of the budget: early val loss says little about the final one.
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 3))
@@ -38,10 +51,24 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     raise ConfigError(f"unknown pruner {name!r}.")
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler called ``name``, seeded."""
+def make_sampler(name: str, seed: int, *, balance: bool = True) -> optuna.samplers.BaseSampler:
+    """The sampler called ``name``, seeded.
+
+    With ``balance`` (the default) it is wrapped in ``WidthBalancedSampler``: widths take
+    turns, and the sampler picks the other parameters from the trials of the same width.
+    """
+    base = _base_sampler(name, seed, per_width=balance)
+    if balance:
+        from autolambda.samplers import WidthBalancedSampler
+
+        return WidthBalancedSampler(base, seed=seed)
+    return base
+
+
+def _base_sampler(name: str, seed: int, *, per_width: bool) -> optuna.samplers.BaseSampler:
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10)
+        # Per width (balanced), 5 random start-up trials each; over all widths, 10.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5 if per_width else 10)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "qmc":
@@ -94,8 +121,8 @@ def open_study(config: StudyConfig, *, create: bool = True) -> optuna.Study:
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
-        sampler=make_sampler(config.sampler, config.seed),
-        pruner=make_pruner(config.pruner, config.epochs),
+        sampler=make_sampler(config.sampler, config.seed, balance=config.balance_widths),
+        pruner=make_pruner(config.pruner, config.epochs, stratify=config.stratify_pruner),
         direction="minimize",
         load_if_exists=True,
     )

@@ -1,0 +1,163 @@
+"""Console output of ``tune``: the progress bar and the closing table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from autolambda.config import redact
+
+console = Console(stderr=False)
+
+
+class ProgressCallback:
+    """Optuna callback drawing a bar: finished trials of the target, pruned, best so far."""
+
+    def __init__(self, total: int, *, enabled: bool = True) -> None:
+        self.total = total
+        self.enabled = enabled
+        self._progress = Progress(
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+            transient=False,
+        )
+        self._task = None
+        self._counts = {"pruned": 0, "diverged": 0, "failed": 0}
+        self._best: float | None = None
+
+    def __enter__(self) -> "ProgressCallback":
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)
+
+    def start(self, study: optuna.Study, done: int) -> None:
+        """Called once the study is open, with the finished trials it already holds."""
+        from autolambda.study import count_states
+
+        counts = count_states(study.get_trials(deepcopy=False))
+        for key in self._counts:
+            self._counts[key] = counts[key]
+        try:
+            self._best = study.best_value
+        except ValueError:
+            self._best = None
+        self._task = self._progress.add_task(self._text(), total=self.total, completed=min(done, self.total))
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        from autolambda.tracking import trial_state
+
+        state = trial_state(trial)
+        if state in self._counts:
+            self._counts[state] += 1
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            self._best = trial.value if self._best is None else min(self._best, trial.value)
+        if self._task is not None:
+            advance = 1 if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else 0
+            self._progress.update(self._task, advance=advance, description=self._text())
+
+    def _text(self) -> str:
+        best = f"{self._best:.4f}" if self._best is not None else "-"
+        extra = f" diverged {self._counts['diverged']}" if self._counts["diverged"] else ""
+        extra += f" failed {self._counts['failed']}" if self._counts["failed"] else ""
+        return f"pruned {self._counts['pruned']}{extra}  best val_ce {best}"
+
+
+def progress_callback(total: int, *, enabled: bool = True) -> ProgressCallback:
+    """A progress bar for ``total`` finished trials."""
+    return ProgressCallback(total, enabled=enabled)
+
+
+def print_tune_summary(result: Any) -> None:
+    """The closing table of ``tune``: best trial, best lambda_eff per width, where next."""
+    summary = result.summary()
+    config = result.config
+    states = summary["states"]
+    console.print(
+        f"\nStudy [bold]{summary['study_name']}[/bold]: {summary['n_trials']} trials "
+        f"({result.new_trials} new) — complete {states['complete']}, pruned {states['pruned']}, "
+        f"diverged {states['diverged']}, failed {states['failed']}"
+    )
+    table = Table(title="Best lambda_eff per width (score: penalty-free val_ce)")
+    for col in ("width", "N", "done", "pruned", "div.", "fail", "val_ce", "lambda_eff"):
+        table.add_column(col, justify="right")
+    for row in summary["per_width"]:
+        table.add_row(
+            str(row["width"]),
+            f"{row['n_params']:,}" if row["n_params"] else "-",
+            str(row["complete"]),
+            str(row["pruned"]),
+            str(row["diverged"]),
+            str(row["failed"]),
+            _fmt(row["best_value"], ".4f"),
+            _fmt(row["best_lambda_eff"], ".3g"),
+        )
+    console.print(table)
+    best = summary.get("best")
+    if best:
+        console.print(
+            f"Best trial #{best['number']}: val_ce {best['value']:.4f}, width {best['params'].get('width', '-')}, "
+            f"N {best['n_params']:,}, lambda_eff {best['lambda_eff']:.3g} "
+            f"(lambda0 {best['params'].get('lambda0', float('nan')):.3g}, alpha {best['params'].get('alpha', float('nan')):.3g})"
+        )
+    if result.unlogged_trials:
+        console.print(f"[yellow]Warning:[/yellow] trials {result.unlogged_trials} were not logged to MLflow.")
+    name = summary["study_name"]
+    from autolambda.config import absolute_sqlite
+
+    storage = "" if config.storage == absolute_sqlite("sqlite:///autolambda.db") else f" --storage '{redact(config.storage)}'"
+    console.print("\nNext:")
+    console.print(f"  autolambda analyze --study-name {name}{storage}   # which alpha the data support")
+    if result.parent_run_id:
+        tracking = "" if config.tracking_uri == absolute_sqlite("sqlite:///mlflow.db") else f" --tracking-uri '{redact(config.tracking_uri)}'"
+        console.print(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
+
+
+def print_analysis(result: Any) -> None:
+    """Human-readable summary of ``autolambda analyze``."""
+    a = result.analysis
+    console.print(f"\nStudy [bold]{result.study_name}[/bold]: {a.n_trials} trials " + ", ".join(f"{k} {v}" for k, v in sorted(a.states.items())))
+    table = Table(title="Per model size")
+    for col in ("width", "N", "done", "best val_ce", "best lambda_eff", "near-best band", "fit"):
+        table.add_column(col, justify="right")
+    for s in a.per_size:
+        band = f"{s.band[0]:.2g}–{s.band[1]:.2g}" if s.band else "-"
+        table.add_row(str(s.width), f"{s.n_params:,}", str(s.n_complete), _fmt(s.best_value, ".4f"),
+                      _fmt(s.best_lambda_eff, ".3g"), band, "yes" if s.usable else ",".join(s.flags))
+    console.print(table)
+    if a.alpha_hat is not None:
+        console.print(f"alpha_hat = [bold]{a.alpha_hat:.3f}[/bold], 95% interval [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}]"
+                      + (f"; surrogate-surface estimate {a.alpha_surface:.3f}" if a.alpha_surface is not None else ""))
+        hyp = Table(title="Hypotheses")
+        for col in ("alpha", "meaning", "inside 95% CI"):
+            hyp.add_column(col)
+        for h in a.hypotheses:
+            hyp.add_row(f"{h['alpha']:+g}", h["meaning"], "yes" if h["inside_ci"] else "no")
+        console.print(hyp)
+    console.print(a.verdict)
+    for note in a.notes:
+        console.print(f"[yellow]Note:[/yellow] {note}")
+    for warning in result.warnings:
+        console.print(f"[yellow]Warning:[/yellow] {warning}")
+    console.print(f"\nReport: {result.out / 'report.md'} (plots beside it)")
+    if result.logged_run_id:
+        console.print(f"Logged to MLflow run {result.logged_run_id} (artifacts/analysis)")

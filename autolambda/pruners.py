@@ -1,0 +1,46 @@
+"""``WidthStratifiedPruner``: prune a trial only against trials of its own width.
+
+Optuna's median, percentile and successive-halving pruners compare a trial's
+intermediate value with every other trial's at the same step. Wide nets reach a lower
+loss sooner, so a narrow net with a good lambda is pruned for being narrow, the small-N
+end of the lambda-versus-size curve empties out, and alpha is biased.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from autolambda.strata import stratum_of, stratum_study
+
+
+class WidthStratifiedPruner(optuna.pruners.BasePruner):
+    """Wrap any Optuna pruner so it decides using only trials of the same width.
+
+    Until a width has the wrapped pruner's own start-up trials (e.g. ``n_startup_trials``
+    complete trials for ``MedianPruner``), its trials are not pruned. When every trial
+    has the same width this is exactly the wrapped pruner.
+
+    Args:
+        pruner: The pruner to wrap; ``MedianPruner()`` by default.
+        key: The param (or user attribute) that defines a stratum.
+
+    Example:
+        >>> import optuna
+        >>> pruner = WidthStratifiedPruner(optuna.pruners.MedianPruner(n_startup_trials=3))
+        >>> study = optuna.create_study(pruner=pruner)
+    """
+
+    def __init__(self, pruner: optuna.pruners.BasePruner | None = None, *, key: str = "width") -> None:
+        if pruner is not None and not isinstance(pruner, optuna.pruners.BasePruner):
+            raise TypeError(f"pruner must be an optuna BasePruner but got {type(pruner).__name__}.")
+        self.pruner = pruner if pruner is not None else optuna.pruners.MedianPruner()
+        self.key = key
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        """Ask the wrapped pruner, showing it only the trials of ``trial``'s width."""
+        value = stratum_of(trial, self.key)
+        if value is None:
+            return self.pruner.prune(study, trial)
+        view = stratum_study(study, self.key, value, pruner=self.pruner)
+        return self.pruner.prune(view, trial)
