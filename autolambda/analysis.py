@@ -19,6 +19,7 @@ edge of what was tried, a flat curve, too few trials). Then:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -205,7 +206,9 @@ def size_optimum(log_lam: np.ndarray, values: np.ndarray, *, half_width: float =
     if len(x) < 4 or np.ptp(x) < 0.5:
         return float(log_lam[best])
     center = x.mean()
-    a, b, _ = np.polyfit(x - center, y, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)  # clustered points: fine
+        a, b, _ = np.polyfit(x - center, y, 2)
     if a <= 0:
         return float(log_lam[best])
     return float(np.clip(center - b / (2 * a), x.min(), x.max()))

@@ -44,6 +44,8 @@ def load_study(study_name: str | None, storage: str) -> optuna.Study:
     storage = absolute_sqlite(storage)
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
         raise AutolambdaError(f"no Optuna storage at {storage[len('sqlite:///'):]}: run `autolambda tune` first or pass --storage.")
+    if storage.startswith("journal:") and not Path(storage[len("journal:"):]).exists():
+        raise AutolambdaError(f"no Optuna journal at {storage[len('journal:'):]}: run `autolambda tune` first or pass --storage.")
     backend = make_storage(storage)
     try:
         names = [s.study_name for s in optuna.get_all_study_summaries(backend)]

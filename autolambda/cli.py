@@ -105,8 +105,14 @@ def tune(
     except AutolambdaError as exc:
         _fail(exc)
     _quiet_frameworks()
-    from autolambda.console import print_tune_summary, progress_callback
+    from autolambda.console import console, print_tune_summary, progress_callback
     from autolambda.study import run_study
+
+    if config.trainer == "keras":
+        from autolambda.trainers import import_tensorflow_quietly
+
+        devices = import_tensorflow_quietly()
+        console.print(f"TensorFlow devices: {', '.join(sorted(set(devices)))}" + ("" if "GPU" in devices else " (no GPU seen; training on the CPU)"))
 
     bar = progress_callback(config.trials, enabled=progress)
     try:

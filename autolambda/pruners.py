@@ -36,11 +36,19 @@ class WidthStratifiedPruner(optuna.pruners.BasePruner):
             raise TypeError(f"pruner must be an optuna BasePruner but got {type(pruner).__name__}.")
         self.pruner = pruner if pruner is not None else optuna.pruners.MedianPruner()
         self.key = key
+        self._views: dict[tuple, optuna.Study] = {}
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """Ask the wrapped pruner, showing it only the trials of ``trial``'s width."""
         value = stratum_of(trial, self.key)
         if value is None:
             return self.pruner.prune(study, trial)
-        view = stratum_study(study, self.key, value, pruner=self.pruner)
+        # One view per study and width: building a Study looks its id up in the storage.
+        cache_key = (id(study._storage), study._study_id, value)
+        view = self._views.get(cache_key)
+        if view is None:
+            view = self._views[cache_key] = stratum_study(study, self.key, value, pruner=self.pruner)
         return self.pruner.prune(view, trial)
+
+    def __getstate__(self) -> dict:
+        return self.__dict__ | {"_views": {}}

@@ -111,6 +111,40 @@ def _tf_datasets(data: Dataset, batch_size: int, seed: int) -> tuple[Any, Any]:
     return train, val
 
 
+def import_tensorflow_quietly() -> list[str]:
+    """Import TensorFlow with its C++ start-up lines silenced; return the devices it sees.
+
+    TensorFlow prints oneDNN and CUDA notices to the process's stderr before its logging
+    is initialised, where TF_CPP_MIN_LOG_LEVEL does not reach; they would scroll the
+    progress bar away. They are captured and shown only if the import fails.
+    """
+    import os
+    import sys
+    import tempfile
+
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        return [d.device_type for d in tf.config.list_physical_devices()]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            devices = [d.device_type for d in tf.config.list_physical_devices()]
+        except BaseException:
+            os.dup2(saved, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return devices
+
+
 def make_optimizer(params: TrialParams, strength: float) -> Any:
     """Keras optimizer for ``params``; carries ``strength`` as decoupled weight decay
     when ``params.penalty == "weight_decay"`` (biases excluded unless penalised)."""
