@@ -98,6 +98,7 @@ class Analysis:
     tolerance: float
     n_boot: int
     verdict: str
+    extrapolation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -364,6 +365,7 @@ def analyze_records(
             f"alpha needs at least two sizes with a located optimum; this study has {len(usable)} "
             f"({', '.join(map(str, usable)) or 'none'}). Run more trials or widen the search."
         )
+    extrapolation = extrapolate(records, per_size) if len(usable) >= 3 else None
     hypotheses = [
         {
             "alpha": a,
@@ -386,7 +388,77 @@ def analyze_records(
         tolerance=tolerance,
         n_boot=n_boot,
         verdict=verdict(alpha_hat, alpha_ci),
+        extrapolation=extrapolation,
     )
+
+
+def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary]) -> dict[str, Any] | None:
+    """Fit alpha on the smaller usable sizes, predict lambda for the largest, and compare
+    the loss there with the best found by direct search (the regret).
+
+    The loss at the predicted lambda is read off the largest size's own trials: a
+    quadratic in log lambda through those within a decade of the prediction, or the
+    trial nearest to it when there are too few.
+    """
+    usable = [s for s in per_size if s.usable]
+    if len(usable) < 3:
+        return None
+    small, largest = usable[:-1], usable[-1]
+    log_n = np.log([s.n_params for s in small])
+    log_lam = np.log([s.optimum_lambda_eff for s in small])
+    alpha = fit_slope(log_n, log_lam)
+    predicted = float(np.exp(log_lam.mean() - alpha * (math.log(largest.n_params) - log_n.mean())))
+    rows = [r for r in records if r.width == largest.width and r.state == "complete" and r.value is not None]
+    ll = np.log([r.lambda_eff for r in rows])
+    values = np.array([r.value for r in rows])
+    target = math.log(predicted)
+    near = np.abs(ll - target) <= math.log(10)
+    how = "nearest trial"
+    loss = float(values[np.argmin(np.abs(ll - target))])
+    if near.sum() >= 4 and np.ptp(ll[near]) >= 0.5 and ll[near].min() <= target <= ll[near].max():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", np.exceptions.RankWarning)
+            coef = np.polyfit(ll[near], values[near], 2)
+        loss = float(np.polyval(coef, target))
+        how = "quadratic through the trials within a decade"
+    return {
+        "fitted_on_widths": [s.width for s in small],
+        "alpha_small": alpha,
+        "target_width": largest.width,
+        "target_n_params": largest.n_params,
+        "predicted_lambda_eff": predicted,
+        "best_lambda_eff": largest.best_lambda_eff,
+        "loss_at_predicted": loss,
+        "best_loss": largest.best_value,
+        "regret": loss - largest.best_value,
+        "loss_estimated_by": how,
+    }
+
+
+def analyze_transfer(records: Sequence[TrialRecord], *, tolerance: float = 0.02) -> dict[str, Any]:
+    """A transfer study: the best (lambda0, alpha) pair and the alphas of the near-best
+    pairs (trials whose mean loss over the ladder is within ``tolerance`` of the best)."""
+    from autolambda.errors import AutolambdaError
+
+    done = [r for r in records if r.state == "complete" and r.value is not None and r.alpha is not None]
+    if not done:
+        raise AutolambdaError("the transfer study has no complete trials: nothing to analyze yet.")
+    best = min(done, key=lambda r: r.value)
+    near = [r for r in done if r.value <= best.value + tolerance * abs(best.value)]
+    alphas = [r.alpha for r in near]
+    return {
+        "mode": "transfer",
+        "n_trials": len(records),
+        "n_complete": len(done),
+        "best": {"number": best.number, "value": best.value, "lambda0": best.lambda0, "alpha": best.alpha},
+        "alpha_hat": best.alpha,
+        "near_best_alpha_range": [min(alphas), max(alphas)],
+        "n_near_best": len(near),
+        "tolerance": tolerance,
+        "hypotheses": [
+            {"alpha": a, "meaning": m, "near_best": bool(min(alphas) <= a <= max(alphas))} for a, m in HYPOTHESES
+        ],
+    }
 
 
 def verdict(alpha_hat: float | None, ci: tuple[float, float] | None) -> str:

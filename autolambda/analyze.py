@@ -21,7 +21,7 @@ class AnalysisResult:
     """An analysis with where its files went."""
 
     study_name: str
-    analysis: Analysis
+    analysis: Analysis | dict[str, Any]  # a dict for a transfer study (see analyze_transfer)
     out: Path
     files: list[Path]
     logged_run_id: str | None = None
@@ -29,7 +29,7 @@ class AnalysisResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object."""
-        data = self.analysis.to_dict()
+        data = self.analysis.to_dict() if isinstance(self.analysis, Analysis) else dict(self.analysis)
         data["study_name"] = self.study_name
         data["report"] = str(self.out / "report.md")
         data["mlflow_run_id"] = self.logged_run_id
@@ -82,8 +82,18 @@ def run_analysis(
     study = load_study(study_name, storage)
     config = study.user_attrs.get("autolambda_config", {})
     records = records_from_trials(study.get_trials(deepcopy=False), score_window=config.get("score_window", 5))
-    analysis = analyze_records(records, tolerance=tolerance, min_trials=min_trials, n_boot=n_boot, seed=seed)
     out = Path(out) if out is not None else Path("autolambda-report") / study.study_name
+    if config.get("mode") == "transfer":
+        from autolambda.analysis import analyze_transfer
+        from autolambda.report import write_transfer_report
+
+        transfer = analyze_transfer(records, tolerance=tolerance)
+        files = write_transfer_report(transfer, out, study=study)
+        result = AnalysisResult(study.study_name, transfer, out, files)
+        if tracking_uri is not None:
+            result.logged_run_id = _log_to_mlflow(study, absolute_sqlite(tracking_uri), out, None, result.warnings)
+        return result
+    analysis = analyze_records(records, tolerance=tolerance, min_trials=min_trials, n_boot=n_boot, seed=seed)
     context = {"study": study.study_name, "trials": len(records), "n_ref": study.user_attrs.get("n_ref")}
     for key in ("dataset", "epochs", "score", "trainer"):
         if key in config:
@@ -97,7 +107,7 @@ def run_analysis(
     return result
 
 
-def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: Analysis, warnings: list[str]) -> str | None:
+def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: Analysis | None, warnings: list[str]) -> str | None:
     from autolambda.tracking import PARENT_KEY, quiet_mlflow
 
     run_id = study.user_attrs.get(PARENT_KEY)
@@ -116,10 +126,10 @@ def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: 
 
         now = int(time.time() * 1000)
         metrics = []
-        if analysis.alpha_hat is not None:
+        if analysis is not None and analysis.alpha_hat is not None:
             metrics += [Metric("alpha_hat", analysis.alpha_hat, now, 0), Metric("alpha_ci_low", analysis.alpha_ci[0], now, 0),
                         Metric("alpha_ci_high", analysis.alpha_ci[1], now, 0)]
-        if analysis.alpha_surface is not None:
+        if analysis is not None and analysis.alpha_surface is not None:
             metrics.append(Metric("alpha_surface", analysis.alpha_surface, now, 0))
         if metrics:
             client.log_batch(run_id, metrics=metrics)

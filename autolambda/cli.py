@@ -71,6 +71,8 @@ def tune(
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help="keras (default) or surrogate (a stand-in with a planted alpha; no TensorFlow).")] = None,
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="search (each trial one width, default) or transfer (each trial one lambda0/alpha on every width of --ladder, scored by the mean loss).")] = None,
+    ladder: Annotated[Optional[str], typer.Option(help="Transfer mode: widths of each trial, comma-separated (e.g. 4,16,64). Default: every width of the space.")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
     progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
 ) -> None:
@@ -79,8 +81,11 @@ def tune(
     from autolambda.errors import AutolambdaError
 
     try:
+        ladder_widths = _parse_ladder(ladder)
         config = load_config(
             study,
+            mode=mode,
+            ladder=ladder_widths,
             trials=trials,
             study_name=study_name,
             storage=storage,
@@ -200,6 +205,17 @@ def ui(
         proc.terminate()
         code = proc.wait(timeout=30)
     raise typer.Exit(code=0 if code in (0, -15, 143) else code)
+
+
+def _parse_ladder(text: str | None) -> tuple[int, ...] | None:
+    from autolambda.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"ladder must be comma-separated integer widths (e.g. 4,16,64) but got {text!r}.") from None
 
 
 def main() -> Any:

@@ -20,6 +20,7 @@ from autolambda.objective import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_N_T
 from autolambda.space import SearchSpace
 from autolambda.trainers import TRAINERS
 
+MODES = ("search", "transfer")
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
 SAMPLERS = ("tpe", "random", "qmc", "gp")
 STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql")
@@ -64,6 +65,11 @@ class StudyConfig:
     planted_alpha: float = 0.0
     # Reference parameter count; None: geometric mean of the space's smallest and largest N.
     n_ref: float | None = None
+    # search: each trial one width (the default); transfer: each trial one (lambda0,
+    # alpha) on every width of the ladder, scored by the mean loss (does it transfer?).
+    mode: str = "search"
+    # Widths of a transfer trial, in training order; None: every width of the space.
+    ladder: tuple[int, ...] | None = None
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def __post_init__(self) -> None:
@@ -85,6 +91,12 @@ class StudyConfig:
         _one_of("pruner", self.pruner, PRUNERS)
         _one_of("sampler", self.sampler, SAMPLERS)
         _one_of("trainer", self.trainer, TRAINERS)
+        _one_of("mode", self.mode, MODES)
+        if self.ladder is not None:
+            ladder = tuple(self.ladder) if isinstance(self.ladder, (list, tuple)) else (self.ladder,)
+            if len(ladder) < 2 or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in ladder):
+                raise ConfigError(f"ladder must list at least two positive integer widths but got {self.ladder!r}.")
+            object.__setattr__(self, "ladder", ladder)
         for name in ("stratify_pruner", "balance_widths"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false but got {getattr(self, name)!r}.")
@@ -104,7 +116,7 @@ class StudyConfig:
             return self.study_name
         penalty = self.space.penalty if isinstance(self.space.penalty, str) else "mixed"
         stem = Path(self.dataset).stem if self.dataset not in BUILTIN else self.dataset
-        suffix = "-surrogate" if self.trainer == "surrogate" else ""
+        suffix = ("-surrogate" if self.trainer == "surrogate" else "") + ("-transfer" if self.mode == "transfer" else "")
         return f"{stem}-{penalty}{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,8 +140,10 @@ class StudyConfig:
     def objective(self):
         """The ``LambdaScalingObjective`` this configuration describes."""
         from autolambda.objective import LambdaScalingObjective
+        from autolambda.transfer import TransferObjective
 
-        return LambdaScalingObjective(
+        extra = {"ladder": self.ladder} if self.mode == "transfer" else {}
+        return (TransferObjective if self.mode == "transfer" else LambdaScalingObjective)(
             self.dataset,
             self.space,
             epochs=self.epochs,
@@ -142,6 +156,7 @@ class StudyConfig:
             trainer=self.trainer,
             planted_alpha=self.planted_alpha,
             n_ref=self.n_ref,
+            **extra,
         )
 
 

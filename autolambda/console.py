@@ -91,6 +91,8 @@ def print_tune_summary(result: Any) -> None:
         f"({result.new_trials} new) — complete {states['complete']}, pruned {states['pruned']}, "
         f"diverged {states['diverged']}, failed {states['failed']}"
     )
+    if config.mode == "transfer":
+        _print_transfer(result)
     table = Table(title="Best lambda_eff per width (score: penalty-free val_ce)")
     for col in ("width", "N", "done", "pruned", "div.", "fail", "val_ce", "lambda_eff"):
         table.add_column(col, justify="right")
@@ -105,12 +107,14 @@ def print_tune_summary(result: Any) -> None:
             _fmt(row["best_value"], ".4f"),
             _fmt(row["best_lambda_eff"], ".3g"),
         )
-    console.print(table)
+    if summary["per_width"]:
+        console.print(table)
     best = summary.get("best")
     if best:
         console.print(
             f"Best trial #{best['number']}: val_ce {best['value']:.4f}, width {best['params'].get('width', '-')}, "
-            f"N {best['n_params']:,}, lambda_eff {best['lambda_eff']:.3g} "
+            + (f"N {best['n_params']:,}, lambda_eff {best['lambda_eff']:.3g} " if best["n_params"] else "")
+            + 
             f"(lambda0 {best['params'].get('lambda0', float('nan')):.3g}, alpha {best['params'].get('alpha', float('nan')):.3g})"
         )
     if result.unlogged_trials:
@@ -126,6 +130,20 @@ def print_tune_summary(result: Any) -> None:
         console.print(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
 
 
+def _print_transfer(result: Any) -> None:
+    try:
+        best = result.study.best_trial
+    except ValueError:
+        return
+    rungs = best.user_attrs.get("history", {})
+    table = Table(title=f"Best transfer pair: lambda0 {best.params.get('lambda0', float('nan')):.3g}, alpha {best.params.get('alpha', float('nan')):.3g} (mean val_ce {best.value:.4f})")
+    for col in ("width", "N", "lambda_eff", "val_ce"):
+        table.add_column(col, justify="right")
+    for w, n, lam, v in zip(rungs.get("rung_width", []), rungs.get("rung_n_params", []), rungs.get("rung_lambda_eff", []), rungs.get("rung_val_ce", [])):
+        table.add_row(str(int(w)), f"{int(n):,}", f"{lam:.3g}", f"{v:.4f}")
+    console.print(table)
+
+
 def _fmt(value: Any, spec: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -135,6 +153,14 @@ def _fmt(value: Any, spec: str) -> str:
 def print_analysis(result: Any) -> None:
     """Human-readable summary of ``autolambda analyze``."""
     a = result.analysis
+    if isinstance(a, dict):  # a transfer study
+        b = a["best"]
+        low, high = a["near_best_alpha_range"]
+        console.print(f"\nTransfer study [bold]{result.study_name}[/bold]: {a['n_complete']} complete of {a['n_trials']} trials")
+        console.print(f"Best pair: lambda0 {b['lambda0']:.3g}, alpha [bold]{b['alpha']:.3f}[/bold] (mean val_ce {b['value']:.4f}); "
+                      f"{a['n_near_best']} near-best pairs have alpha in [{low:.3f}, {high:.3f}]")
+        console.print(f"\nReport: {result.out / 'report.md'}")
+        return
     console.print(f"\nStudy [bold]{result.study_name}[/bold]: {a.n_trials} trials " + ", ".join(f"{k} {v}" for k, v in sorted(a.states.items())))
     table = Table(title="Per model size")
     for col in ("width", "N", "done", "best val_ce", "best lambda_eff", "near-best band", "fit"):
@@ -154,6 +180,10 @@ def print_analysis(result: Any) -> None:
             hyp.add_row(f"{h['alpha']:+g}", h["meaning"], "yes" if h["inside_ci"] else "no")
         console.print(hyp)
     console.print(a.verdict)
+    e = a.extrapolation
+    if e:
+        console.print(f"Extrapolation: alpha from widths {e['fitted_on_widths']} predicts lambda_eff {e['predicted_lambda_eff']:.3g} "
+                      f"for width {e['target_width']} (best found {e['best_lambda_eff']:.3g}); regret {e['regret']:+.4f} in val_ce.")
     for note in a.notes:
         console.print(f"[yellow]Note:[/yellow] {note}")
     for warning in result.warnings:

@@ -41,7 +41,7 @@ class TrialMonitor:
         self.divergence_threshold = divergence_threshold
         self.history: dict[str, list[float]] = {}
         self.epochs_run = 0
-        self._prune = prune and _can_prune(trial)
+        self._prune = prune and can_prune(trial)
         self._warned = False
 
     def on_epoch(self, epoch: int, logs: dict[str, float]) -> None:
@@ -72,7 +72,8 @@ class TrialMonitor:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor}={float(value):.4g}).")
 
 
-def _can_prune(trial: Any) -> bool:
+def can_prune(trial: Any) -> bool:
+    """Whether Optuna can take intermediate values from ``trial`` (not multi-objective)."""
     study = getattr(trial, "study", None)
     if study is None:  # FixedTrial and friends: report() is a no-op anyway
         return hasattr(trial, "report")

@@ -141,9 +141,32 @@ class LambdaScalingObjective:
         ):
             trial.set_user_attr(key, value)
         monitor = TrialMonitor(trial, monitor="val_ce", divergence_threshold=self.divergence_threshold)
+        started = time.perf_counter()
+        try:
+            self.train(trial, params, n_params, strength, data, monitor)
+        finally:
+            trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
+            trial.set_user_attr("epochs_run", monitor.epochs_run)
+            trial.set_user_attr("history", monitor.history)
+        values = {
+            "val_ce": score_history(monitor.history["val_ce"], self.score, self.score_window),
+            "val_accuracy": score_history(monitor.history["val_accuracy"], "final", self.score_window)
+            if "val_accuracy" in monitor.history
+            else float("nan"),
+            "n_params": float(n_params),
+            "train_seconds": time.perf_counter() - started,
+        }
+        out = tuple(values[name] for name in self.objectives)
+        return out[0] if len(out) == 1 else out
+
+    def train(self, trial: Any, params: Any, n_params: int, strength: float, data: Dataset, monitor: TrialMonitor) -> None:
+        """Train ``params`` at penalty ``strength``, feeding ``monitor`` each epoch.
+
+        A divergence is recorded on the trial and ends it PRUNED; any other error is
+        recorded (user attribute ``error``) and re-raised, so Optuna marks the trial FAIL.
+        """
         trainer = make_trainer(self.trainer, planted_alpha=self.planted_alpha)
         number = getattr(trial, "number", 0) or 0
-        started = time.perf_counter()
         try:
             trainer.train(
                 params,
@@ -164,20 +187,6 @@ class LambdaScalingObjective:
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
             raise
-        finally:
-            trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
-            trial.set_user_attr("epochs_run", monitor.epochs_run)
-            trial.set_user_attr("history", monitor.history)
-        values = {
-            "val_ce": score_history(monitor.history["val_ce"], self.score, self.score_window),
-            "val_accuracy": score_history(monitor.history["val_accuracy"], "final", self.score_window)
-            if "val_accuracy" in monitor.history
-            else float("nan"),
-            "n_params": float(n_params),
-            "train_seconds": time.perf_counter() - started,
-        }
-        out = tuple(values[name] for name in self.objectives)
-        return out[0] if len(out) == 1 else out
 
     def config(self) -> dict[str, Any]:
         """The objective's settings, for the study's record and MLflow."""

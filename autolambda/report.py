@@ -58,6 +58,38 @@ def write_report(
     return files
 
 
+def write_transfer_report(transfer: dict[str, Any], out: str | Path, *, study: Any = None) -> list[Path]:
+    """``report.md``, ``analysis.json`` and Optuna's plots for a transfer study."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = _optuna_plots(study, out) if study is not None else {}
+    b = transfer["best"]
+    low, high = transfer["near_best_alpha_range"]
+    lines = [
+        f"# Transfer check: {study.study_name if study is not None else ''}",
+        "",
+        "Each trial trained one (lambda0, alpha) pair on every width of a fixed ladder and was scored by the mean "
+        "penalty-free validation loss over the ladder.",
+        "",
+        f"Best pair: lambda0 = {b['lambda0']:.3g}, alpha = {b['alpha']:.3f} (mean val_ce {b['value']:.4f}, trial {b['number']}).",
+        f"The {transfer['n_near_best']} pairs within {transfer['tolerance']:.0%} of the best have alpha in [{low:.3f}, {high:.3f}].",
+        "",
+        "| alpha | meaning | among the near-best pairs? |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {h['alpha']:+g} | {h['meaning']} | {'yes' if h['near_best'] else 'no'} |" for h in transfer["hypotheses"]]
+    lines.append("")
+    for key, path in plots.items():
+        if path.suffix == ".png":
+            lines += [f"![{key}]({path.name})", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    (out / "analysis.json").write_text(json.dumps(transfer, indent=2, default=str))
+    return list(plots.values()) + [out / "report.md", out / "analysis.json"]
+
+
 def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, context: dict[str, Any]) -> str:
     """The report a person reads top to bottom."""
     a = analysis
@@ -95,6 +127,17 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
         for d in a.divergence:
             stable = f"{d['max_stable_lambda_eff']:.3g}" if d["max_stable_lambda_eff"] is not None else "—"
             lines.append(f"| {d['width']} | {d['n_params']:,} | {d['n_diverged']} | {d['min_diverged_lambda_eff']:.3g} | {stable} |")
+    e = a.extrapolation
+    if e:
+        lines += [
+            "",
+            "## Extrapolation to the largest size",
+            "",
+            f"Fitting alpha on widths {', '.join(map(str, e['fitted_on_widths']))} alone gives alpha = {e['alpha_small']:.3f} and predicts "
+            f"lambda_eff = {e['predicted_lambda_eff']:.3g} for width {e['target_width']} (N = {e['target_n_params']:,}); direct search found "
+            f"{e['best_lambda_eff']:.3g} there. The loss at the prediction is {e['loss_at_predicted']:.4f} ({e['loss_estimated_by']}) against "
+            f"{e['best_loss']:.4f} at the best: a regret of {e['regret']:+.4f}.",
+        ]
     lines += ["", "## Plots", ""]
     captions = {
         "best_lambda_vs_n": "Best lambda_eff against N (log-log) with the fitted line, its 95% band and the hypotheses",

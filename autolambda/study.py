@@ -25,7 +25,7 @@ log = logging.getLogger("autolambda")
 
 
 def make_pruner(name: str, epochs: int, *, stratify: bool = True) -> optuna.pruners.BasePruner:
-    """The pruner called ``name``, scaled to an ``epochs`` budget.
+    """The pruner called ``name``, scaled to ``epochs`` reported steps.
 
     With ``stratify`` (the default) it is wrapped in ``WidthStratifiedPruner``, so a trial
     is compared only with trials of its own width.
@@ -122,7 +122,8 @@ def open_study(config: StudyConfig, *, create: bool = True) -> optuna.Study:
         study_name=config.name,
         storage=storage,
         sampler=make_sampler(config.sampler, config.seed, balance=config.balance_widths),
-        pruner=make_pruner(config.pruner, config.epochs, stratify=config.stratify_pruner),
+        # A transfer trial reports once per rung of its ladder, a search trial once per epoch.
+        pruner=make_pruner(config.pruner, _n_steps(config), stratify=config.stratify_pruner),
         direction="minimize",
         load_if_exists=True,
     )
@@ -244,6 +245,12 @@ def run_study(
             except Exception as exc:
                 log.warning("could not close the MLflow parent run: %s", _short(exc))
     return result
+
+
+def _n_steps(config: StudyConfig) -> int:
+    if config.mode == "transfer":
+        return len(config.ladder or config.space.widths)
+    return config.epochs
 
 
 def _n_finished(study: optuna.Study) -> int:

@@ -1,0 +1,83 @@
+"""``TransferObjective``: does one (lambda0, alpha) pair transfer across sizes?
+
+Each trial trains the same ``(lambda0, alpha)`` on a fixed ladder of widths, each at its
+own ``lambda_eff``, and is scored by the mean penalty-free validation loss over the
+ladder. The running mean is reported after each rung (step = rung index, the same
+ladder order for every trial), so pruners compare like with like and stop a pair that
+already fails on the first sizes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import optuna
+
+from autolambda.errors import ConfigError
+from autolambda.monitor import TrialMonitor, can_prune
+from autolambda.objective import LambdaScalingObjective, score_history
+from autolambda.scaling import count_convnet_params, lambda_eff
+from autolambda.space import suggest_params
+
+
+class TransferObjective(LambdaScalingObjective):
+    """Score one ``(lambda0, alpha)`` by its mean loss over a ladder of widths.
+
+    Takes the arguments of ``LambdaScalingObjective`` plus ``ladder`` (the widths, in
+    training order; by default every width of the space, smallest first).
+
+    Example:
+        >>> objective = TransferObjective(trainer="surrogate", ladder=(4, 16, 64))
+        >>> study = optuna.create_study()
+        >>> study.optimize(objective, n_trials=2)
+    """
+
+    def __init__(self, *args: Any, ladder: tuple[int, ...] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        ladder = tuple(ladder) if ladder is not None else tuple(self.space.widths)
+        if len(ladder) < 2 or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in ladder):
+            raise ConfigError(f"ladder must list at least two positive integer widths but got {list(ladder)!r}.")
+        self.ladder = ladder
+
+    def __call__(self, trial: optuna.trial.BaseTrial) -> float:
+        """Train every rung, report the running mean, return the mean over the ladder."""
+        data = self.load_data()
+        n_ref = self.resolve_n_ref(getattr(trial, "study", None), data)
+        rungs: dict[str, list[float]] = {"rung_width": [], "rung_n_params": [], "rung_lambda_eff": [], "rung_val_ce": []}
+        started = time.perf_counter()
+        epochs_run = 0
+        trial.set_user_attr("trainer", self.trainer)
+        trial.set_user_attr("n_ref", n_ref)
+        trial.set_user_attr("ladder", list(self.ladder))
+        prunable = can_prune(trial)
+        try:
+            for step, width in enumerate(self.ladder):
+                # Re-suggesting lambda0/alpha in one trial returns the same values.
+                params = suggest_params(trial, replace(self.space, widths=(width,)))
+                n_params = count_convnet_params(width, params.depth, params.kernel_size, data.input_shape, data.n_classes)
+                strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
+                if step == 0:
+                    trial.set_user_attr("trial_params", params.as_dict() | {"width": None})
+                monitor = TrialMonitor(trial, divergence_threshold=self.divergence_threshold, prune=False)
+                try:
+                    self.train(trial, params, n_params, strength, data, monitor)
+                finally:
+                    epochs_run += monitor.epochs_run
+                score = score_history(monitor.history["val_ce"], self.score, self.score_window)
+                for key, value in (("rung_width", width), ("rung_n_params", n_params), ("rung_lambda_eff", strength), ("rung_val_ce", score)):
+                    rungs[key].append(float(value))
+                mean = sum(rungs["rung_val_ce"]) / len(rungs["rung_val_ce"])
+                if prunable:
+                    trial.report(mean, step=step)
+                    if step < len(self.ladder) - 1 and trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after rung {step} (width {width}, mean val_ce {mean:.4g}).")
+        finally:
+            trial.set_user_attr("history", rungs)
+            trial.set_user_attr("epochs_run", epochs_run)
+            trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
+        return sum(rungs["rung_val_ce"]) / len(rungs["rung_val_ce"])
+
+    def config(self) -> dict[str, Any]:
+        return super().config() | {"ladder": list(self.ladder)}
