@@ -107,6 +107,7 @@ def tune(
             trainer=trainer,
             planted_alpha=planted_alpha,
         )
+        config.objective().load_data()  # a bad data set fails before anything starts
     except AutolambdaError as exc:
         _fail(exc)
     _quiet_frameworks()

@@ -58,6 +58,18 @@ def write_report(
     return files
 
 
+def summary_plots(analysis: Analysis, records: Sequence[TrialRecord], out: str | Path) -> list[Path]:
+    """Just the two autolambda plots (for the end of ``tune``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out)
+    return [
+        _plot_loss_vs_lambda(records, analysis, out / "loss_vs_lambda.png"),
+        _plot_best_lambda_vs_n(analysis, out / "best_lambda_vs_n.png"),
+    ]
+
+
 def write_transfer_report(transfer: dict[str, Any], out: str | Path, *, study: Any = None) -> list[Path]:
     """``report.md``, ``analysis.json`` and Optuna's plots for a transfer study."""
     import matplotlib

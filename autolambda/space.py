@@ -210,9 +210,9 @@ def suggest_lambda_eff(
         >>> suggest_lambda_eff(trial, n_params=2000, n_ref=1000)
         0.0005
     """
-    space = SearchSpace(lambda0=lambda0, alpha=alpha)
-    lam0 = float(trial.suggest_float("lambda0", *space.lambda0, log=True)) if isinstance(space.lambda0, tuple) else space.lambda0
-    alp = float(trial.suggest_float("alpha", *space.alpha)) if isinstance(space.alpha, tuple) else space.alpha
+    # Through suggest_params, the one caller of trial.suggest_*: same names, same ranges.
+    params = suggest_params(trial, SearchSpace(widths=(1,), lambda0=lambda0, alpha=alpha))
+    lam0, alp = params.lambda0, params.alpha
     value = lambda_eff(lam0, alp, n_params, n_ref)
     for key, v in (("n_params", int(n_params)), ("n_ref", float(n_ref)), ("lambda_eff", value)):
         trial.set_user_attr(key, v)

@@ -19,6 +19,7 @@ from autolambda.config import StudyConfig, redact
 from autolambda.errors import AutolambdaError, ConfigError
 
 CONFIG_KEY = "autolambda_config"
+RUN_CONFIG_KEY = "autolambda_run_config"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 log = logging.getLogger("autolambda")
@@ -129,6 +130,8 @@ def open_study(config: StudyConfig, *, create: bool = True) -> optuna.Study:
     )
     if CONFIG_KEY not in study.user_attrs:
         study.set_user_attr(CONFIG_KEY, config.fingerprint())
+    # The full effective configuration of the latest run (budget, stores), secrets redacted.
+    study.set_user_attr(RUN_CONFIG_KEY, config.to_dict() | {"storage": redact(config.storage), "tracking_uri": redact(config.tracking_uri)})
     return study
 
 
@@ -241,10 +244,29 @@ def run_study(
             result.parent_run_id = tracker.parent_run_id
             result.unlogged_trials = list(tracker.failed_trials)
             try:
+                _log_summary_plots(tracker, study)
                 tracker.finish(study, result.summary(), status=status)
             except Exception as exc:
                 log.warning("could not close the MLflow parent run: %s", _short(exc))
     return result
+
+
+def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:
+    """Loss against lambda_eff and best lambda_eff against N, on the parent run (cheap:
+    the full report with Optuna's plots is `autolambda analyze`)."""
+    import tempfile
+
+    from autolambda.analysis import analyze_records, records_from_trials
+    from autolambda.report import summary_plots
+
+    records = records_from_trials(study.get_trials(deepcopy=False))
+    try:
+        analysis = analyze_records(records, n_boot=200)
+    except AutolambdaError:
+        return  # nothing complete yet: no plot to draw
+    with tempfile.TemporaryDirectory() as folder:
+        summary_plots(analysis, records, folder)
+        tracker.log_artifacts(folder, "summary")
 
 
 def _n_steps(config: StudyConfig) -> int:

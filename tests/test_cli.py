@@ -126,6 +126,8 @@ def test_tune_logs_parent_and_children_and_resumes(tmp_path):
     assert len(parents) == 1 and len(children) == 10
     parent = parents[0]
     assert parent.info.status == "FINISHED" and "n_ref" in parent.data.params
+    summary = {a.path for a in client.list_artifacts(parent.info.run_id, "summary")}
+    assert summary == {"summary/loss_vs_lambda.png", "summary/best_lambda_vs_n.png"}
     assert any(k.startswith("version.") for k in parent.data.tags)
     study = optuna.load_study(study_name="digits-l2-surrogate", storage="sqlite:///autolambda.db")
     by_number = {int(r.data.tags["autolambda.trial_number"]): r for r in children}
