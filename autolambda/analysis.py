@@ -9,7 +9,8 @@ edge of what was tried, a flat curve, too few trials). Then:
   log lambda) to its trials within a decade of its best trial: the argmax alone snaps to
   whichever lambda happened to be tried, and the gaps between tried values then bias
   the slope. Its bootstrap 95% interval resamples each size's trials *and* perturbs each
-  trial's score by its own noise (the spread of its last epochs), so seed-size noise
+  trial's score by its noise (the larger of the spread of its last epochs and the
+  scatter of its size's trials about a smooth curve, which holds seed noise), so noise
   widens the interval instead of hiding in an argmax;
 - ``alpha_surface``: from a quadratic surrogate of the score over (log N, log lambda_eff)
   fitted to the better half of each size's trials; its optimum ridge has slope -alpha.
@@ -67,6 +68,7 @@ class SizeSummary:
     band: tuple[float, float] | None = None  # lambda_eff of trials within tolerance of the best
     n_in_band: int = 0
     tried: tuple[float, float] | None = None  # lambda_eff range of all trials (pruned, diverged too)
+    noise: float = 0.0  # trial-to-trial noise of the score near the best (see size_noise)
     flags: list[str] = field(default_factory=list)
 
     @property
@@ -152,8 +154,8 @@ def summarize_sizes(
     Flags: ``too_few`` (fewer than ``min_trials`` complete trials), ``at_bound`` (the best
     lambda is the smallest or largest one tried at that size, pruned and diverged trials
     included: the optimum may lie beyond),
-    ``flat`` (the smallest lambda tried scores within ``tolerance`` of the best, so the
-    penalty made no measurable difference).
+    ``flat`` (the smallest lambda tried scores within ``tolerance`` or two noise standard
+    deviations of the best, so the penalty made no measurable difference).
     """
     sizes: dict[int, SizeSummary] = {}
     complete: dict[int, list[TrialRecord]] = {}
@@ -191,7 +193,9 @@ def summarize_sizes(
         if best.lambda_eff in (s.tried[0], s.tried[1]):
             s.flags.append("at_bound")
         smallest = min(rows, key=lambda r: r.lambda_eff)
-        if smallest.value <= limit and smallest is not best:
+        noise = size_noise(np.log([r.lambda_eff for r in rows]), np.array([r.value for r in rows]))
+        s.noise = noise
+        if smallest is not best and smallest.value <= best.value + max(tolerance * abs(best.value), 2 * noise):
             s.flags.append("flat")
     return [sizes[w] for w in sorted(sizes)]
 
@@ -215,6 +219,26 @@ def size_optimum(log_lam: np.ndarray, values: np.ndarray, *, half_width: float =
     return float(np.clip(center - b / (2 * a), x.min(), x.max()))
 
 
+def size_noise(log_lam: np.ndarray, values: np.ndarray, *, half_width: float = math.log(10)) -> float:
+    """Trial-to-trial noise of one size: the residual standard deviation of its trials
+    within a decade of the best about a quadratic in log lambda.
+
+    A trial's own epoch-to-epoch spread misses seed noise (another initialisation, another
+    data order), which on real data is the larger part; the scatter of neighbouring
+    trials around a smooth curve holds both. 0 when there are too few trials to tell.
+    """
+    best = int(np.argmin(values))
+    near = np.abs(log_lam - log_lam[best]) <= half_width
+    x, y = log_lam[near], values[near]
+    if len(x) < 6 or np.ptp(x) < 0.5:
+        return 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.RankWarning)
+        coef = np.polyfit(x - x.mean(), y, 2)
+    residual = y - np.polyval(coef, x - x.mean())
+    return float(np.sqrt(np.sum(residual**2) / (len(x) - 3)))
+
+
 def fit_slope(log_n: np.ndarray, log_lam: np.ndarray) -> float:
     """``alpha`` from points (log N, log lambda): minus the least-squares slope."""
     x = log_n - log_n.mean()
@@ -227,21 +251,18 @@ def bootstrap_alpha(
     """``alpha_hat`` over ``widths`` and its 95% percentile interval.
 
     Each replicate resamples every size's complete trials with replacement, adds to each
-    score Gaussian noise of that trial's own standard error, re-locates each size's
+    score Gaussian noise of that trial's own standard error or its size's trial-to-trial
+    noise (``size_noise``), whichever is larger, re-locates each size's
     optimum (``size_optimum``) and refits the slope.
     """
     rng = np.random.default_rng(seed)
     groups = []  # per size: log N, scores, their noise, log lambda_eff
     for w in widths:
         rows = [r for r in records if r.width == w and r.state == "complete" and r.value is not None]
-        groups.append(
-            (
-                math.log(rows[0].n_params),
-                np.array([r.value for r in rows]),
-                np.array([r.noise for r in rows]),
-                np.log([r.lambda_eff for r in rows]),
-            )
-        )
+        values = np.array([r.value for r in rows])
+        log_lam = np.log([r.lambda_eff for r in rows])
+        noise = np.maximum([r.noise for r in rows], size_noise(log_lam, values))
+        groups.append((math.log(rows[0].n_params), values, noise, log_lam))
     log_n = np.array([g[0] for g in groups])
     point = fit_slope(log_n, np.array([size_optimum(g[3], g[1]) for g in groups]))
     samples = np.empty(n_boot)
@@ -353,7 +374,7 @@ def analyze_records(
         if "at_bound" in s.flags:
             notes.append(f"width {s.width}: the best lambda_eff ({s.best_lambda_eff:.3g}) is the edge of what was tried; its optimum may lie beyond, so it is left out of the fit.")
         if "flat" in s.flags:
-            notes.append(f"width {s.width}: the loss is flat in lambda within {tolerance:.0%} of the best (the penalty made no measurable difference); left out of the fit.")
+            notes.append(f"width {s.width}: the smallest lambda tried scores within {tolerance:.0%} or two noise SDs ({s.noise:.3g}) of the best: the penalty made no measurable difference; left out of the fit.")
     alpha_hat = alpha_ci = alpha_surface = alpha_surface_ci = None
     if len(usable) >= 2:
         alpha_hat, alpha_ci, _ = bootstrap_alpha(records, usable, n_boot=n_boot, seed=seed)

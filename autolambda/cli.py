@@ -43,7 +43,9 @@ def _quiet_frameworks() -> None:
 
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Failed trials are counted in the progress bar and the closing table, with their
+    # error on the trial and its MLflow run: Optuna's per-trial tracebacks would drown that.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", module="keras")
 
@@ -73,6 +75,7 @@ def tune(
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
     mode: Annotated[Optional[str], typer.Option(help="search (each trial one width, default) or transfer (each trial one lambda0/alpha on every width of --ladder, scored by the mean loss).")] = None,
     ladder: Annotated[Optional[str], typer.Option(help="Transfer mode: widths of each trial, comma-separated (e.g. 4,16,64). Default: every width of the space.")] = None,
+    max_failures: Annotated[Optional[int], typer.Option(help="Stop when this many trials fail in a row. Default: 5.")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
     progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
 ) -> None:
@@ -106,6 +109,7 @@ def tune(
             timeout=timeout,
             trainer=trainer,
             planted_alpha=planted_alpha,
+            max_failures=max_failures,
         )
         config.objective().load_data()  # a bad data set fails before anything starts
     except AutolambdaError as exc:
@@ -176,6 +180,70 @@ def analyze(
         from autolambda.console import print_analysis
 
         print_analysis(result)
+
+
+def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, experiment: str):
+    from autolambda.analyze import load_study
+    from autolambda.config import absolute_sqlite, check_tracking_uri
+    from autolambda.errors import AutolambdaError
+    from autolambda.tracking import PARENT_KEY, MLflowTracker
+
+    check_tracking_uri(tracking_uri)
+    study = load_study(study_name, storage)
+    tracker = MLflowTracker(absolute_sqlite(tracking_uri), experiment)
+    tracker.check_reachable()
+    return study, tracker, study.user_attrs.get(PARENT_KEY)
+
+
+@app.command()
+def sync(
+    study_name: Annotated[Optional[str], typer.Option(help="Study to sync. Default: the only study in the storage, else digits-l2.")] = None,
+    storage: Annotated[str, typer.Option(help=H_STORAGE)] = "sqlite:///autolambda.db",
+    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING)] = "sqlite:///mlflow.db",
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "autolambda",
+) -> None:
+    """Back-fill MLflow from the Optuna study: log every finished trial that has no run."""
+    from autolambda.errors import AutolambdaError
+
+    try:
+        _quiet_frameworks()
+        study, tracker, _ = _study_and_tracker(study_name, storage, tracking_uri, experiment)
+        config = study.user_attrs.get("autolambda_run_config") or study.user_attrs.get("autolambda_config") or {}
+        tracker.start(study, config)
+        added = tracker.sync(study)
+        tracker.client.set_terminated(tracker.parent_run_id, status="FINISHED")
+    except AutolambdaError as exc:
+        _fail(exc)
+    typer.echo(f"Logged {len(added)} trial(s) to MLflow" + (f": {added}" if added else "; MLflow already had every finished trial."))
+
+
+@app.command()
+def check(
+    study_name: Annotated[Optional[str], typer.Option(help="Study to check. Default: the only study in the storage, else digits-l2.")] = None,
+    storage: Annotated[str, typer.Option(help=H_STORAGE)] = "sqlite:///autolambda.db",
+    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING)] = "sqlite:///mlflow.db",
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "autolambda",
+) -> None:
+    """Compare the Optuna study with its MLflow runs; exit 1 if they disagree."""
+    from autolambda.errors import AutolambdaError
+    from autolambda.tracking import compare_stores
+
+    try:
+        _quiet_frameworks()
+        study, tracker, parent = _study_and_tracker(study_name, storage, tracking_uri, experiment)
+        if parent is None:
+            raise AutolambdaError(f"study {study.study_name!r} has no MLflow parent run: run `autolambda sync`.")
+        tracker.parent_run_id = parent
+        problems = compare_stores(study, tracker.logged_trials(study))
+    except AutolambdaError as exc:
+        _fail(exc)
+    if problems:
+        for line in problems:
+            typer.echo(line)
+        typer.echo(f"Inconsistent: {len(problems)} difference(s); `autolambda sync` logs missing trials.", err=True)
+        raise typer.Exit(code=1)
+    n = len(study.get_trials(deepcopy=False))
+    typer.echo(f"Consistent: {n} trials in Optuna, each finished one with exactly one matching MLflow run.")
 
 
 @app.command()

@@ -61,6 +61,9 @@ class StudyConfig:
     # off: the sampler also picks the width (and drifts to the best one).
     balance_widths: bool = True
     trainer: str = "keras"
+    # A failing trial is recorded and the study goes on; this many failures in a row
+    # stop it (something is wrong with the set-up, not with one trial).
+    max_failures: int = 5
     # Only with trainer = "surrogate": the exponent the stand-in trainer plants.
     planted_alpha: float = 0.0
     # Reference parameter count; None: geometric mean of the space's smallest and largest N.
@@ -78,6 +81,7 @@ class StudyConfig:
         _int_at_least("batch_size", self.batch_size, 1)
         _int_at_least("score_window", self.score_window, 1)
         _int_at_least("seed", self.seed, 0)
+        _int_at_least("max_failures", self.max_failures, 1)
         for name in ("n_train", "n_val"):
             if getattr(self, name) is not None:
                 _int_at_least(name, getattr(self, name), 2)
@@ -133,7 +137,7 @@ class StudyConfig:
         time limit and where things are stored are not part of it.
         """
         out = self.to_dict()
-        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner"):
+        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner", "max_failures"):
             out.pop(key)
         return out
 

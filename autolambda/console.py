@@ -130,6 +130,15 @@ def print_tune_summary(result: Any) -> None:
         console.print(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
 
 
+def _surface_text(a: Any) -> str:
+    if a.alpha_surface is None:
+        return ""
+    if a.alpha_surface_ci is None:
+        return f"; the quadratic-surface estimate ({a.alpha_surface:.3f}) is unstable on these data (no interval)"
+    lo, hi = a.alpha_surface_ci
+    return f"; quadratic-surface estimate {a.alpha_surface:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
 def _print_transfer(result: Any) -> None:
     try:
         best = result.study.best_trial
@@ -172,7 +181,7 @@ def print_analysis(result: Any) -> None:
     console.print(table)
     if a.alpha_hat is not None:
         console.print(f"alpha_hat = [bold]{a.alpha_hat:.3f}[/bold], 95% interval [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}]"
-                      + (f"; surrogate-surface estimate {a.alpha_surface:.3f}" if a.alpha_surface is not None else ""))
+                      + _surface_text(a))
         hyp = Table(title="Hypotheses")
         for col in ("alpha", "meaning", "inside 95% CI"):
             hyp.add_column(col)

@@ -184,6 +184,10 @@ class LambdaScalingObjective:
             raise optuna.TrialPruned(str(exc)) from None
         except optuna.TrialPruned:
             raise
+        except KeyboardInterrupt:
+            # Optuna marks the trial FAIL and re-raises; the tracker logs its run KILLED.
+            trial.set_user_attr("interrupted", True)
+            raise
         except Exception as exc:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
             raise

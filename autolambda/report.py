@@ -116,7 +116,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
             f"| per-size best lambda, log-log fit (primary) | {a.alpha_hat:.3f} | [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}] |",
         ]
         if a.alpha_surface is not None:
-            ci = f"[{a.alpha_surface_ci[0]:.3f}, {a.alpha_surface_ci[1]:.3f}]" if a.alpha_surface_ci else "—"
+            ci = f"[{a.alpha_surface_ci[0]:.3f}, {a.alpha_surface_ci[1]:.3f}]" if a.alpha_surface_ci else "unstable: most bootstrap fits were not convex"
             lines.append(f"| quadratic surrogate over (log N, log lambda) | {a.alpha_surface:.3f} | {ci} |")
         lines.append("")
     lines += ["## Hypotheses", "", "| alpha | meaning | inside the 95% interval? |", "|---|---|---|"]
@@ -216,16 +216,17 @@ def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
     sizes = [s for s in analysis.per_size if s.best_lambda_eff is not None]
     used = [s for s in sizes if s.usable]
     other = [s for s in sizes if not s.usable]
-    for group, style, label in ((used, dict(color="C0"), "best lambda_eff (used in fit)"), (other, dict(color="grey", mfc="white"), "best lambda_eff (left out)")):
+    for group, style, label in ((used, dict(color="C0"), "optimum (used in fit)"), (other, dict(color="grey", mfc="white"), "optimum (left out)")):
         if group:
             n = np.array([s.n_params for s in group], dtype=float)
-            lam = np.array([s.best_lambda_eff for s in group])
-            low = lam - np.array([s.band[0] for s in group])
-            high = np.array([s.band[1] for s in group]) - lam
-            ax.errorbar(n, lam, yerr=[low, high], fmt="o", capsize=3, label=label, **style)
+            lam = np.array([s.optimum_lambda_eff for s in group])
+            low = np.clip(lam - np.array([s.band[0] for s in group]), 0, None)
+            high = np.clip(np.array([s.band[1] for s in group]) - lam, 0, None)
+            ax.errorbar(n, lam, yerr=[low, high], fmt="o", capsize=3, label=label + ", near-best band", **style)
+    ax.scatter([s.n_params for s in sizes], [s.best_lambda_eff for s in sizes], marker="x", color="black", s=25, label="best trial", zorder=3)
     if used and analysis.alpha_hat is not None:
         n = np.array([s.n_params for s in used], dtype=float)
-        lam = np.log([s.best_lambda_eff for s in used])
+        lam = np.log([s.optimum_lambda_eff for s in used])
         x0, y0 = np.log(n).mean(), lam.mean()
         grid = np.exp(np.linspace(np.log(min(s.n_params for s in sizes)) - 0.3, np.log(max(s.n_params for s in sizes)) + 0.3, 50))
         line = lambda a: np.exp(y0 - a * (np.log(grid) - x0))  # noqa: E731
@@ -237,8 +238,8 @@ def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("N (trainable parameters)")
-    ax.set_ylabel("best lambda_eff")
-    ax.set_title("Best lambda_eff against model size")
+    ax.set_ylabel("lambda_eff")
+    ax.set_title("Optimal lambda_eff against model size")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -222,7 +222,8 @@ def run_study(
         on_start(study, done)
     # Trials stop when the study (shared by all workers) holds the requested total.
     stopper = optuna.study.MaxTrialsCallback(config.trials, states=FINISHED)
-    all_callbacks = ([tracker] if tracker else []) + list(callbacks or []) + [stopper]
+    failures = FailureStreak(config.max_failures)
+    all_callbacks = ([tracker] if tracker else []) + list(callbacks or []) + [failures, stopper]
     before = len(study.trials)
     status = "FINISHED"
     try:
@@ -236,7 +237,13 @@ def run_study(
                 gc_after_trial=False,
             )
     except KeyboardInterrupt:
+        # Optuna has marked the running trial FAIL; give it its (KILLED) MLflow run, and
+        # leave the parent run resumable: the same command continues the study.
         status = "KILLED"
+        if tracker is not None:
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-3:]:
+                if trial.number >= before and trial.number not in tracker.logged:
+                    tracker(study, trial)
         raise
     finally:
         result = TuneResult(study, config, len(study.trials) - before)
@@ -248,7 +255,32 @@ def run_study(
                 tracker.finish(study, result.summary(), status=status)
             except Exception as exc:
                 log.warning("could not close the MLflow parent run: %s", _short(exc))
+    if failures.tripped:
+        raise AutolambdaError(
+            f"stopped: {failures.streak} trials failed in a row (max_failures={config.max_failures}); "
+            f"last error: {failures.last_error or 'unknown'}"
+        )
     return result
+
+
+class FailureStreak:
+    """Optuna callback: stop the study when ``limit`` trials in a row have failed."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.streak = 0
+        self.last_error: str | None = None
+        self.tripped = False
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            self.streak += 1
+            self.last_error = trial.user_attrs.get("error")
+            if self.streak >= self.limit:
+                self.tripped = True
+                study.stop()
+        else:
+            self.streak = 0
 
 
 def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:

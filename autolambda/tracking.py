@@ -53,6 +53,10 @@ def quiet_mlflow() -> None:
     # No usage telemetry: this tool runs on machines with no network but package registries.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    # A tracking server that is down should fail in seconds, not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
 class MLflowTracker:
@@ -76,6 +80,7 @@ class MLflowTracker:
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
         self.failed_trials: list[int] = []
+        self.logged: set[int] = set()
 
     # -- set-up ------------------------------------------------------------------------
     def check_reachable(self) -> None:
@@ -142,6 +147,7 @@ class MLflowTracker:
         ``autolambda sync`` can back-fill it)."""
         try:
             self.log_trial(study, trial)
+            self.logged.add(trial.number)
         except Exception as exc:
             self.failed_trials.append(trial.number)
             logging.getLogger("autolambda").warning(
@@ -202,8 +208,40 @@ class MLflowTracker:
             params=[Param(k, _param_value(v)) for k, v in params.items()],
             tags=tags,
         )
-        self.client.set_terminated(run_id, status=RUN_STATUS[state], end_time=end_ms)
+        status = "KILLED" if attrs.get("interrupted") else RUN_STATUS[state]
+        self.client.set_terminated(run_id, status=status, end_time=end_ms)
         return run_id
+
+    def logged_trials(self, study: optuna.Study) -> dict[int, list[Any]]:
+        """Child runs of the study's parent run, by trial number (a list: duplicates show)."""
+        if self.parent_run_id is None:
+            raise AutolambdaError("MLflowTracker.start() was not called.")
+        out: dict[int, list[Any]] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+                max_results=1000,
+                page_token=token,
+            )
+            for run in page:
+                number = run.data.tags.get("autolambda.trial_number")
+                if number is not None:
+                    out.setdefault(int(number), []).append(run)
+            token = page.token
+            if not token:
+                return out
+
+    def sync(self, study: optuna.Study) -> list[int]:
+        """Log every finished trial that has no child run yet; return their numbers."""
+        logged = self.logged_trials(study)
+        done = []
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+            if trial.number not in logged:
+                self.log_trial(study, trial)
+                done.append(trial.number)
+        return done
 
     # -- the end -----------------------------------------------------------------------
     def finish(self, study: optuna.Study, summary: dict[str, Any] | None = None, *, status: str = "FINISHED") -> None:
@@ -233,6 +271,38 @@ class MLflowTracker:
         if summary is not None:
             self.client.log_text(self.parent_run_id, json.dumps(summary, indent=2, default=str), "summary.json")
         self.client.set_terminated(self.parent_run_id, status=status)
+
+
+def compare_stores(study: optuna.Study, logged: dict[int, list[Any]]) -> list[str]:
+    """Differences between the Optuna study and its MLflow child runs (empty: consistent).
+
+    Every finished trial (complete, pruned, failed) must have exactly one child run with
+    the same params and state, and no child run may name a trial the study lacks.
+    """
+    problems = []
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for number, trial in sorted(trials.items()):
+        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+            continue
+        runs = logged.get(number, [])
+        if not runs:
+            problems.append(f"trial {number} ({trial_state(trial)}) has no MLflow run")
+            continue
+        if len(runs) > 1:
+            problems.append(f"trial {number} has {len(runs)} MLflow runs")
+        run = runs[0]
+        state = trial_state(trial)
+        if run.data.tags.get("autolambda.state") != state:
+            problems.append(f"trial {number}: Optuna says {state}, MLflow says {run.data.tags.get('autolambda.state')}")
+        expected = "KILLED" if trial.user_attrs.get("interrupted") else RUN_STATUS[state]
+        if run.info.status != expected:
+            problems.append(f"trial {number}: MLflow run status {run.info.status}, expected {expected}")
+        for key, value in trial.params.items():
+            if run.data.params.get(key) != _param_value(value):
+                problems.append(f"trial {number}: param {key} is {value!r} in Optuna, {run.data.params.get(key)!r} in MLflow")
+    for number in sorted(set(logged) - set(trials)):
+        problems.append(f"MLflow run for trial {number}, which the study does not have")
+    return problems
 
     def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
         """Upload every file of ``folder`` to the parent run."""
