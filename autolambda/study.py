@@ -252,6 +252,9 @@ def run_study(
             result.unlogged_trials = list(tracker.failed_trials)
             try:
                 _log_summary_plots(tracker, study)
+            except Exception as exc:  # a plot must not keep the parent run open
+                log.warning("summary plots not logged to MLflow: %s", _short(exc))
+            try:
                 tracker.finish(study, result.summary(), status=status)
             except Exception as exc:
                 log.warning("could not close the MLflow parent run: %s", _short(exc))

@@ -273,6 +273,12 @@ class MLflowTracker:
         self.client.set_terminated(self.parent_run_id, status=status)
 
 
+    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
+        """Upload every file of ``folder`` to the parent run."""
+        if self.parent_run_id is not None:
+            self.client.log_artifacts(self.parent_run_id, str(folder), artifact_path)
+
+
 def compare_stores(study: optuna.Study, logged: dict[int, list[Any]]) -> list[str]:
     """Differences between the Optuna study and its MLflow child runs (empty: consistent).
 
@@ -303,11 +309,6 @@ def compare_stores(study: optuna.Study, logged: dict[int, list[Any]]) -> list[st
     for number in sorted(set(logged) - set(trials)):
         problems.append(f"MLflow run for trial {number}, which the study does not have")
     return problems
-
-    def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
-        """Upload every file of ``folder`` to the parent run."""
-        if self.parent_run_id is not None:
-            self.client.log_artifacts(self.parent_run_id, str(folder), artifact_path)
 
 
 def package_versions() -> dict[str, str]:

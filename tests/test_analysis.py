@@ -76,7 +76,7 @@ def test_flags_flat_bound_and_too_few():
     result = analyze_records(recs, n_boot=100)
     assert result.alpha_hat is None and result.alpha_ci is None
     assert "No verdict" in result.verdict
-    assert any("flat" in n for n in result.notes) and any("at least two sizes" in n for n in result.notes)
+    assert any("no measurable difference" in n for n in result.notes) and any("at least two sizes" in n for n in result.notes)
 
 
 def test_pruned_trials_beyond_the_best_count_as_tried():
