@@ -66,6 +66,9 @@ class StudyConfig:
     max_failures: int = 5
     # Only with trainer = "surrogate": the exponent the stand-in trainer plants.
     planted_alpha: float = 0.0
+    # Only with trainer = "surrogate": seconds each epoch takes, to stand in for training
+    # time in tests and benchmarks (interruption, workers).
+    surrogate_epoch_seconds: float = 0.0
     # Reference parameter count; None: geometric mean of the space's smallest and largest N.
     n_ref: float | None = None
     # search: each trial one width (the default); transfer: each trial one (lambda0,
@@ -89,6 +92,8 @@ class StudyConfig:
             raise ConfigError(f"timeout must be a positive number of seconds but got {self.timeout!r}.")
         if self.n_ref is not None and not (_is_number(self.n_ref) and self.n_ref > 0):
             raise ConfigError(f"n_ref must be a positive number but got {self.n_ref!r}.")
+        if not (_is_number(self.surrogate_epoch_seconds) and self.surrogate_epoch_seconds >= 0):
+            raise ConfigError(f"surrogate_epoch_seconds must be a number >= 0 but got {self.surrogate_epoch_seconds!r}.")
         if not _is_number(self.planted_alpha):
             raise ConfigError(f"planted_alpha must be a number but got {self.planted_alpha!r}.")
         _one_of("score", self.score, SCORES)
@@ -137,7 +142,7 @@ class StudyConfig:
         time limit and where things are stored are not part of it.
         """
         out = self.to_dict()
-        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner", "max_failures"):
+        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner", "max_failures", "surrogate_epoch_seconds"):
             out.pop(key)
         return out
 
@@ -159,6 +164,7 @@ class StudyConfig:
             score_window=self.score_window,
             trainer=self.trainer,
             planted_alpha=self.planted_alpha,
+            surrogate_epoch_seconds=self.surrogate_epoch_seconds,
             n_ref=self.n_ref,
             **extra,
         )

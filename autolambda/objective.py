@@ -48,6 +48,7 @@ class LambdaScalingObjective:
         score_window: Epochs averaged by ``"final"`` scoring (one epoch is noisy under Adam).
         trainer: ``"keras"`` or ``"surrogate"`` (the stand-in with a planted answer).
         planted_alpha: The surrogate's planted exponent.
+        surrogate_epoch_seconds: Wall time of one surrogate epoch (tests, benchmarks).
         n_ref: Reference parameter count; by default the geometric mean of the smallest
             and largest model in ``space``. Stored on the study so every trial shares it.
         divergence_threshold: Training cross-entropy above which a trial counts as diverged.
@@ -75,6 +76,7 @@ class LambdaScalingObjective:
         score_window: int = DEFAULT_SCORE_WINDOW,
         trainer: str = "keras",
         planted_alpha: float = 0.0,
+        surrogate_epoch_seconds: float = 0.0,
         n_ref: float | None = None,
         divergence_threshold: float | None = 1e3,
         objectives: tuple[str, ...] | str = ("val_ce",),
@@ -102,6 +104,7 @@ class LambdaScalingObjective:
         self.score_window = score_window
         self.trainer = trainer
         self.planted_alpha = float(planted_alpha)
+        self.surrogate_epoch_seconds = float(surrogate_epoch_seconds)
         self.n_ref = n_ref
         self.divergence_threshold = divergence_threshold
         self.objectives = objectives
@@ -165,7 +168,7 @@ class LambdaScalingObjective:
         A divergence is recorded on the trial and ends it PRUNED; any other error is
         recorded (user attribute ``error``) and re-raised, so Optuna marks the trial FAIL.
         """
-        trainer = make_trainer(self.trainer, planted_alpha=self.planted_alpha)
+        trainer = make_trainer(self.trainer, planted_alpha=self.planted_alpha, epoch_seconds=self.surrogate_epoch_seconds)
         number = getattr(trial, "number", 0) or 0
         try:
             trainer.train(

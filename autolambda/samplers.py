@@ -17,15 +17,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.strata import stratum_of, stratum_study
 
-_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+# Failed trials count too: a width that always fails gets its share of attempts, not all.
+_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
 
 
 class WidthBalancedSampler(optuna.samplers.BaseSampler):
     """Give each width a near-equal share of trials; sample the rest per width.
 
     The width of a new trial is the one with the fewest trials so far (running ones
-    included, so parallel workers stay balanced; failed ones excluded, so they are
-    retried), ties broken by a seeded draw. All other parameters come from the wrapped
+    included, so parallel workers stay balanced; failed ones too, so a width that always
+    fails cannot take every trial), ties broken by a seeded draw. All other parameters come from the wrapped
     sampler's independent sampling over a study holding only that width's trials.
 
     Args:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -88,37 +89,49 @@ def make_storage(url: str) -> Any:
     return url
 
 
-def open_study(config: StudyConfig, *, create: bool = True) -> optuna.Study:
-    """Create the study, or load it and check it was made with the same settings.
+def check_study(config: StudyConfig) -> bool:
+    """Whether the study exists; raise if it exists with other settings. Writes nothing.
 
     Raises:
         ConfigError: the name exists with another configuration or direction.
-        AutolambdaError: the storage cannot be reached, or (``create=False``) no such study.
+        AutolambdaError: the storage cannot be reached.
     """
-    storage = make_storage(config.storage)
+    url = config.storage
+    # A storage file that does not exist holds no study; opening it would create it.
+    for prefix in ("sqlite:///", "journal:"):
+        if url.startswith(prefix) and not Path(url[len(prefix):]).exists():
+            return False
     try:
-        summaries = optuna.get_all_study_summaries(storage) if create or True else []
+        summaries = optuna.get_all_study_summaries(make_storage(url))
+    except Exception as exc:
+        raise AutolambdaError(f"Optuna storage {redact(url)} is not reachable: {_short(exc)}") from None
+    existing = {s.study_name: s for s in summaries}
+    if config.name not in existing:
+        return False
+    summary = existing[config.name]
+    if summary.directions != [optuna.study.StudyDirection.MINIMIZE]:
+        raise ConfigError(
+            f"study {config.name!r} exists with direction(s) {[d.name for d in summary.directions]}; "
+            "autolambda minimises the validation loss: pick another --study-name."
+        )
+    stored = summary.user_attrs.get(CONFIG_KEY)
+    if stored is not None:
+        diff = _diff(stored, config.fingerprint())
+        if diff:
+            raise ConfigError(
+                f"study {config.name!r} exists with a different configuration ({diff}); "
+                "use --study-name to start a new study."
+            )
+    return True
+
+
+def open_study(config: StudyConfig) -> optuna.Study:
+    """Create the study, or load it after checking it was made with the same settings."""
+    check_study(config)
+    try:
+        storage = make_storage(config.storage)
     except Exception as exc:
         raise AutolambdaError(f"Optuna storage {redact(config.storage)} is not reachable: {_short(exc)}") from None
-    existing = {s.study_name: s for s in summaries}
-    if config.name in existing:
-        summary = existing[config.name]
-        if summary.directions != [optuna.study.StudyDirection.MINIMIZE]:
-            raise ConfigError(
-                f"study {config.name!r} exists with direction(s) {[d.name for d in summary.directions]}; "
-                "autolambda minimises the validation loss: pick another --study-name."
-            )
-        stored = summary.user_attrs.get(CONFIG_KEY)
-        if stored is not None:
-            diff = _diff(stored, config.fingerprint())
-            if diff:
-                raise ConfigError(
-                    f"study {config.name!r} exists with a different configuration ({diff}); "
-                    "use --study-name to start a new study."
-                )
-    elif not create:
-        names = ", ".join(sorted(existing)) or "none"
-        raise AutolambdaError(f"no study {config.name!r} in {redact(config.storage)} (studies there: {names}).")
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
@@ -206,6 +219,7 @@ def run_study(
     """
     objective = config.objective()
     objective.load_data()  # a bad data set fails here, before a study exists
+    check_study(config)  # a clashing study too, before MLflow is touched
     tracker = None
     if track:
         from autolambda.tracking import MLflowTracker

@@ -9,6 +9,7 @@ known answer in milliseconds, through the same objective, pruning and tracking p
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -189,6 +190,8 @@ class SurrogateTrainer:
     width: float = 1.5
     over: float = 0.05
     diverge_above: float = 10.0
+    # Wall time each epoch takes (sleeping), to stand in for training in tests and benchmarks.
+    epoch_seconds: float = 0.0
 
     def lambda_star(self, n_params: float) -> float:
         """The planted best penalty for a model of ``n_params`` parameters."""
@@ -216,6 +219,8 @@ class SurrogateTrainer:
         final = self.final_loss(n_params, strength)
         start = math.log(data.n_classes)
         for epoch in range(epochs):
+            if self.epoch_seconds > 0:
+                time.sleep(self.epoch_seconds)
             decay = math.exp(-(epoch + 1) / 3.0)
             val = final + (start - final) * decay + rng.normal(0.0, self.noise)
             train_ce = max(val - 0.05, 1e-3)
@@ -236,12 +241,12 @@ class SurrogateTrainer:
             )
 
 
-def make_trainer(name: str, *, planted_alpha: float = 0.0) -> Trainer:
+def make_trainer(name: str, *, planted_alpha: float = 0.0, epoch_seconds: float = 0.0) -> Trainer:
     """Trainer by name: ``keras`` or ``surrogate``."""
     from autolambda.errors import ConfigError
 
     if name == "keras":
         return KerasTrainer()
     if name == "surrogate":
-        return SurrogateTrainer(planted_alpha=planted_alpha)
+        return SurrogateTrainer(planted_alpha=planted_alpha, epoch_seconds=epoch_seconds)
     raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)} but got {name!r}.")
