@@ -76,6 +76,7 @@ def tune(
     mode: Annotated[Optional[str], typer.Option(help="search (each trial one width, default) or transfer (each trial one lambda0/alpha on every width of --ladder, scored by the mean loss).")] = None,
     ladder: Annotated[Optional[str], typer.Option(help="Transfer mode: widths of each trial, comma-separated (e.g. 4,16,64). Default: every width of the space.")] = None,
     max_failures: Annotated[Optional[int], typer.Option(help="Stop when this many trials fail in a row. Default: 5.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes on this machine sharing the study (journal:autolambda.journal unless --storage). Default: 1.")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
     progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
 ) -> None:
@@ -110,6 +111,7 @@ def tune(
             trainer=trainer,
             planted_alpha=planted_alpha,
             max_failures=max_failures,
+            workers=workers,
         )
         config.objective().load_data()  # a bad data set fails before anything starts
     except AutolambdaError as exc:
@@ -118,7 +120,7 @@ def tune(
     from autolambda.console import console, print_tune_summary, progress_callback
     from autolambda.study import run_study
 
-    if config.trainer == "keras":
+    if config.trainer == "keras" and config.workers == 1:
         from autolambda.trainers import import_tensorflow_quietly
 
         devices = import_tensorflow_quietly()
@@ -127,7 +129,12 @@ def tune(
     bar = progress_callback(config.trials, enabled=progress)
     try:
         with bar:
-            result = run_study(config, callbacks=[bar], track=not no_mlflow, on_start=bar.start)
+            if config.workers > 1:
+                from autolambda.workers import run_workers
+
+                result = run_workers(config, track=not no_mlflow, on_start=bar.start, on_progress=bar.poll)
+            else:
+                result = run_study(config, callbacks=[bar], track=not no_mlflow, on_start=bar.start)
     except AutolambdaError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -180,6 +187,29 @@ def analyze(
         from autolambda.console import print_analysis
 
         print_analysis(result)
+
+
+@app.command(hidden=True)
+def worker(
+    config_path: Annotated[Path, typer.Option("--config", help="JSON configuration written by `tune --workers`.")],
+    index: Annotated[int, typer.Option(help="Worker number (seeds its sampler).")] = 0,
+    no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
+) -> None:
+    """One worker process of `tune --workers K` (started by it; not for direct use)."""
+    import json
+
+    from autolambda.config import config_from_dict
+    from autolambda.errors import AutolambdaError
+
+    _quiet_frameworks()
+    try:
+        from autolambda.workers import run_worker
+
+        run_worker(config_from_dict(json.loads(config_path.read_text())), index, track=not no_mlflow)
+    except AutolambdaError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(code=130) from None
 
 
 def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, experiment: str):

@@ -23,7 +23,7 @@ from autolambda.trainers import TRAINERS
 MODES = ("search", "transfer")
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
 SAMPLERS = ("tpe", "random", "qmc", "gp")
-STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql")
+STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql", "mysql+pymysql")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ class StudyConfig:
     # off: the sampler also picks the width (and drifts to the best one).
     balance_widths: bool = True
     trainer: str = "keras"
+    # Worker processes on this machine sharing the study (journal file by default).
+    workers: int = 1
+    # PostgreSQL/MySQL storage: running trials send a heartbeat this often (seconds); a
+    # trial whose worker died is failed after two missed beats and retried.
+    heartbeat_seconds: int = 60
     # A failing trial is recorded and the study goes on; this many failures in a row
     # stop it (something is wrong with the set-up, not with one trial).
     max_failures: int = 5
@@ -85,6 +90,13 @@ class StudyConfig:
         _int_at_least("score_window", self.score_window, 1)
         _int_at_least("seed", self.seed, 0)
         _int_at_least("max_failures", self.max_failures, 1)
+        _int_at_least("workers", self.workers, 1)
+        _int_at_least("heartbeat_seconds", self.heartbeat_seconds, 1)
+        if self.workers > 1 and self.storage.startswith("sqlite"):
+            raise ConfigError(
+                f"storage {redact(self.storage)!r} is SQLite, which does not take several writers well; "
+                "with --workers use journal:FILE (the default) or postgresql://..."
+            )
         for name in ("n_train", "n_val"):
             if getattr(self, name) is not None:
                 _int_at_least(name, getattr(self, name), 2)
@@ -142,7 +154,7 @@ class StudyConfig:
         time limit and where things are stored are not part of it.
         """
         out = self.to_dict()
-        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner", "max_failures", "surrogate_epoch_seconds"):
+        for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner", "max_failures", "surrogate_epoch_seconds", "workers", "heartbeat_seconds"):
             out.pop(key)
         return out
 
@@ -202,12 +214,31 @@ def load_config(study_file: str | Path | None = None, **overrides: Any) -> Study
         else:
             overrides.pop(key, None)
     data.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(data.get("workers"), int) and data["workers"] > 1 and "storage" not in data:
+        # Several writers: Optuna's journal file, not SQLite (see Optuna's FAQ).
+        data["storage"] = "journal:autolambda.journal"
     try:
         space = SearchSpace(**space_data)
         config = StudyConfig(**data, space=space)
     except TypeError as exc:  # a wrongly typed value the dataclass could not take
         raise ConfigError(str(exc)) from None
-    return replace(config, storage=absolute_sqlite(config.storage), tracking_uri=absolute_sqlite(config.tracking_uri))
+    return replace(config, storage=absolute_storage(config.storage), tracking_uri=absolute_sqlite(config.tracking_uri))
+
+
+def absolute_storage(url: str) -> str:
+    """An Optuna storage URL with a relative SQLite or journal path made absolute."""
+    if url.startswith("journal:") and not Path(url[len("journal:"):]).is_absolute():
+        return "journal:" + str(Path(url[len("journal:"):]).resolve())
+    return absolute_sqlite(url)
+
+
+def config_from_dict(data: dict[str, Any]) -> StudyConfig:
+    """Inverse of ``StudyConfig.to_dict`` (used to hand a configuration to workers)."""
+    data = dict(data)
+    space = SearchSpace(**data.pop("space"))
+    if data.get("ladder") is not None:
+        data["ladder"] = tuple(data["ladder"])
+    return StudyConfig(**data, space=space)
 
 
 def absolute_sqlite(url: str) -> str:
@@ -255,7 +286,7 @@ def check_tracking_uri(uri: str) -> None:
     if not isinstance(uri, str) or not uri:
         raise ConfigError(f"tracking_uri must be a URI such as sqlite:///mlflow.db but got {uri!r}.")
     scheme = urlsplit(uri).scheme.lower()
-    allowed = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "http", "https", "databricks")
+    allowed = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql", "http", "https", "databricks")
     if scheme not in allowed or "://" not in uri and scheme != "databricks":
         raise ConfigError(
             f"tracking URI {redact(uri)!r} is not supported; use sqlite:///mlflow.db, http://HOST:PORT "

@@ -69,6 +69,20 @@ class ProgressCallback:
             advance = 1 if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else 0
             self._progress.update(self._task, advance=advance, description=self._text())
 
+    def poll(self, study: optuna.Study) -> None:
+        """Redraw from the study itself (trials finished by other processes)."""
+        from autolambda.study import FINISHED, count_states
+
+        trials = study.get_trials(deepcopy=False)
+        counts = count_states(trials)
+        for key in self._counts:
+            self._counts[key] = counts[key]
+        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        self._best = min(values) if values else None
+        if self._task is not None:
+            done = sum(1 for t in trials if t.state in FINISHED)
+            self._progress.update(self._task, completed=min(done, self.total), description=self._text())
+
     def _text(self) -> str:
         best = f"{self._best:.4f}" if self._best is not None else "-"
         extra = f" diverged {self._counts['diverged']}" if self._counts["diverged"] else ""

@@ -141,6 +141,7 @@ class LambdaScalingObjective:
             ("width", params.width),
             ("trial_params", params.as_dict()),
             ("trainer", self.trainer),
+            ("worker", worker_id()),
         ):
             trial.set_user_attr(key, value)
         monitor = TrialMonitor(trial, monitor="val_ce", divergence_threshold=self.divergence_threshold)
@@ -228,6 +229,14 @@ def score_history(values: list[float], score: str = "final", window: int = DEFAU
         return float(min(values))
     tail = values[-window:]
     return float(sum(tail) / len(tail))
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process: lets a later run tell a dead worker's trial."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _positive_int(name: str, value: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -80,13 +81,39 @@ def _base_sampler(name: str, seed: int, *, per_width: bool) -> optuna.samplers.B
     raise ConfigError(f"unknown sampler {name!r}.")
 
 
-def make_storage(url: str) -> Any:
-    """An Optuna storage for ``url`` (``journal:FILE`` is a journal file storage)."""
+def make_storage(url: str, *, heartbeat_seconds: int | None = None, on_stale: Any = None) -> Any:
+    """An Optuna storage for ``url`` (``journal:FILE`` is a journal file storage).
+
+    For an RDB URL (PostgreSQL, MySQL) with ``heartbeat_seconds``, running trials send a
+    heartbeat; one whose worker died is marked FAIL after two missed intervals, retried
+    (``RetryHeartbeatStaleTrialCallback``), and passed to ``on_stale`` (MLflow logging).
+    SQLite gets no heartbeat: it is for one process.
+    """
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
+    if heartbeat_seconds and not url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=heartbeat_seconds,
+            grace_period=2 * heartbeat_seconds,
+            heartbeat_stale_trial_callback=StaleTrialHandler(on_stale),
+        )
     return url
+
+
+class StaleTrialHandler:
+    """Retry a trial whose worker died (Optuna's callback), then log it (``on_stale``)."""
+
+    def __init__(self, on_stale: Any = None) -> None:
+        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+        self.on_stale = on_stale
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.retry(study, trial)
+        if self.on_stale is not None:
+            self.on_stale(study, trial)
 
 
 def check_study(config: StudyConfig) -> bool:
@@ -101,10 +128,7 @@ def check_study(config: StudyConfig) -> bool:
     for prefix in ("sqlite:///", "journal:"):
         if url.startswith(prefix) and not Path(url[len(prefix):]).exists():
             return False
-    try:
-        summaries = optuna.get_all_study_summaries(make_storage(url))
-    except Exception as exc:
-        raise AutolambdaError(f"Optuna storage {redact(url)} is not reachable: {_short(exc)}") from None
+    summaries = _retry(lambda: optuna.get_all_study_summaries(make_storage(url)), url)
     existing = {s.study_name: s for s in summaries}
     if config.name not in existing:
         return False
@@ -125,17 +149,14 @@ def check_study(config: StudyConfig) -> bool:
     return True
 
 
-def open_study(config: StudyConfig) -> optuna.Study:
+def open_study(config: StudyConfig, *, on_stale: Any = None, sampler_seed: int | None = None) -> optuna.Study:
     """Create the study, or load it after checking it was made with the same settings."""
     check_study(config)
-    try:
-        storage = make_storage(config.storage)
-    except Exception as exc:
-        raise AutolambdaError(f"Optuna storage {redact(config.storage)} is not reachable: {_short(exc)}") from None
+    storage = _retry(lambda: make_storage(config.storage, heartbeat_seconds=config.heartbeat_seconds, on_stale=on_stale), config.storage)
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
-        sampler=make_sampler(config.sampler, config.seed, balance=config.balance_widths),
+        sampler=make_sampler(config.sampler, config.seed if sampler_seed is None else sampler_seed, balance=config.balance_widths),
         # A transfer trial reports once per rung of its ladder, a search trial once per epoch.
         pruner=make_pruner(config.pruner, _n_steps(config), stratify=config.stratify_pruner),
         direction="minimize",
@@ -146,6 +167,18 @@ def open_study(config: StudyConfig) -> optuna.Study:
     # The full effective configuration of the latest run (budget, stores), secrets redacted.
     study.set_user_attr(RUN_CONFIG_KEY, config.to_dict() | {"storage": redact(config.storage), "tracking_uri": redact(config.tracking_uri)})
     return study
+
+
+def _retry(fn: Callable[[], Any], url: str, attempts: int = 4) -> Any:
+    """Call ``fn``; retry briefly. Workers starting together on a fresh database race to
+    create Optuna's tables (a unique violation for all but one): a moment later it works."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:
+            if attempt == attempts - 1:
+                raise AutolambdaError(f"Optuna storage {redact(url)} is not reachable: {_short(exc)}") from None
+            time.sleep(0.5 * (attempt + 1))
 
 
 def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
@@ -211,11 +244,16 @@ def run_study(
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] | None = None,
     track: bool = True,
     on_start: Callable[[optuna.Study, int], None] | None = None,
+    sampler_seed: int | None = None,
+    close_parent: bool = True,
 ) -> TuneResult:
     """Run (or resume) the study of ``config`` until it holds ``config.trials`` finished trials.
 
     Checks both stores before training anything; bad input raises before anything is
-    written. Extra ``callbacks`` (a progress bar, say) run after each trial.
+    written. Extra ``callbacks`` (a progress bar, say) run after each trial. Several
+    processes may run this on one study (shared storage): together they stop at the total.
+    ``sampler_seed`` gives a worker its own sampler seed; ``close_parent=False`` leaves the
+    MLflow parent run open for the process that coordinates the workers.
     """
     objective = config.objective()
     objective.load_data()  # a bad data set fails here, before a study exists
@@ -226,26 +264,37 @@ def run_study(
 
         tracker = MLflowTracker(config.tracking_uri, config.experiment)
         tracker.check_reachable()
-    study = open_study(config)
+    study = open_study(config, on_stale=tracker, sampler_seed=sampler_seed)
     n_ref = objective.resolve_n_ref(study)
     if tracker is not None:
         tracker.start(study, config.to_dict() | {"n_ref": n_ref, "storage": redact(config.storage)})
+    fail_orphaned_trials(study, tracker)
     done = _n_finished(study)
-    remaining = max(0, config.trials - done)
     if on_start is not None:
         on_start(study, done)
     # Trials stop when the study (shared by all workers) holds the requested total.
-    stopper = optuna.study.MaxTrialsCallback(config.trials, states=FINISHED)
+    budget = TrialBudget(config.trials)
     failures = FailureStreak(config.max_failures)
-    all_callbacks = ([tracker] if tracker else []) + list(callbacks or []) + [failures, stopper]
+    all_callbacks = ([tracker] if tracker else []) + list(callbacks or []) + [failures, budget]
     before = len(study.trials)
     status = "FINISHED"
+    deadline = time.monotonic() + config.timeout if config.timeout else None
     try:
-        if remaining > 0:
+        while not failures.tripped:
+            finished, running = budget.counts(study)
+            left = None if deadline is None else deadline - time.monotonic()
+            if finished >= config.trials or (left is not None and left <= 0):
+                break
+            if finished + running >= config.trials:
+                # Other workers' trials may reach the total; if one fails, top up after.
+                time.sleep(0.5)
+                optuna.storages.fail_stale_trials(study)  # dead workers (RDB heartbeat)
+                fail_orphaned_trials(study, tracker)  # dead processes on this machine
+                continue
             study.optimize(
                 objective,
                 n_trials=None,
-                timeout=config.timeout,
+                timeout=left,
                 callbacks=all_callbacks,
                 catch=(Exception,),
                 gc_after_trial=False,
@@ -264,6 +313,7 @@ def run_study(
         if tracker is not None:
             result.parent_run_id = tracker.parent_run_id
             result.unlogged_trials = list(tracker.failed_trials)
+        if tracker is not None and close_parent:
             try:
                 _log_summary_plots(tracker, study)
             except Exception as exc:  # a plot must not keep the parent run open
@@ -278,6 +328,69 @@ def run_study(
             f"last error: {failures.last_error or 'unknown'}"
         )
     return result
+
+
+class TrialBudget:
+    """Optuna callback: stop once finished trials plus those still running reach ``total``.
+
+    Counting running trials (of every worker) is what makes several workers end with
+    exactly ``total``: Optuna's MaxTrialsCallback counts finished ones only, so each
+    worker would start one more while the others' last trials run.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def counts(self, study: optuna.Study) -> tuple[int, int]:
+        trials = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+        finished = sum(1 for t in trials if t.state in FINISHED)
+        return finished, len(trials) - finished
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        finished, running = self.counts(study)
+        if finished + running >= self.total:
+            study.stop()
+
+
+def fail_orphaned_trials(study: optuna.Study, tracker: Any = None) -> list[int]:
+    """Mark FAIL (and retry) the RUNNING trials of processes on this machine that are gone.
+
+    A worker killed outright (SIGKILL, a crash) leaves its trial RUNNING; storages
+    without heartbeats (SQLite, journal) never fail it. Each trial records
+    ``host:pid`` of its process (user attribute ``worker``), so a later run on the same
+    machine can tell. Trials of other machines are left to the RDB heartbeat.
+    """
+    import os
+    import socket
+
+    host = socket.gethostname()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(trial.user_attrs.get("worker", ""))
+        name, _, pid = owner.rpartition(":")
+        if name != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "orphaned", True)
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except Exception:  # another process got there first
+            continue
+        failed.append(trial.number)
+        # Retried and logged as a trial failed by the heartbeat would be.
+        StaleTrialHandler(tracker)(study, study._storage.get_trial(trial._trial_id))
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class FailureStreak:

@@ -53,6 +53,8 @@ def quiet_mlflow() -> None:
     # No usage telemetry: this tool runs on machines with no network but package registries.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    # The closing table says where to look; MLflow's own "View run at" lines would repeat it per run.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # A tracking server that is down should fail in seconds, not after minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -137,6 +139,13 @@ class MLflowTracker:
         self.client.log_batch(run_id, params=params, tags=tags)
         self.client.log_text(run_id, json.dumps(config, indent=2, default=str), "study_config.json")
         study.set_user_attr(PARENT_KEY, run_id)
+        # Workers on several machines may start together and each create a parent: after
+        # a pause every one re-reads the study and adopts the id written last.
+        time.sleep(1.0)
+        stored = optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs.get(PARENT_KEY)
+        if stored and stored != run_id:
+            self.client.delete_run(run_id)
+            run_id = stored
         self.parent_run_id = run_id
         return run_id
 
@@ -208,7 +217,7 @@ class MLflowTracker:
             params=[Param(k, _param_value(v)) for k, v in params.items()],
             tags=tags,
         )
-        status = "KILLED" if attrs.get("interrupted") else RUN_STATUS[state]
+        status = "KILLED" if attrs.get("interrupted") or attrs.get("orphaned") else RUN_STATUS[state]
         self.client.set_terminated(run_id, status=status, end_time=end_ms)
         return run_id
 
@@ -300,7 +309,7 @@ def compare_stores(study: optuna.Study, logged: dict[int, list[Any]]) -> list[st
         state = trial_state(trial)
         if run.data.tags.get("autolambda.state") != state:
             problems.append(f"trial {number}: Optuna says {state}, MLflow says {run.data.tags.get('autolambda.state')}")
-        expected = "KILLED" if trial.user_attrs.get("interrupted") else RUN_STATUS[state]
+        expected = "KILLED" if trial.user_attrs.get("interrupted") or trial.user_attrs.get("orphaned") else RUN_STATUS[state]
         if run.info.status != expected:
             problems.append(f"trial {number}: MLflow run status {run.info.status}, expected {expected}")
         for key, value in trial.params.items():

@@ -146,6 +146,17 @@ def import_tensorflow_quietly() -> list[str]:
     return devices
 
 
+def set_threads(intra_op: int) -> None:
+    """Size TensorFlow's thread pools (before its first op): one worker's share of cores."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised: keep what it has
+        pass
+
+
 def make_optimizer(params: TrialParams, strength: float) -> Any:
     """Keras optimizer for ``params``; carries ``strength`` as decoupled weight decay
     when ``params.penalty == "weight_decay"`` (biases excluded unless penalised)."""

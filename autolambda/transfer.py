@@ -17,7 +17,7 @@ import optuna
 
 from autolambda.errors import ConfigError
 from autolambda.monitor import TrialMonitor, can_prune
-from autolambda.objective import LambdaScalingObjective, score_history
+from autolambda.objective import LambdaScalingObjective, score_history, worker_id
 from autolambda.scaling import count_convnet_params, lambda_eff
 from autolambda.space import suggest_params
 
@@ -51,6 +51,7 @@ class TransferObjective(LambdaScalingObjective):
         trial.set_user_attr("trainer", self.trainer)
         trial.set_user_attr("n_ref", n_ref)
         trial.set_user_attr("ladder", list(self.ladder))
+        trial.set_user_attr("worker", worker_id())
         prunable = can_prune(trial)
         try:
             for step, width in enumerate(self.ladder):
