@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 
 from autolambda.analysis import Analysis, analyze_records, records_from_trials
-from autolambda.config import absolute_sqlite, check_storage_url, check_tracking_uri, redact
+from autolambda.config import absolute_sqlite, check_storage_url, check_tracking_uri, redact, short_error
 from autolambda.errors import AutolambdaError
 
 log = logging.getLogger("autolambda")
@@ -50,7 +50,7 @@ def load_study(study_name: str | None, storage: str) -> optuna.Study:
     try:
         names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
     except Exception as exc:
-        raise AutolambdaError(f"Optuna storage {redact(storage)} is not reachable: {str(exc).splitlines()[0][:200]}") from None
+        raise AutolambdaError(f"Optuna storage {redact(storage)} is not reachable: {short_error(exc)}") from None
     if study_name is None:
         if len(names) == 1:
             study_name = names[0]
@@ -134,6 +134,6 @@ def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: 
         if metrics:
             client.log_batch(run_id, metrics=metrics)
     except Exception as exc:
-        warnings.append(f"report not logged to MLflow at {redact(tracking_uri)}: {str(exc).splitlines()[0][:200]}")
+        warnings.append(f"report not logged to MLflow at {redact(tracking_uri)}: {short_error(exc)}")
         return None
     return run_id

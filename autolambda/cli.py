@@ -28,6 +28,13 @@ H_STORAGE = "Optuna storage URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST
 H_TRACKING = "MLflow tracking URI: sqlite:///FILE or http://HOST:PORT. Default: sqlite:///mlflow.db."
 
 
+# Options shared by the commands that read an existing study.
+StudyNameOpt = Annotated[Optional[str], typer.Option("--study-name", help="The study. Default: the only study in the storage, else digits-l2.")]
+StorageOpt = Annotated[str, typer.Option("--storage", help=H_STORAGE)]
+TrackingOpt = Annotated[str, typer.Option("--tracking-uri", help=H_TRACKING)]
+ExperimentOpt = Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")]
+
+
 def _fail(exc: Exception) -> None:
     """Print one line for a user-facing error and exit: 2 for bad input, 1 otherwise."""
     from autolambda.errors import ConfigError
@@ -145,8 +152,8 @@ def tune(
 
 @app.command()
 def analyze(
-    study_name: Annotated[Optional[str], typer.Option(help="Study to analyze. Default: the only study in the storage, else digits-l2.")] = None,
-    storage: Annotated[str, typer.Option(help=H_STORAGE)] = "sqlite:///autolambda.db",
+    study_name: StudyNameOpt = None,
+    storage: StorageOpt = "sqlite:///autolambda.db",
     tracking_uri: Annotated[str, typer.Option(help=H_TRACKING + " The report is logged to the study's parent run there.")] = "sqlite:///mlflow.db",
     out: Annotated[Optional[Path], typer.Option(help="Folder for plots and report. Default: autolambda-report/STUDY.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (and nothing else).")] = False,
@@ -227,10 +234,10 @@ def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, 
 
 @app.command()
 def sync(
-    study_name: Annotated[Optional[str], typer.Option(help="Study to sync. Default: the only study in the storage, else digits-l2.")] = None,
-    storage: Annotated[str, typer.Option(help=H_STORAGE)] = "sqlite:///autolambda.db",
-    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING)] = "sqlite:///mlflow.db",
-    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "autolambda",
+    study_name: StudyNameOpt = None,
+    storage: StorageOpt = "sqlite:///autolambda.db",
+    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
+    experiment: ExperimentOpt = "autolambda",
 ) -> None:
     """Back-fill MLflow from the Optuna study: log every finished trial that has no run."""
     from autolambda.errors import AutolambdaError
@@ -249,10 +256,10 @@ def sync(
 
 @app.command()
 def check(
-    study_name: Annotated[Optional[str], typer.Option(help="Study to check. Default: the only study in the storage, else digits-l2.")] = None,
-    storage: Annotated[str, typer.Option(help=H_STORAGE)] = "sqlite:///autolambda.db",
-    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING)] = "sqlite:///mlflow.db",
-    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "autolambda",
+    study_name: StudyNameOpt = None,
+    storage: StorageOpt = "sqlite:///autolambda.db",
+    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
+    experiment: ExperimentOpt = "autolambda",
 ) -> None:
     """Compare the Optuna study with its MLflow runs; exit 1 if they disagree."""
     from autolambda.errors import AutolambdaError

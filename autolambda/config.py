@@ -319,6 +319,12 @@ def redact(url: str) -> str:
     return re.sub(r"(password=)[^&;\s]+", r"\1***", out, flags=re.IGNORECASE)
 
 
+def short_error(exc: BaseException) -> str:
+    """The first line of an exception's message, secrets redacted, at most 300 characters."""
+    lines = redact(str(exc)).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

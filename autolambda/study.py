@@ -17,7 +17,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.config import StudyConfig, redact
+from autolambda.config import StudyConfig, redact, short_error
 from autolambda.errors import AutolambdaError, ConfigError
 
 CONFIG_KEY = "autolambda_config"
@@ -177,7 +177,7 @@ def _retry(fn: Callable[[], Any], url: str, attempts: int = 4) -> Any:
             return fn()
         except Exception as exc:
             if attempt == attempts - 1:
-                raise AutolambdaError(f"Optuna storage {redact(url)} is not reachable: {_short(exc)}") from None
+                raise AutolambdaError(f"Optuna storage {redact(url)} is not reachable: {short_error(exc)}") from None
             time.sleep(0.5 * (attempt + 1))
 
 
@@ -317,11 +317,11 @@ def run_study(
             try:
                 _log_summary_plots(tracker, study)
             except Exception as exc:  # a plot must not keep the parent run open
-                log.warning("summary plots not logged to MLflow: %s", _short(exc))
+                log.warning("summary plots not logged to MLflow: %s", short_error(exc))
             try:
                 tracker.finish(study, result.summary(), status=status)
             except Exception as exc:
-                log.warning("could not close the MLflow parent run: %s", _short(exc))
+                log.warning("could not close the MLflow parent run: %s", short_error(exc))
     if failures.tripped:
         raise AutolambdaError(
             f"stopped: {failures.streak} trials failed in a row (max_failures={config.max_failures}); "
@@ -456,8 +456,3 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{k}"] = json.loads(json.dumps(v))
     return out
-
-
-def _short(exc: Exception) -> str:
-    lines = redact(str(exc)).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]

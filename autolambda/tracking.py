@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.config import redact
+from autolambda.config import redact, short_error
 from autolambda.errors import AutolambdaError
 
 PARENT_KEY = "mlflow_parent_run_id"
@@ -91,7 +91,7 @@ class MLflowTracker:
             self.experiment_id = self._experiment_id()
         except Exception as exc:
             raise AutolambdaError(
-                f"MLflow tracking store {redact(self.tracking_uri)} is not reachable: {_short(exc)}"
+                f"MLflow tracking store {redact(self.tracking_uri)} is not reachable: {short_error(exc)}"
             ) from None
 
     def _experiment_id(self) -> str:
@@ -160,7 +160,7 @@ class MLflowTracker:
         except Exception as exc:
             self.failed_trials.append(trial.number)
             logging.getLogger("autolambda").warning(
-                "trial %d not logged to MLflow (%s); run `autolambda sync` later.", trial.number, _short(exc)
+                "trial %d not logged to MLflow (%s); run `autolambda sync` later.", trial.number, short_error(exc)
             )
 
     def log_trial(self, study: optuna.Study, trial: FrozenTrial) -> str:
@@ -362,8 +362,3 @@ def _param_value(value: Any) -> str:
 
 def _ms(dt: Any) -> int | None:
     return int(dt.timestamp() * 1000) if dt is not None else None
-
-
-def _short(exc: Exception) -> str:
-    text = redact(str(exc)).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
