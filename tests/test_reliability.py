@@ -114,7 +114,10 @@ def test_existing_name_with_other_direction_or_space_writes_nothing(tmp_path):
 def test_sigint_mid_trial_loses_nothing_and_resumes(tmp_path):
     (tmp_path / "slow.toml").write_text('trainer = "surrogate"\nsurrogate_epoch_seconds = 0.25\nepochs = 12\n')
     cmd = [sys.executable, "-m", "autolambda", "tune", "--study", "slow.toml", "--trials", "3", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A shell that starts jobs in the background sets SIGINT to "ignore", and children
+    # inherit that; restore the default so Python turns Ctrl-C into KeyboardInterrupt.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     storage = f"sqlite:///{tmp_path}/autolambda.db"
     deadline = time.time() + 120
     while True:
