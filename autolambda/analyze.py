@@ -94,7 +94,8 @@ def run_analysis(
             result.logged_run_id = _log_to_mlflow(study, absolute_sqlite(tracking_uri), out, None, result.warnings)
         return result
     analysis = analyze_records(records, tolerance=tolerance, min_trials=min_trials, n_boot=n_boot, seed=seed)
-    context = {"study": study.study_name, "trials": len(records), "n_ref": study.user_attrs.get("n_ref")}
+    n_ref = study.user_attrs.get("n_ref")
+    context = {"study": study.study_name, "trials": len(records), "n_ref": round(n_ref) if n_ref else None}
     for key in ("dataset", "epochs", "score", "trainer"):
         if key in config:
             context[key] = config[key]
