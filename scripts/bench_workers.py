@@ -17,10 +17,10 @@ import tempfile
 import time
 
 
-def run(workers: int, trials: int, epochs: int) -> float:
+def run(workers: int, trials: int, epochs: int, trainer: str = "keras") -> float:
     with tempfile.TemporaryDirectory() as folder:
         cmd = [sys.executable, "-m", "autolambda", "tune", "--trials", str(trials), "--epochs", str(epochs),
-               "--pruner", "none", "--no-mlflow", "--no-progress"]
+               "--pruner", "none", "--no-mlflow", "--no-progress", "--trainer", trainer]
         if workers > 1:
             cmd += ["--workers", str(workers)]
         started = time.perf_counter()

@@ -1,0 +1,308 @@
+"""Benchmarks of autolambda, side by side on this machine; rewrites BENCHMARKS.md.
+
+    python scripts/bench.py            # the full run (tens of minutes on 2 cores)
+    python scripts/bench.py --quick    # a short run (under 10 minutes)
+    python scripts/bench.py --smoke    # seconds: every section on a toy budget (tests)
+
+Sections (each figure with its median and spread over repeats, and its goal):
+ 1. overhead: the same fixed-epoch search through `autolambda tune` and through
+    scripts/plain_loop.py (hand-written Optuna + Keras, no tracking); wall-time ratio;
+ 2. where the time goes in a default `autolambda tune`: Keras fit, model building,
+    MLflow logging, the rest (Optuna storage, sampling, pruning), start-up;
+ 3. pruning: median, successive halving, hyperband, none — total epochs, wall time,
+    best penalty-free validation loss, over seeds;
+ 4. worker scaling: trials per minute with 1 and 2 workers;
+ 5. memory: resident memory after trial 1 and after the last trial of one process;
+ 6. start-up: `autolambda --help` and `import autolambda`;
+ 7. the main job: `autolambda tune --trials 100` with defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+BUDGETS = {
+    # overhead: trials, epochs, repeats | profile: trials, repeats | pruning: trials, epochs, seeds
+    # workers: trials, epochs, repeats | main: trials (None: skipped), repeats | startup repeats
+    # smoke: the surrogate trainer where a section allows it (no TensorFlow start-up)
+    "smoke": dict(overhead=(1, 1, 1), profile=(3, 1), pruning=(4, 3, 1), workers=(2, 2, 1), main=(None, 0), startup=1,
+                  trainer="surrogate"),
+    "quick": dict(overhead=(20, 10, 1), profile=(20, 1), pruning=(16, 20, 1), workers=(12, 10, 1), main=(None, 0), startup=5),
+    "full": dict(overhead=(20, 10, 3), profile=(100, 1), pruning=(30, 40, 3), workers=(24, 10, 3), main=(100, 2), startup=9),
+}
+
+
+def timed(cmd: list[str], cwd: str | Path | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def spread(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f} (1 run)"
+    return f"{statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f}, {len(values)} runs)"
+
+
+# ---- sections run in child processes ---------------------------------------------------
+
+
+def profile_child(trials: int, trainer: str, out: str) -> None:
+    """A default tune in this process, with timers around fit, build and MLflow."""
+    t0 = time.perf_counter()
+    wall0 = time.time()
+    from autolambda.config import load_config
+    from autolambda.study import run_study
+    from autolambda.tracking import MLflowTracker
+    from autolambda.trainers import KerasTrainer
+
+    clocks = {"fit": 0.0, "train": 0.0, "mlflow": 0.0, "setup": 0.0}
+
+    def wrap(owner, name, key):
+        original = getattr(owner, name)
+
+        def timed_call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                clocks[key] += time.perf_counter() - started
+
+        setattr(owner, name, timed_call)
+
+    if trainer == "keras":
+        import keras
+
+        wrap(keras.Model, "fit", "fit")
+        wrap(KerasTrainer, "train", "train")
+    for name in ("log_trial", "finish"):
+        wrap(MLflowTracker, name, "mlflow")
+    for name in ("start", "check_reachable"):  # part of start-up
+        wrap(MLflowTracker, name, "setup")
+    rss = []
+
+    def memory(study, trial):
+        rss.append(_rss_mb())
+
+    config = load_config(trials=trials, trainer=trainer)
+    result = run_study(config, callbacks=[memory])
+    total = time.perf_counter() - t0
+    first = min(t.datetime_start for t in result.study.trials).timestamp()
+    startup = first - wall0
+    json.dump({"total": total, "startup": startup, "fit": clocks["fit"], "build": clocks["train"] - clocks["fit"],
+               "mlflow": clocks["mlflow"], "rss": rss, "trials": trials}, open(out, "w"))
+
+
+def pruning_child(trials: int, epochs: int, seed: int, trainer: str, out: str) -> None:
+    """Each pruner on the same seed and budget (no MLflow)."""
+    from autolambda.config import load_config
+    from autolambda.study import run_study
+
+    rows = []
+    for pruner in ("median", "successive-halving", "hyperband", "none"):
+        with tempfile.TemporaryDirectory() as folder:
+            config = load_config(trials=trials, epochs=epochs, pruner=pruner, seed=seed, trainer=trainer,
+                                 storage=f"sqlite:///{folder}/p.db")
+            started = time.perf_counter()
+            result = run_study(config, track=False)
+            wall = time.perf_counter() - started
+            trials_ = result.study.trials
+            values = [t.value for t in trials_ if t.state.name == "COMPLETE"]
+            rows.append({"pruner": pruner, "seed": seed, "wall": wall, "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in trials_),
+                         "best": min(values) if values else None})
+    json.dump(rows, open(out, "w"))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(args: list[str]) -> dict | list:
+    with tempfile.TemporaryDirectory() as folder:
+        out = os.path.join(folder, "out.json")
+        subprocess.run([PY, __file__, *args, "--out", out], cwd=folder, check=True, capture_output=True, text=True)
+        return json.load(open(out))
+
+
+# ---- the sections ------------------------------------------------------------------------
+
+
+def section_overhead(trials: int, epochs: int, repeats: int) -> tuple[str, bool]:
+    tool, plain = [], []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            tool.append(timed([PY, "-m", "autolambda", "tune", "--trials", str(trials), "--epochs", str(epochs),
+                               "--pruner", "none", "--no-progress"], cwd=folder))
+        plain.append(timed([PY, str(ROOT / "scripts" / "plain_loop.py"), "--trials", str(trials), "--epochs", str(epochs)]))
+    ratios = [a / b for a, b in zip(tool, plain)]
+    ok = statistics.median(ratios) <= 1.10
+    text = (f"{trials} trials x {epochs} epochs, pruning off, each command in a fresh process.\n\n"
+            f"| | wall time (s) |\n|---|---|\n| `autolambda tune` (MLflow on) | {spread(tool)} |\n"
+            f"| scripts/plain_loop.py (no tracking) | {spread(plain)} |\n| ratio | {spread(ratios)} |\n\n"
+            f"Goal: ratio at most 1.10 — **{'holds' if ok else 'does not hold'}**.")
+    return text, ok
+
+
+def section_profile(trials: int, repeats: int, trainer: str) -> tuple[str, bool, str, bool]:
+    runs = [child(["--profile-child", str(trials), "--trainer", trainer]) for _ in range(repeats)]
+    r = runs[0]
+    parts = {"Keras fit": r["fit"], "model building, compile, data pipeline": r["build"], "MLflow logging": r["mlflow"],
+             "start-up (imports, data, stores, until the first trial)": r["startup"]}
+    parts["the rest (Optuna storage, sampling, pruning, callbacks)"] = r["total"] - sum(parts.values())
+    share = r["fit"] / r["total"]
+    ok = share >= 0.85
+    rows = "\n".join(f"| {k} | {v:.1f} | {100 * v / r['total']:.1f} % |" for k, v in parts.items())
+    text = (f"A default `tune` of {trials} trials in one process, timers around each part.\n\n"
+            f"| part | seconds | share |\n|---|---|---|\n{rows}\n| **total** | {r['total']:.1f} | 100 % |\n\n"
+            f"Goal: at least 85 % of wall time inside `fit` — **{'holds' if ok else f'does not hold ({100 * share:.0f} %)'}**.")
+    rss = r["rss"]
+    growth = rss[-1] - rss[0]
+    mem_ok = growth < 150
+    mem = (f"Resident memory of that process: {rss[0]:.0f} MB after trial 1, {rss[-1]:.0f} MB after trial {len(rss)} "
+           f"(growth {growth:+.0f} MB).\n\nGoal: growth under 150 MB over 100 trials — "
+           f"**{'holds' if mem_ok else 'does not hold'}**" + ("" if len(rss) >= 100 else f" (measured over {len(rss)} trials only)") + ".")
+    return text, ok, mem, mem_ok
+
+
+def section_pruning(trials: int, epochs: int, seeds: int, trainer: str) -> tuple[str, bool]:
+    rows = [row for seed in range(seeds) for row in child(["--pruning-child", str(trials), str(epochs), str(seed), "--trainer", trainer])]
+    none = {r["seed"]: r for r in rows if r["pruner"] == "none"}
+    nb = [r["best"] for r in none.values() if r["best"] is not None]
+    noise = (max(nb) - min(nb)) if len(nb) > 1 else 0.0
+    lines, good = [], []
+    for pruner in ("median", "successive-halving", "hyperband", "none"):
+        mine = [r for r in rows if r["pruner"] == pruner]
+        saved = [1 - r["epochs"] / none[r["seed"]]["epochs"] for r in mine]
+        best = [r["best"] for r in mine if r["best"] is not None]
+        ok = pruner != "none" and statistics.median(saved) >= 0.40 and best and statistics.median(best) <= statistics.median(nb) + noise
+        if ok:
+            good.append(pruner)
+        lines.append(f"| {pruner} | {spread([float(r['epochs']) for r in mine])} | {spread(saved)} | "
+                     f"{spread([r['wall'] for r in mine])} | {spread(best) if best else '—'} |")
+    text = (f"{trials} trials x {epochs} epochs per study, {seeds} seed(s), width-stratified (the default), no MLflow.\n\n"
+            "| pruner | epochs trained | epochs saved vs none | wall (s) | best val_ce |\n|---|---|---|---|---|\n"
+            + "\n".join(lines)
+            + f"\n\nGoal: a pruner that saves at least 40 % of epochs with its best value within the seed-to-seed spread of "
+            f"no pruning ({noise:.4f}) — **{'holds for ' + ', '.join(good) if good else 'does not hold'}**"
+            + ("" if seeds >= 3 else f" (only {seeds} seed: no spread measured)") + ".")
+    return text, bool(good)
+
+
+def section_workers(trials: int, epochs: int, repeats: int, trainer: str) -> tuple[str, bool]:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_workers import run
+
+    one = [run(1, trials, epochs, trainer) for _ in range(repeats)]
+    two = [run(2, trials, epochs, trainer) for _ in range(repeats)]
+    rate1, rate2 = [trials / w * 60 for w in one], [trials / w * 60 for w in two]
+    speedup = statistics.median(rate2) / statistics.median(rate1)
+    ok = speedup >= 1.5
+    text = (f"{trials} trials x {epochs} epochs, pruning off, no MLflow.\n\n| workers | trials per minute |\n|---|---|\n"
+            f"| 1 | {spread(rate1)} |\n| 2 | {spread(rate2)} |\n\nSpeed-up {speedup:.2f}x. Goal: at least 1.5x — "
+            f"**{'holds' if ok else 'does not hold'}**.")
+    return text, ok
+
+
+def section_startup(repeats: int) -> tuple[str, bool]:
+    helps = [timed([PY, "-m", "autolambda", "--help"]) for _ in range(repeats)]
+    imports = [timed([PY, "-c", "import autolambda"]) for _ in range(repeats)]
+    ok = statistics.median(helps) < 0.5 and statistics.median(imports) < 0.5
+    return (f"| command | seconds |\n|---|---|\n| `python -m autolambda --help` | {spread(helps)} |\n"
+            f"| `python -c 'import autolambda'` | {spread(imports)} |\n\n(Each includes the Python interpreter's own start.) "
+            f"Goal: under 0.5 s each — **{'holds' if ok else 'does not hold'}**."), ok
+
+
+def section_main(trials: int | None, repeats: int) -> tuple[str, bool | None]:
+    if trials is None:
+        return "Not measured in this mode (run `python scripts/bench.py` for the full run).", None
+    walls = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            walls.append(timed([PY, "-m", "autolambda", "tune", "--trials", str(trials), "--no-progress"], cwd=folder))
+    ok = statistics.median(walls) < 180
+    return (f"`autolambda tune --trials {trials}`, defaults, fresh folder: {spread(walls)} s.\n\n"
+            f"Goal: under 3 minutes — **{'holds' if ok else 'does not hold'}**."), ok
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = int(open("/proc/meminfo").readline().split()[1]) / 1024 / 1024
+    except (OSError, ValueError, IndexError):
+        mem = float("nan")
+    from importlib import metadata
+
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("tensorflow", "keras", "optuna", "mlflow"))
+    return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB memory, Python {platform.python_version()}; {versions}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="short run (under 10 minutes)")
+    mode.add_argument("--smoke", action="store_true", help="toy budgets, seconds (tests)")
+    parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="where to write the report")
+    parser.add_argument("--profile-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pruning-child", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--trainer", default="keras", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.profile_child:
+        return profile_child(args.profile_child, args.trainer, args.out)
+    if args.pruning_child:
+        return pruning_child(*args.pruning_child, args.trainer, args.out)
+    name = "smoke" if args.smoke else "quick" if args.quick else "full"
+    b = BUDGETS[name]
+    trainer = b.get("trainer", "keras")
+    started = time.perf_counter()
+    sections = []
+    print("1/7 overhead", flush=True)
+    sections.append(("1. Overhead against a plain Optuna + Keras loop", *section_overhead(*b["overhead"])))
+    print("2/7 time breakdown and 5/7 memory", flush=True)
+    profile, p_ok, memory, m_ok = section_profile(*b["profile"], trainer)
+    sections.append(("2. Where the time goes", profile, p_ok))
+    print("3/7 pruning", flush=True)
+    sections.append(("3. Pruning", *section_pruning(*b["pruning"], trainer)))
+    print("4/7 workers", flush=True)
+    sections.append(("4. Worker scaling", *section_workers(*b["workers"], trainer)))
+    sections.append(("5. Memory", memory, m_ok))
+    print("6/7 start-up", flush=True)
+    sections.append(("6. Start-up", *section_startup(b["startup"])))
+    print("7/7 main job", flush=True)
+    sections.append(("7. The main job", *section_main(*b["main"])))
+    elapsed = time.perf_counter() - started
+    summary = "\n".join(f"| {title} | {'holds' if ok else 'not measured' if ok is None else 'does not hold'} |" for title, _, ok in sections)
+    body = "\n\n".join(f"## {title}\n\n{text}" for title, text, _ in sections)
+    note = "" if trainer == "keras" else "\n\n**Smoke run: sections 2–5 used the surrogate trainer; the figures mean nothing.**"
+    report = (f"# Benchmarks{note}\n\nWritten by `python scripts/bench.py{'' if name == 'full' else ' --' + name}` "
+              f"({name} run, {elapsed / 60:.1f} min) on {time.strftime('%Y-%m-%d')}.\n\nMachine: {machine()}.\n\n"
+              f"| goal | status |\n|---|---|\n{summary}\n\n{body}\n")
+    Path(args.output).write_text(report)
+    print(f"wrote {args.output} in {elapsed:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
