@@ -222,7 +222,6 @@ def worker(
 def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, experiment: str):
     from autolambda.analyze import load_study
     from autolambda.config import absolute_sqlite, check_tracking_uri
-    from autolambda.errors import AutolambdaError
     from autolambda.tracking import PARENT_KEY, MLflowTracker
 
     check_tracking_uri(tracking_uri)

@@ -255,11 +255,6 @@ def absolute_sqlite(url: str) -> str:
     return url
 
 
-def with_overrides(config: StudyConfig, **changes: Any) -> StudyConfig:
-    """A copy of ``config`` with ``changes`` applied (and validated)."""
-    return replace(config, **{k: v for k, v in changes.items() if v is not None})
-
-
 def check_storage_url(url: str) -> None:
     """Raise ``ConfigError`` unless ``url`` looks like an Optuna storage URL or journal file."""
     if not isinstance(url, str) or not url:

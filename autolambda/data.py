@@ -277,11 +277,7 @@ def _split(x, y, val_fraction: float, seed: int):
 
     counts = np.bincount(y)
     stratify = y if counts[counts > 0].min() >= 2 else None
-    return _reorder(train_test_split(x, y, test_size=val_fraction, random_state=seed, stratify=stratify))
-
-
-def _reorder(parts):
-    x_tr, x_val, y_tr, y_val = parts
+    x_tr, x_val, y_tr, y_val = train_test_split(x, y, test_size=val_fraction, random_state=seed, stratify=stratify)
     return x_tr, y_tr, x_val, y_val
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -150,8 +149,8 @@ def check_study(config: StudyConfig) -> bool:
 
 
 def open_study(config: StudyConfig, *, on_stale: Any = None, sampler_seed: int | None = None) -> optuna.Study:
-    """Create the study, or load it after checking it was made with the same settings."""
-    check_study(config)
+    """Create the study, or load it. Call ``check_study`` first: it refuses a study that
+    exists with other settings, before anything is written."""
     storage = _retry(lambda: make_storage(config.storage, heartbeat_seconds=config.heartbeat_seconds, on_stale=on_stale), config.storage)
     study = optuna.create_study(
         study_name=config.name,
@@ -267,7 +266,8 @@ def run_study(
     study = open_study(config, on_stale=tracker, sampler_seed=sampler_seed)
     n_ref = objective.resolve_n_ref(study)
     if tracker is not None:
-        tracker.start(study, config.to_dict() | {"n_ref": n_ref, "storage": redact(config.storage)})
+        shared = not config.storage.startswith(("sqlite", "journal:"))
+        tracker.start(study, config.to_dict() | {"n_ref": n_ref, "storage": redact(config.storage)}, shared=shared)
     fail_orphaned_trials(study, tracker)
     done = _n_finished(study)
     if on_start is not None:
@@ -360,7 +360,6 @@ def fail_orphaned_trials(study: optuna.Study, tracker: Any = None) -> list[int]:
     ``host:pid`` of its process (user attribute ``worker``), so a later run on the same
     machine can tell. Trials of other machines are left to the RDB heartbeat.
     """
-    import os
     import socket
 
     host = socket.gethostname()

@@ -27,11 +27,9 @@ from autolambda.config import redact, short_error
 from autolambda.errors import AutolambdaError
 
 PARENT_KEY = "mlflow_parent_run_id"
-STATES = ("complete", "pruned", "diverged", "failed", "running")
 #: MLflow run status for each trial state: pruned and diverged trials were stopped on
 #: purpose (KILLED), a trial that raised is FAILED.
 RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "diverged": "KILLED", "failed": "FAILED", "running": "RUNNING"}
-HISTORY_METRICS = ("train_loss", "train_ce", "train_accuracy", "val_loss", "val_ce", "val_accuracy", "reg_term")
 
 
 def trial_state(trial: FrozenTrial) -> str:
@@ -108,8 +106,12 @@ class MLflowTracker:
                 raise
             return exp.experiment_id
 
-    def start(self, study: optuna.Study, config: dict[str, Any]) -> str:
-        """Find the study's parent run (by the id stored on the study) or create it."""
+    def start(self, study: optuna.Study, config: dict[str, Any], *, shared: bool = False) -> str:
+        """Find the study's parent run (by the id stored on the study) or create it.
+
+        ``shared``: other machines may start on this study at the same moment (an RDB
+        storage), so a newly created parent is checked against theirs.
+        """
         if self.experiment_id is None:
             self.check_reachable()
         run_id = study.user_attrs.get(PARENT_KEY)
@@ -139,13 +141,14 @@ class MLflowTracker:
         self.client.log_batch(run_id, params=params, tags=tags)
         self.client.log_text(run_id, json.dumps(config, indent=2, default=str), "study_config.json")
         study.set_user_attr(PARENT_KEY, run_id)
-        # Workers on several machines may start together and each create a parent: after
-        # a pause every one re-reads the study and adopts the id written last.
-        time.sleep(1.0)
-        stored = optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs.get(PARENT_KEY)
-        if stored and stored != run_id:
-            self.client.delete_run(run_id)
-            run_id = stored
+        if shared:
+            # Workers on several machines may start together and each create a parent:
+            # after a pause every one re-reads the study and adopts the id written last.
+            time.sleep(1.0)
+            stored = optuna.load_study(study_name=study.study_name, storage=study._storage).user_attrs.get(PARENT_KEY)
+            if stored and stored != run_id:
+                self.client.delete_run(run_id)
+                run_id = stored
         self.parent_run_id = run_id
         return run_id
 

@@ -1,9 +1,7 @@
 """The command line, driven with CliRunner; the surrogate trainer keeps it fast."""
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import optuna
 import pytest

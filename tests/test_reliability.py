@@ -1,12 +1,10 @@
 """Faults lose nothing: bad input, Ctrl-C, divergence, failing trials, stores out of reach."""
 
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import optuna

@@ -44,7 +44,7 @@ def test_motivating_example_counts_1220_weights():
     ],
 )
 def test_param_count_matches_keras(width, depth, kernel, shape, classes):
-    keras = pytest.importorskip("keras")
+    pytest.importorskip("keras")
     from autolambda.model import build_convnet
 
     model = build_convnet(width, shape, classes, depth=depth, kernel_size=kernel, strength=1e-3)
