@@ -21,6 +21,7 @@ def build_convnet(
     strength: float = 0.0,
     l1_ratio: float = 0.5,
     penalize_bias: bool = False,
+    regularizer: Any = None,
 ) -> Any:
     """Build a Conv2D classifier with ``strength`` as the in-loss penalty on its kernels.
 
@@ -28,6 +29,8 @@ def build_convnet(
     2x2 max-pooling while the map stays at least 4x4; then ``Flatten`` and a ``Dense``
     layer of logits. Penalties go on every Conv2D and Dense kernel (and biases when
     ``penalize_bias``); ``penalty="weight_decay"`` adds none here (the optimizer decays).
+    A Keras ``regularizer`` given is used instead of the one ``penalty`` and ``strength``
+    make (``autolambda.compiled.VariablePenalty`` for a strength set after building).
 
     Example:
         >>> model = build_convnet(8, (8, 8, 1), 10, strength=1e-3)  # doctest: +SKIP
@@ -36,7 +39,10 @@ def build_convnet(
     """
     import keras
 
-    reg = make_regularizer(penalty, strength, l1_ratio=l1_ratio) if strength > 0 else None
+    if regularizer is not None:
+        reg = regularizer
+    else:
+        reg = make_regularizer(penalty, strength, l1_ratio=l1_ratio) if strength > 0 else None
     bias_reg = reg if penalize_bias else None
     layers: list[Any] = [keras.Input(shape=input_shape)]
     for filters, pool in convnet_layout(width, depth, input_shape):

@@ -55,6 +55,9 @@ class LambdaScalingObjective:
         objectives: What ``__call__`` returns: one name gives a float, several a tuple,
             for multi-objective studies (``val_ce``, ``val_accuracy``, ``n_params``,
             ``train_seconds``).
+        reuse_models: Keep one compiled Keras model per shape in the process and reset it
+            per trial (fresh seeded weights, optimizer state, penalty) instead of building
+            and tracing a new one: about 0.8 s saved per trial on 2 cores.
 
     Example:
         >>> import optuna
@@ -80,6 +83,7 @@ class LambdaScalingObjective:
         n_ref: float | None = None,
         divergence_threshold: float | None = 1e3,
         objectives: tuple[str, ...] | str = ("val_ce",),
+        reuse_models: bool = True,
     ) -> None:
         _positive_int("epochs", epochs)
         _positive_int("batch_size", batch_size)
@@ -108,6 +112,7 @@ class LambdaScalingObjective:
         self.n_ref = n_ref
         self.divergence_threshold = divergence_threshold
         self.objectives = objectives
+        self.reuse_models = bool(reuse_models)
 
     def load_data(self) -> Dataset:
         """The data set this objective trains on (cached per process)."""
@@ -169,7 +174,12 @@ class LambdaScalingObjective:
         A divergence is recorded on the trial and ends it PRUNED; any other error is
         recorded (user attribute ``error``) and re-raised, so Optuna marks the trial FAIL.
         """
-        trainer = make_trainer(self.trainer, planted_alpha=self.planted_alpha, epoch_seconds=self.surrogate_epoch_seconds)
+        trainer = make_trainer(
+            self.trainer,
+            planted_alpha=self.planted_alpha,
+            epoch_seconds=self.surrogate_epoch_seconds,
+            reuse_models=self.reuse_models,
+        )
         number = getattr(trial, "number", 0) or 0
         try:
             trainer.train(
