@@ -42,10 +42,16 @@ def make_pruner(name: str, epochs: int, *, stratify: bool = True) -> optuna.prun
 
 def _base_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name == "median":
-        # Wait for a third of the budget: early val loss says little about the final one.
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 3))
+        # Per width (stratified): 5 complete trials first — one more than the analysis needs
+        # to locate a width's optimum — then a trial worse than the median at a step from a
+        # quarter of the budget on stops. Replayed on a 100-trial unpruned digits study
+        # (scripts/pruning_replay.py): 33 % of epochs saved (a third of the budget: 27 %;
+        # 3 start-up trials: 41 %, but a width can end with 3 complete trials, too few).
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, epochs // 4))
     if name == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 9))
+        # One rung at a third of the budget: earlier rungs cut good-lambda trials that
+        # only pull ahead once the unregularised ones overfit.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, epochs // 3))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, epochs // 9), max_resource=epochs)
     if name == "none":

@@ -1,0 +1,127 @@
+"""Replay pruners on a study trained without pruning: what each would have cut, and
+what the analysis would then have said.
+
+    autolambda tune --trials 100 --pruner none --study-name full --no-mlflow
+    python scripts/pruning_replay.py --storage sqlite:///autolambda.db --study-name full
+
+Each trial of the source study has its whole per-epoch history, so a pruner's decision
+at every epoch can be replayed exactly: trials are fed in their original order (and in
+``--orders`` shuffled orders, for a spread) to a fresh in-memory study with that pruner,
+reporting ``val_ce`` epoch by epoch. The sampler's reaction to pruning is not replayed.
+For each pruner: the share of epochs saved, how many per-width best trials survive,
+the best score found, and alpha_hat with its interval from the surviving trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from autolambda.analysis import TrialRecord, analyze_records, noise_of, records_from_trials  # noqa: E402
+from autolambda.objective import score_history  # noqa: E402
+from autolambda.pruners import WidthStratifiedPruner  # noqa: E402
+
+
+def candidates(epochs: int) -> dict[str, object]:
+    P = optuna.pruners
+    third = max(1, epochs // 3)
+    return {
+        "median, 5 start-up, warm-up 1/3 (old default)": lambda: WidthStratifiedPruner(P.MedianPruner(5, third)),
+        "median, 3 start-up, warm-up 1/3": lambda: WidthStratifiedPruner(P.MedianPruner(3, third)),
+        "median, 5 start-up, warm-up 1/4": lambda: WidthStratifiedPruner(P.MedianPruner(5, max(1, epochs // 4))),
+        "median, 4 start-up, warm-up 1/4": lambda: WidthStratifiedPruner(P.MedianPruner(4, max(1, epochs // 4))),
+        "median, 3 start-up, warm-up 1/4": lambda: WidthStratifiedPruner(P.MedianPruner(3, max(1, epochs // 4))),
+        "median, 3 start-up, warm-up 1/2": lambda: WidthStratifiedPruner(P.MedianPruner(3, epochs // 2)),
+        "percentile 33, 3 start-up, warm-up 1/3": lambda: WidthStratifiedPruner(P.PercentilePruner(33.0, 3, third)),
+        "successive halving, min 1/9": lambda: WidthStratifiedPruner(P.SuccessiveHalvingPruner(min_resource=max(1, epochs // 9))),
+        "successive halving, min 1/3": lambda: WidthStratifiedPruner(P.SuccessiveHalvingPruner(min_resource=third)),
+        "successive halving, min 1/3, 3 start-up": lambda: WidthStratifiedPruner(
+            P.SuccessiveHalvingPruner(min_resource=third, min_early_stopping_rate=0, bootstrap_count=3)),
+        "hyperband, min 1/9": lambda: WidthStratifiedPruner(P.HyperbandPruner(min_resource=max(1, epochs // 9), max_resource=epochs)),
+        "median, not stratified (5, 1/3)": lambda: P.MedianPruner(5, third),
+        "none": lambda: P.NopPruner(),
+    }
+
+
+def replay(trials: list, make_pruner, score_window: int) -> tuple[list[TrialRecord], int]:
+    study = optuna.create_study(pruner=make_pruner())
+    records, epochs = [], 0
+    for source in trials:
+        values = source.user_attrs["history"]["val_ce"]
+        width = source.user_attrs["width"]
+        trial = study.ask()
+        trial.set_user_attr("width", width)
+        pruned = False
+        for step, value in enumerate(values):
+            trial.report(value, step)
+            epochs += 1
+            if trial.should_prune():
+                pruned = True
+                break
+        score = score_history(values, "final", score_window)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED) if pruned else study.tell(trial, score)
+        records.append(TrialRecord(
+            number=source.number, state="pruned" if pruned else "complete", width=width,
+            n_params=source.user_attrs["n_params"], lambda_eff=source.user_attrs["lambda_eff"],
+            value=None if pruned else score, noise=noise_of(values, score_window),
+            lambda0=source.params.get("lambda0"), alpha=source.params.get("alpha")))
+    return records, epochs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", default="sqlite:///autolambda.db")
+    parser.add_argument("--study-name", default=None)
+    parser.add_argument("--orders", type=int, default=5, help="trial orders: the original, then shuffled ones")
+    parser.add_argument("--n-boot", type=int, default=500)
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=args.study_name, storage=args.storage)
+    config = study.user_attrs.get("autolambda_config", {})
+    window = int(config.get("score_window", 5))
+    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("history")]
+    epochs = max(len(t.user_attrs["history"]["val_ce"]) for t in trials)
+    if any(len(t.user_attrs["history"]["val_ce"]) < epochs for t in trials):
+        sys.exit("the source study must be tuned with --pruner none (every trial with its whole history).")
+    full = analyze_records(records_from_trials(trials, score_window=window), n_boot=args.n_boot)
+    best_per_width = {}
+    for t in trials:
+        w = t.user_attrs["width"]
+        if w not in best_per_width or t.value < best_per_width[w].value:
+            best_per_width[w] = t
+    total = sum(len(t.user_attrs["history"]["val_ce"]) for t in trials)
+    print(f"source: {len(trials)} trials x {epochs} epochs; unpruned alpha_hat {full.alpha_hat:+.2f} "
+          f"CI [{full.alpha_ci[0]:+.2f}, {full.alpha_ci[1]:+.2f}]\n")
+    print("| pruner | epochs saved | best kept per width (of 6) | best val_ce | alpha_hat | 95 % CI |")
+    print("|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    orders = [list(range(len(trials)))] + [list(rng.permutation(len(trials))) for _ in range(args.orders - 1)]
+    for name, make in candidates(epochs).items():
+        saved, kept, best, alphas, cis = [], [], [], [], []
+        for order in orders:
+            records, used = replay([trials[i] for i in order], make, window)
+            saved.append(1 - used / total)
+            survivors = {r.number for r in records if r.state == "complete"}
+            kept.append(sum(best_per_width[w].number in survivors for w in best_per_width))
+            best.append(min(r.value for r in records if r.value is not None))
+            analysis = analyze_records(records, n_boot=args.n_boot)
+            alphas.append(analysis.alpha_hat if analysis.alpha_hat is not None else float("nan"))
+            cis.append(analysis.alpha_ci)
+
+        def fmt(values, spec):
+            return f"{statistics.median(values):{spec}} ({min(values):{spec}}..{max(values):{spec}})"
+
+        widths = [c[1] - c[0] for c in cis if c is not None]
+        print(f"| {name} | {fmt(saved, '.0%')} | {fmt(kept, '.0f')} | {fmt(best, '.4f')} | {fmt(alphas, '+.2f')} | "
+              f"width {fmt(widths, '.2f') if widths else '—'} |")
+
+
+if __name__ == "__main__":
+    main()
