@@ -36,13 +36,13 @@ PRUNERS = ("median", "successive-halving", "hyperband", "none")
 PLANTED = 0.7  # the surrogate's planted alpha in the pruning section
 
 BUDGETS = {
-    # overhead: trials, epochs, repeats | profile: trials, repeats | pruning: trials, epochs, seeds, surrogate trials
+    # overhead: trials, epochs, repeats | profile: trials, repeats | pruning: trials, epochs, seeds, surrogate trials, surrogate seeds
     # workers: trials, epochs, repeats | main: trials (None: skipped), repeats | startup repeats
     # smoke: the surrogate trainer where a section allows it (no TensorFlow start-up)
-    "smoke": dict(overhead=(1, 1, 1), profile=(3, 1), pruning=(4, 3, 1, 12), workers=(2, 2, 1), main=(None, 0), startup=1,
+    "smoke": dict(overhead=(1, 1, 1), profile=(3, 1), pruning=(4, 3, 1, 12, 1), workers=(2, 2, 1), main=(None, 0), startup=1,
                   trainer="surrogate"),
-    "quick": dict(overhead=(20, 10, 1), profile=(30, 1), pruning=(36, 40, 1, 150), workers=(16, 20, 1), main=(None, 0), startup=5),
-    "full": dict(overhead=(20, 10, 3), profile=(100, 1), pruning=(60, 40, 3, 150), workers=(24, 20, 3), main=(100, 3), startup=9),
+    "quick": dict(overhead=(20, 10, 1), profile=(30, 1), pruning=(36, 40, 1, 150, 3), workers=(16, 20, 1), main=(None, 0), startup=5),
+    "full": dict(overhead=(20, 10, 3), profile=(100, 1), pruning=(60, 40, 3, 150, 10), workers=(24, 20, 3), main=(100, 3), startup=9),
 }
 
 
@@ -110,17 +110,14 @@ def profile_child(trials: int, trainer: str, out: str) -> None:
               open(out, "w"))
 
 
-def pruning_child(trials: int, epochs: int, seed: int, surrogate_trials: int, trainer: str, out: str) -> None:
-    """Each pruner on the same seed and budget (no MLflow): on the real trainer, epochs,
-    wall time and best score; on the surrogate (planted alpha 0.7), what the analysis finds."""
-    import optuna
+def pruning_child(trials: int, epochs: int, seed: int, trainer: str, out: str) -> None:
+    """Each pruner on the same seed and budget on digits (no MLflow): epochs, wall time,
+    best score, and the fewest complete trials any width kept."""
+    from collections import Counter
 
-    from autolambda import LambdaScalingObjective
-    from autolambda.analysis import analyze_records, records_from_trials
     from autolambda.config import load_config
-    from autolambda.study import make_pruner, make_sampler, run_study
+    from autolambda.study import run_study
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
     for pruner in PRUNERS:
         with tempfile.TemporaryDirectory() as folder:
@@ -131,18 +128,34 @@ def pruning_child(trials: int, epochs: int, seed: int, surrogate_trials: int, tr
             wall = time.perf_counter() - started
             trials_ = result.study.trials
             values = [t.value for t in trials_ if t.state.name == "COMPLETE"]
-        # The same pruner, stratified and with the default sampler, on the planted answer.
-        study = optuna.create_study(sampler=make_sampler("tpe", seed), pruner=make_pruner(pruner, 40))
-        study.optimize(LambdaScalingObjective(trainer="surrogate", planted_alpha=PLANTED, epochs=40, seed=seed),
-                       n_trials=surrogate_trials)
-        analysis = analyze_records(records_from_trials(study.trials), n_boot=500, seed=seed)
-        ci = analysis.alpha_ci
+            per_width = Counter(t.user_attrs.get("width") for t in trials_ if t.state.name == "COMPLETE")
+            widths = {t.user_attrs.get("width") for t in trials_}
         rows.append({"pruner": pruner, "seed": seed, "wall": wall, "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in trials_),
-                     "best": min(values) if values else None,
-                     "alpha_error": abs(analysis.alpha_hat - PLANTED) if analysis.alpha_hat is not None else None,
-                     "ci_width": (ci[1] - ci[0]) if ci else None, "covered": bool(ci and ci[0] <= PLANTED <= ci[1]),
-                     "surrogate_epochs": sum(t.user_attrs.get("epochs_run", 0) for t in study.trials)})
+                     "best": min(values) if values else None, "fewest": min(per_width.get(w, 0) for w in widths)})
     json.dump(rows, open(out, "w"))
+
+
+def surrogate_pruning(trials: int, seeds: int) -> list[dict]:
+    """Each pruner (stratified, default sampler) on the surrogate with a planted alpha:
+    what the analysis finds, and at what cost in epochs. Milliseconds per trial."""
+    import optuna
+
+    from autolambda import LambdaScalingObjective
+    from autolambda.analysis import analyze_records, records_from_trials
+    from autolambda.study import make_pruner, make_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = []
+    for pruner in PRUNERS:
+        for seed in range(seeds):
+            study = optuna.create_study(study_name=f"bench-{seed}", sampler=make_sampler("tpe", seed), pruner=make_pruner(pruner, 40))
+            study.optimize(LambdaScalingObjective(trainer="surrogate", planted_alpha=PLANTED, epochs=40, seed=seed), n_trials=trials)
+            analysis = analyze_records(records_from_trials(study.trials), n_boot=500, seed=seed)
+            ci = analysis.alpha_ci
+            rows.append({"pruner": pruner, "seed": seed, "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in study.trials),
+                         "alpha_error": abs(analysis.alpha_hat - PLANTED) if analysis.alpha_hat is not None else None,
+                         "ci_width": (ci[1] - ci[0]) if ci else None, "covered": bool(ci and ci[0] <= PLANTED <= ci[1])})
+    return rows
 
 
 def _rss_mb() -> float:
@@ -208,23 +221,16 @@ def section_profile(trials: int, repeats: int, trainer: str) -> tuple[str, bool,
     return text, ok, mem, mem_ok
 
 
-def section_pruning(trials: int, epochs: int, seeds: int, surrogate_trials: int, trainer: str) -> tuple[str, bool]:
+def section_pruning(trials: int, epochs: int, seeds: int, surrogate_trials: int, surrogate_seeds: int,
+                    trainer: str) -> tuple[str, bool]:
     from autolambda.config import StudyConfig
 
     default = StudyConfig().pruner
-    rows = [row for seed in range(seeds)
-            for row in child(["--pruning-child", str(trials), str(epochs), str(seed), str(surrogate_trials), "--trainer", trainer])]
+    rows = [row for seed in range(seeds) for row in child(["--pruning-child", str(trials), str(epochs), str(seed), "--trainer", trainer])]
     none = {r["seed"]: r for r in rows if r["pruner"] == "none"}
     nb = [r["best"] for r in none.values() if r["best"] is not None]
     noise = (max(nb) - min(nb)) if len(nb) > 1 else 0.0
-    lines, good, efficiency = [], [], {}
-
-    def precision_per_epoch(r):
-        # Alpha's precision (1 / interval width squared) per epoch trained, on the surrogate:
-        # halving the interval is worth four times the epochs.
-        return 1.0 / (r["ci_width"] ** 2 * r["surrogate_epochs"]) if r["ci_width"] and r["surrogate_epochs"] else 0.0
-
-    base = {r["seed"]: precision_per_epoch(r) for r in rows if r["pruner"] == "none"}
+    lines, good = [], []
     for pruner in PRUNERS:
         mine = [r for r in rows if r["pruner"] == pruner]
         saved = [1 - r["epochs"] / none[r["seed"]]["epochs"] for r in mine]
@@ -232,40 +238,45 @@ def section_pruning(trials: int, epochs: int, seeds: int, surrogate_trials: int,
         ok = pruner != "none" and statistics.median(saved) >= 0.40 and best and statistics.median(best) <= statistics.median(nb) + noise
         if ok:
             good.append(pruner)
-        errors = [r["alpha_error"] for r in mine if r["alpha_error"] is not None]
-        widths = [r["ci_width"] for r in mine if r["ci_width"] is not None]
-        covered = sum(r["covered"] for r in mine)
-        ratios = [precision_per_epoch(r) / base[r["seed"]] for r in mine if base.get(r["seed"])]
-        efficiency[pruner] = statistics.median(ratios) if ratios else 0.0
         lines.append(f"| {pruner}{' (default)' if pruner == default else ''} | {spread([float(r['epochs']) for r in mine])} | "
                      f"{spread(saved)} | {spread([r['wall'] for r in mine])} | {spread(best) if best else '—'} | "
-                     f"{spread(errors) if errors else '—'} | {spread(widths) if widths else '—'} | {covered} of {len(mine)} | "
-                     f"{spread(ratios) if ratios else '—'} |")
+                     f"{min(r['fewest'] for r in mine)} |")
     verdict = f"holds for {', '.join(good)}" if good else "does not hold"
+
+    # The tool's answer is alpha: what each pruner does to it, on the planted answer.
+    srows = surrogate_pruning(surrogate_trials, surrogate_seeds)
+    base_epochs = statistics.median(r["epochs"] for r in srows if r["pruner"] == "none")
+    slines, efficiency = [], {}
+    for pruner in PRUNERS:
+        mine = [r for r in srows if r["pruner"] == pruner]
+        errors = [r["alpha_error"] for r in mine if r["alpha_error"] is not None]
+        widths = [r["ci_width"] for r in mine if r["ci_width"] is not None]
+        ep = statistics.median(r["epochs"] for r in mine)
+        # Precision (1 / interval width squared) per epoch, relative to no pruning's.
+        none_w = statistics.median(r["ci_width"] for r in srows if r["pruner"] == "none" and r["ci_width"] is not None) \
+            if any(r["pruner"] == "none" and r["ci_width"] for r in srows) else None
+        efficiency[pruner] = (none_w ** 2 * base_epochs) / (statistics.median(widths) ** 2 * ep) if widths and none_w else 0.0
+        slines.append(f"| {pruner}{' (default)' if pruner == default else ''} | {1 - ep / base_epochs:.0%} | "
+                      f"{spread(errors) if errors else '—'} | {spread(widths) if widths else '—'} | "
+                      f"{sum(r['covered'] for r in mine)} of {len(mine)} | {efficiency[pruner]:.2f} |")
     ranked = sorted((p for p in PRUNERS if p != "none"), key=lambda p: -efficiency[p])
-    top = ranked[0]
-    if efficiency[top] == 0.0:
+    if efficiency[ranked[0]] == 0.0:
         choice = f"The default is `{default}`; alpha's precision was not measured in this run (too few trials)."
-    elif top == default:
-        choice = (f"The default is `{default}`: of the pruners it gives the most precision on alpha per epoch trained "
-                  f"({efficiency[default]:.2f}x no pruning's; " + ", ".join(f"{p} {efficiency[p]:.2f}x" for p in ranked[1:]) + "). "
-                  "autolambda's answer is alpha, not the best score: a pruner that saves more epochs but widens alpha's "
-                  "interval more than it saves is a user's choice (`--pruner`), not the default.")
     else:
-        choice = (f"On these figures `{top}` gives more precision on alpha per epoch ({efficiency[top]:.2f}x no pruning's) "
-                  f"than the default `{default}` ({efficiency[default]:.2f}x): the default should change (StudyConfig.pruner).")
-    text = (f"Digits: {trials} trials x {epochs} epochs per study, {seeds} seed(s), width-stratified, default sampler, "
-            f"no MLflow. Surrogate (planted alpha {PLANTED}, {surrogate_trials} trials x 40 epochs, same pruner and "
-            "seed): how far the analysis's alpha_hat lands from the planted value, the width of its 95 % interval, "
-            "whether the interval holds the planted value, and alpha's precision (1 / width²) per epoch trained "
-            "relative to no pruning.\n\n"
-            "| pruner | epochs trained | epochs saved vs none | wall (s) | best val_ce | surrogate: alpha error | "
-            "surrogate: CI width | surrogate: CI holds alpha | surrogate: precision per epoch vs none |\n"
-            "|---|---|---|---|---|---|---|---|---|\n"
-            + "\n".join(lines)
+        choice = (f"Precision on alpha per epoch, relative to no pruning: " + ", ".join(f"{p} {efficiency[p]:.2f}" for p in ranked)
+                  + f". The default is `{default}`.")
+    text = (f"**On digits**: {trials} trials x {epochs} epochs per study, {seeds} seed(s), width-stratified, default "
+            "sampler, no MLflow. \"Fewest complete\" is the fewest complete trials any width kept in any seed (the "
+            "analysis needs 4 to place a width's optimum).\n\n"
+            "| pruner | epochs trained | epochs saved vs none | wall (s) | best val_ce | fewest complete in a width |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(lines)
             + f"\n\nGoal: a pruner that saves at least 40 % of epochs with its best value within the seed-to-seed spread of "
-            f"no pruning ({noise:.4f}) — **{verdict}**" + ("" if seeds >= 3 else f" (only {seeds} seed: no spread measured)") + ". "
-            + choice)
+            f"no pruning ({noise:.4f}) — **{verdict}**" + ("" if seeds >= 3 else f" (only {seeds} seed: no spread measured)") + ".\n\n"
+            f"**On the surrogate** (planted alpha {PLANTED}, {surrogate_trials} trials x 40 epochs, seeds 0–{surrogate_seeds - 1}): "
+            "how far alpha_hat lands from the planted value, the width of its 95 % interval, whether the interval holds "
+            "it, and alpha's precision (1 / width²) per epoch trained relative to no pruning.\n\n"
+            "| pruner | epochs saved | alpha error | 95 % interval width | interval holds alpha | precision per epoch |\n"
+            "|---|---|---|---|---|---|\n" + "\n".join(slines) + "\n\n" + choice)
     return text, bool(good)
 
 
@@ -275,17 +286,22 @@ def section_workers(trials: int, epochs: int, repeats: int, trainer: str) -> tup
 
     one = [run(1, trials, epochs, trainer) for _ in range(repeats)]
     two = [run(2, trials, epochs, trainer) for _ in range(repeats)]
-    rate1, rate2 = [trials / span * 60 for _, span in one], [trials / span * 60 for _, span in two]
-    cmd1, cmd2 = [trials / wall * 60 for wall, _ in one], [trials / wall * 60 for wall, _ in two]
+    rate1, rate2 = [trials / r[1] * 60 for r in one], [trials / r[1] * 60 for r in two]
+    cmd1, cmd2 = [trials / r[0] * 60 for r in one], [trials / r[0] * 60 for r in two]
+    busy1, busy2 = [r[2] / r[0] for r in one], [r[2] / r[0] for r in two]
     speedup = statistics.median(rate2) / statistics.median(rate1)
     ok = speedup >= 1.5
+    cores = os.cpu_count() or 1
     text = (f"{trials} trials x {epochs} epochs, pruning off, no MLflow, Optuna journal file, each in a fresh folder. "
             "Trials per minute over the study (first trial's start to last trial's end, from the storage) and over "
-            "the whole command (with its start-up: imports, data, spawning workers).\n\n"
-            "| workers | trials per minute (study) | trials per minute (command) |\n|---|---|---|\n"
-            f"| 1 | {spread(rate1)} | {spread(cmd1)} |\n| 2 | {spread(rate2)} | {spread(cmd2)} |\n\n"
+            "the whole command (with its start-up: imports, data, spawning workers); cores busy = CPU seconds of the "
+            "command's processes / its wall time.\n\n"
+            "| workers | trials per minute (study) | trials per minute (command) | cores busy |\n|---|---|---|---|\n"
+            f"| 1 | {spread(rate1)} | {spread(cmd1)} | {spread(busy1)} |\n| 2 | {spread(rate2)} | {spread(cmd2)} | {spread(busy2)} |\n\n"
             f"Speed-up {speedup:.2f}x over the study ({statistics.median(cmd2) / statistics.median(cmd1):.2f}x over the "
-            f"command). Goal: at least 1.5x — **{'holds' if ok else 'does not hold'}**.")
+            f"command). Goal: at least 1.5x — **{'holds' if ok else 'does not hold'}**. One worker already keeps "
+            f"{statistics.median(busy1):.2f} of the {cores} cores busy (TensorFlow's ops run on {cores} threads), so a "
+            f"second worker can add at most {cores / statistics.median(busy1):.2f}x.")
     return text, ok
 
 
@@ -336,7 +352,7 @@ def main() -> None:
     mode.add_argument("--smoke", action="store_true", help="toy budgets, seconds (tests)")
     parser.add_argument("--output", default=str(ROOT / "BENCHMARKS.md"), help="where to write the report")
     parser.add_argument("--profile-child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--pruning-child", nargs=4, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pruning-child", nargs=3, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--trainer", default="keras", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()

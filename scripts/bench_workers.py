@@ -23,8 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def run(workers: int, trials: int, epochs: int, trainer: str = "keras") -> tuple[float, float]:
-    """(wall seconds of the command, seconds from the first trial's start to the last's end)."""
+def run(workers: int, trials: int, epochs: int, trainer: str = "keras") -> tuple[float, float, float]:
+    """(wall seconds of the command, seconds from the first trial's start to the last's end,
+    CPU seconds the command's processes used)."""
+    import resource
+
     import optuna
 
     from autolambda.study import make_storage
@@ -35,15 +38,18 @@ def run(workers: int, trials: int, epochs: int, trainer: str = "keras") -> tuple
                "--storage", "journal:autolambda.journal"]
         if workers > 1:
             cmd += ["--workers", str(workers)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(cmd, cwd=folder, check=True, capture_output=True)
         wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = make_storage(f"journal:{folder}/autolambda.journal")
         study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
         done = [t for t in study.trials if t.datetime_complete is not None]
         span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
-        return wall, span
+        return wall, span, cpu
 
 
 def main() -> None:
@@ -55,15 +61,15 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"{args.trials} trials x {args.epochs} epochs, pruning off, no MLflow")
-    print("| workers | wall time (s) | trials per minute (study) | speed-up | trials per minute (command) |")
-    print("|---|---|---|---|---|")
+    print("| workers | wall time (s) | trials per minute (study) | speed-up | trials per minute (command) | cores busy |")
+    print("|---|---|---|---|---|---|")
     base = None
     for k in args.workers:
         runs = sorted((run(k, args.trials, args.epochs) for _ in range(args.repeats)), key=lambda r: r[1])
-        wall, span = runs[len(runs) // 2]
+        wall, span, cpu = runs[len(runs) // 2]
         rate = args.trials / span * 60
         base = base or rate
-        print(f"| {k} | {wall:.1f} | {rate:.1f} | {rate / base:.2f}x | {args.trials / wall * 60:.1f} |", flush=True)
+        print(f"| {k} | {wall:.1f} | {rate:.1f} | {rate / base:.2f}x | {args.trials / wall * 60:.1f} | {cpu / wall:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -87,9 +87,11 @@ def main() -> None:
     config = study.user_attrs.get("autolambda_config", {})
     window = int(config.get("score_window", 5))
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("history")]
-    epochs = max(len(t.user_attrs["history"]["val_ce"]) for t in trials)
-    if any(len(t.user_attrs["history"]["val_ce"]) < epochs for t in trials):
-        sys.exit("the source study must be tuned with --pruner none (every trial with its whole history).")
+    pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
+    epochs = max((len(t.user_attrs["history"]["val_ce"]) for t in trials), default=0)
+    if pruned or not trials or any(len(t.user_attrs["history"]["val_ce"]) < epochs for t in trials):
+        sys.exit(f"the source study must be tuned with --pruner none (every trial with its whole history); "
+                 f"it has {len(trials)} complete and {pruned} pruned trials.")
     full = analyze_records(records_from_trials(trials, score_window=window), n_boot=args.n_boot)
     best_per_width = {}
     for t in trials:
