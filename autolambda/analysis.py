@@ -1,20 +1,20 @@
 """Which alpha do the data support? Pure functions over trial records (no TensorFlow).
 
-Per model size: the best ``lambda_eff`` among complete trials, the band of ``lambda_eff``
-within a tolerance of the best, and flags for sizes that cannot inform alpha (best at the
-edge of what was tried, a flat curve, too few trials). Then:
+All complete trials enter one joint fit (``autolambda.curve``): a per-size floor plus one
+loss-versus-lambda shape shared by every size (flat, a dip, a wall), in which the dip's
+position scales as ``N ** -alpha``. From it:
 
-- ``alpha_hat``: minus the least-squares slope of log(lambda_opt) on log(N) over the
-  unflagged sizes, where a size's ``lambda_opt`` is the vertex of a quadratic fitted (in
-  log lambda) to its trials within a decade of its best trial: the argmax alone snaps to
-  whichever lambda happened to be tried, and the gaps between tried values then bias
-  the slope. Its bootstrap 95% interval resamples each size's trials *and* perturbs each
-  trial's score by its noise (the larger of the spread of its last epochs and the
-  scatter of its size's trials about a smooth curve, which holds seed noise), so noise
-  widens the interval instead of hiding in an argmax;
-- ``alpha_surface``: from a quadratic surrogate of the score over (log N, log lambda_eff)
-  fitted to the better half of each size's trials; its optimum ridge has slope -alpha.
-  It uses every trial, not one per size, so it helps where sizes are thinly sampled.
+- ``alpha_hat`` and ``alpha_ci``: the optimum's exponent with its 95 % profile-likelihood
+  interval, or ``None`` with ``identified = False`` when the dip is not distinguishable
+  from noise or the data do not bound the interval;
+- ``wall_alpha_hat`` and ``wall_alpha_ci``: how the lambda at which the penalty starts to
+  cost (``wall_cost`` of the loss) scales with N, usually far better determined;
+- ``noise_sd``: the trial-to-trial noise, measured (replicate trials at identical settings
+  and the residuals of the joint fit, the larger of the two), never assumed from the spread
+  of a trial's last epochs, which misses seed-to-seed variation.
+
+The per-size table (best trial, near-best band, flags) is a view of the data, not an input
+to alpha: on a flat curve each size's best trial is just the luckiest seed.
 """
 
 from __future__ import annotations
@@ -68,12 +68,15 @@ class SizeSummary:
     band: tuple[float, float] | None = None  # lambda_eff of trials within tolerance of the best
     n_in_band: int = 0
     tried: tuple[float, float] | None = None  # lambda_eff range of all trials (pruned, diverged too)
-    noise: float = 0.0  # trial-to-trial noise of the score near the best (see size_noise)
     flags: list[str] = field(default_factory=list)
+    floor: float | None = None  # the joint fit's loss at a negligible penalty
+    lambda_opt: float | None = None  # the joint fit's optimum at this N (when alpha is identified)
+    lambda_wall: float | None = None  # where the penalty starts to cost (when the wall is identified)
 
     @property
     def usable(self) -> bool:
-        """Whether this size's optimum is located well enough to fit alpha through it."""
+        """Whether this size's own best trial locates an optimum (no flag): a view of the
+        data; every size's trials enter the joint fit either way."""
         return not self.flags
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,15 +93,30 @@ class Analysis:
     n_trials: int
     states: dict[str, int]
     per_size: list[SizeSummary]
-    alpha_hat: float | None
+    alpha_hat: float | None  # None unless identified
     alpha_ci: tuple[float, float] | None
-    alpha_surface: float | None
-    alpha_surface_ci: tuple[float, float] | None
+    identified: bool
+    alpha_reason: str  # why alpha is not identified ("" when it is)
+    wall_alpha_hat: float | None
+    wall_alpha_ci: tuple[float, float] | None
+    wall_identified: bool
+    wall_reason: str
+    wall_cost: float  # the wall is where a trial costs more than this share of its floor
+    noise_sd: float | None  # trial-to-trial SD of the score used in every test and interval
+    noise_source: str
+    replicate_noise_sd: float | None  # from trials repeated at identical settings (None: none)
+    n_replicate_dof: int
+    residual_noise_sd: float | None  # from the residuals of the joint fit
+    epoch_noise_sd: float | None  # median standard error of a trial's last epochs (misses seed noise)
+    dip_evidence: float  # (RSS without the dip - RSS with it) / noise**2
+    dip_depth: float | None  # how far the optimum lies below the floor
+    fit: dict[str, float]  # the joint fit's curve parameters
+    alpha_profile: list[tuple[float, float]]  # (alpha, delta RSS / noise**2)
+    wall_profile: list[tuple[float, float]]  # (beta, delta deviance)
     hypotheses: list[dict[str, Any]]
     divergence: list[dict[str, Any]]
     notes: list[str]
     tolerance: float
-    n_boot: int
     verdict: str
     extrapolation: dict[str, Any] | None = None
 
@@ -147,15 +165,16 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list
 
 
 def summarize_sizes(
-    records: Sequence[TrialRecord], *, tolerance: float = 0.02, min_trials: int = 4
+    records: Sequence[TrialRecord], *, tolerance: float = 0.02, min_trials: int = 4, noise_sd: float = 0.0
 ) -> list[SizeSummary]:
     """Per width: counts, best lambda_eff, the near-best band and the flags.
 
     Flags: ``too_few`` (fewer than ``min_trials`` complete trials), ``at_bound`` (the best
     lambda is the smallest or largest one tried at that size, pruned and diverged trials
     included: the optimum may lie beyond),
-    ``flat`` (the smallest lambda tried scores within ``tolerance`` or two noise standard
-    deviations of the best, so the penalty made no measurable difference).
+    ``flat`` (the smallest lambda tried scores within ``tolerance`` or two noise SDs
+    (``noise_sd``, the measured trial-to-trial noise) of the best, so the penalty made no
+    measurable difference at that size).
     """
     sizes: dict[int, SizeSummary] = {}
     complete: dict[int, list[TrialRecord]] = {}
@@ -193,9 +212,7 @@ def summarize_sizes(
         if best.lambda_eff in (s.tried[0], s.tried[1]):
             s.flags.append("at_bound")
         smallest = min(rows, key=lambda r: r.lambda_eff)
-        noise = size_noise(np.log([r.lambda_eff for r in rows]), np.array([r.value for r in rows]))
-        s.noise = noise
-        if smallest is not best and smallest.value <= best.value + max(tolerance * abs(best.value), 2 * noise):
+        if smallest is not best and smallest.value <= best.value + max(tolerance * abs(best.value), 2 * noise_sd):
             s.flags.append("flat")
     return [sizes[w] for w in sorted(sizes)]
 
@@ -217,111 +234,6 @@ def size_optimum(log_lam: np.ndarray, values: np.ndarray, *, half_width: float =
     if a <= 0:
         return float(log_lam[best])
     return float(np.clip(center - b / (2 * a), x.min(), x.max()))
-
-
-def size_noise(log_lam: np.ndarray, values: np.ndarray, *, half_width: float = math.log(10)) -> float:
-    """Trial-to-trial noise of one size: the residual standard deviation of its trials
-    within a decade of the best about a quadratic in log lambda.
-
-    A trial's own epoch-to-epoch spread misses seed noise (another initialisation, another
-    data order), which on real data is the larger part; the scatter of neighbouring
-    trials around a smooth curve holds both. 0 when there are too few trials to tell.
-    """
-    best = int(np.argmin(values))
-    near = np.abs(log_lam - log_lam[best]) <= half_width
-    x, y = log_lam[near], values[near]
-    if len(x) < 6 or np.ptp(x) < 0.5:
-        return 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", np.exceptions.RankWarning)
-        coef = np.polyfit(x - x.mean(), y, 2)
-    residual = y - np.polyval(coef, x - x.mean())
-    return float(np.sqrt(np.sum(residual**2) / (len(x) - 3)))
-
-
-def fit_slope(log_n: np.ndarray, log_lam: np.ndarray) -> float:
-    """``alpha`` from points (log N, log lambda): minus the least-squares slope."""
-    x = log_n - log_n.mean()
-    return float(-(x @ (log_lam - log_lam.mean())) / (x @ x))
-
-
-def bootstrap_alpha(
-    records: Sequence[TrialRecord], widths: Sequence[int], *, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, tuple[float, float], np.ndarray]:
-    """``alpha_hat`` over ``widths`` and its 95% percentile interval.
-
-    Each replicate resamples every size's complete trials with replacement, adds to each
-    score Gaussian noise of that trial's own standard error or its size's trial-to-trial
-    noise (``size_noise``), whichever is larger, re-locates each size's
-    optimum (``size_optimum``) and refits the slope.
-    """
-    rng = np.random.default_rng(seed)
-    groups = []  # per size: log N, scores, their noise, log lambda_eff
-    for w in widths:
-        rows = [r for r in records if r.width == w and r.state == "complete" and r.value is not None]
-        values = np.array([r.value for r in rows])
-        log_lam = np.log([r.lambda_eff for r in rows])
-        noise = np.maximum([r.noise for r in rows], size_noise(log_lam, values))
-        groups.append((math.log(rows[0].n_params), values, noise, log_lam))
-    log_n = np.array([g[0] for g in groups])
-    point = fit_slope(log_n, np.array([size_optimum(g[3], g[1]) for g in groups]))
-    samples = np.empty(n_boot)
-    for b in range(n_boot):
-        picks = []
-        for _, values, noise, log_lam in groups:
-            idx = rng.integers(0, len(values), len(values))
-            jittered = values[idx] + rng.normal(0.0, 1.0, len(idx)) * noise[idx]
-            picks.append(size_optimum(log_lam[idx], jittered))
-        samples[b] = fit_slope(log_n, np.array(picks))
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return point, (float(low), float(high)), samples
-
-
-def surface_alpha(records: Sequence[TrialRecord], widths: Sequence[int]) -> float | None:
-    """alpha from a quadratic surrogate of the score over (log N, log lambda_eff).
-
-    Fitted to the better half of each size's complete trials (the far tails of the
-    loss-versus-lambda curve are not quadratic). ``None`` if the fit is not convex in
-    log lambda.
-    """
-    xs, ys, zs = [], [], []
-    for w in widths:
-        rows = sorted(
-            (r for r in records if r.width == w and r.state == "complete" and r.value is not None),
-            key=lambda r: r.value,
-        )
-        keep = rows[: max(3, (len(rows) + 1) // 2)]
-        for r in keep:
-            xs.append(math.log(r.n_params))
-            ys.append(math.log(r.lambda_eff))
-            zs.append(r.value)
-    if len(zs) < 7 or len(set(xs)) < 2:
-        return None
-    x = np.array(xs) - np.mean(xs)
-    y = np.array(ys) - np.mean(ys)
-    design = np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y])
-    coef, *_ = np.linalg.lstsq(design, np.array(zs), rcond=None)
-    if coef[4] <= 0:
-        return None
-    return float(coef[5] / (2 * coef[4]))
-
-
-def surface_alpha_ci(
-    records: Sequence[TrialRecord], widths: Sequence[int], *, n_boot: int = 500, seed: int = 0
-) -> tuple[float, float] | None:
-    """Bootstrap 95% interval of ``surface_alpha`` (trials resampled within sizes)."""
-    rng = np.random.default_rng(seed + 1)
-    by_width = {w: [r for r in records if r.width == w and r.state == "complete" and r.value is not None] for w in widths}
-    samples = []
-    for _ in range(n_boot):
-        resampled = [rows[i] for rows in by_width.values() for i in rng.integers(0, len(rows), len(rows))]
-        value = surface_alpha(resampled, widths)
-        if value is not None and math.isfinite(value):
-            samples.append(value)
-    if len(samples) < n_boot // 2:
-        return None
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def divergence_boundary(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
@@ -346,15 +258,43 @@ def divergence_boundary(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
     return out
 
 
+def complete_curve_data(records: Sequence[TrialRecord], widths: Sequence[int] | None = None) -> tuple[Any, list[TrialRecord]]:
+    """The complete trials (of ``widths``, default all) as ``CurveData``, with the records."""
+    from autolambda.curve import CurveData
+
+    rows = [r for r in records if r.state == "complete" and r.value is not None and r.lambda_eff and r.n_params
+            and r.width is not None and (widths is None or r.width in widths)]
+    sizes = [r.n_params for r in rows]
+    n_ref = math.sqrt(min(sizes) * max(sizes)) if rows else 1.0  # alpha does not depend on it
+    data = CurveData.from_rows([r.width for r in rows], sizes, [r.lambda_eff for r in rows], [r.value for r in rows], n_ref)
+    return data, rows
+
+
+def measure_noise(rows: Sequence[TrialRecord]) -> tuple[float, int]:
+    """Pooled SD of complete trials trained at identical settings (same width and
+    lambda_eff, another seed), and its degrees of freedom; ``(0.0, 0)`` without replicates."""
+    from autolambda.curve import replicate_noise
+
+    keys = [(r.width, round(math.log(r.lambda_eff), 9)) for r in rows]
+    return replicate_noise(keys, [r.value for r in rows])
+
+
 def analyze_records(
     records: Sequence[TrialRecord],
     *,
     tolerance: float = 0.02,
     min_trials: int = 4,
-    n_boot: int = 2000,
-    seed: int = 0,
+    wall_cost: float = 0.25,
 ) -> Analysis:
-    """The whole analysis of one study's trials (see the module docstring)."""
+    """The whole analysis of one study's trials (see the module docstring).
+
+    Args:
+        records: The study's trials.
+        tolerance: Relative width of the per-size near-best band (a view of the data).
+        min_trials: Complete trials a size needs for its own row to count as located.
+        wall_cost: The wall is where a trial's loss exceeds its size's floor by this share.
+    """
+    from autolambda.curve import estimate_optimum, estimate_wall
     from autolambda.errors import AutolambdaError
 
     states: dict[str, int] = {}
@@ -365,70 +305,128 @@ def analyze_records(
     if not any(r.state == "complete" for r in records):
         counts = ", ".join(f"{v} {k}" for k, v in sorted(states.items()))
         raise AutolambdaError(f"the study has no complete trials ({counts}): nothing to analyze yet.")
-    per_size = summarize_sizes(records, tolerance=tolerance, min_trials=min_trials)
-    usable = [s.width for s in per_size if s.usable]
-    notes = []
-    for s in per_size:
-        if "too_few" in s.flags:
-            notes.append(f"width {s.width}: only {s.n_complete} complete trial(s); at least {min_trials} are needed to locate its optimum.")
-        if "at_bound" in s.flags:
-            notes.append(f"width {s.width}: the best lambda_eff ({s.best_lambda_eff:.3g}) is the edge of what was tried; its optimum may lie beyond, so it is left out of the fit.")
-        if "flat" in s.flags:
-            notes.append(f"width {s.width}: the smallest lambda tried scores within {tolerance:.0%} or two noise SDs ({s.noise:.3g}) of the best: the penalty made no measurable difference; left out of the fit.")
-    alpha_hat = alpha_ci = alpha_surface = alpha_surface_ci = None
-    if len(usable) >= 2:
-        alpha_hat, alpha_ci, _ = bootstrap_alpha(records, usable, n_boot=n_boot, seed=seed)
-        alpha_surface = surface_alpha(records, usable)
-        if alpha_surface is not None:
-            alpha_surface_ci = surface_alpha_ci(records, usable, n_boot=max(100, n_boot // 4), seed=seed)
+    data, rows = complete_curve_data(records)
+    rep_sd, rep_dof = measure_noise(rows)
+    notes: list[str] = []
+    epoch = [r.noise for r in rows if r.noise > 0]
+    epoch_sd = float(np.median(epoch)) if epoch else None
+    n_sizes = data.n_groups
+    fit_params: dict[str, float] = {}
+    floors: list[float] = []
+    alpha = wall = None
+    residual_sd = noise_sd = None
+    source = "not measured"
+    if n_sizes >= 2 and len(rows) >= n_sizes + 8:
+        from autolambda.curve import JointCurve
+
+        first = JointCurve(data).fit()
+        residual_sd = first.residual_sd
+        noise_sd, dof = residual_sd, first.n - first.n_free
+        source = f"residuals of the joint fit ({dof} degrees of freedom)"
+        if rep_dof >= 3 and rep_sd > residual_sd:
+            noise_sd, dof = rep_sd, rep_dof
+            source = f"replicates ({rep_dof} degrees of freedom; larger than the residual SD {residual_sd:.3g})"
+        elif rep_dof >= 3:
+            source += f"; replicates give {rep_sd:.3g} ({rep_dof} degrees of freedom), the smaller is not used"
+        full, alpha, noise_sd, _ = estimate_optimum(data, noise_sd, dof)
+        fit_params, floors = dict(full.params), full.floors
+        wall, wall_info = estimate_wall(data, floors, cost=wall_cost)
     else:
-        notes.append(
-            f"alpha needs at least two sizes with a located optimum; this study has {len(usable)} "
-            f"({', '.join(map(str, usable)) or 'none'}). Run more trials or widen the search."
-        )
-    extrapolation = extrapolate(records, per_size) if len(usable) >= 3 else None
+        notes.append(f"the joint fit needs complete trials at two or more sizes and {n_sizes + 8}+ in all; "
+                     f"this study has {len(rows)} at {n_sizes}. Run more trials.")
+    per_size = summarize_sizes(records, tolerance=tolerance, min_trials=min_trials, noise_sd=noise_sd or 0.0)
+    widths = sorted({r.width for r in rows})
+    for s in per_size:
+        if s.width in widths:
+            i = widths.index(s.width)
+            s.floor = floors[i] if floors else None
+            x = math.log(s.n_params) - 0.5 * (math.log(min(r.n_params for r in rows)) + math.log(max(r.n_params for r in rows)))
+            if alpha is not None and alpha.identified:
+                s.lambda_opt = math.exp(fit_params["c"] - alpha.estimate * x)
+            if wall is not None and wall.identified:
+                s.lambda_wall = math.exp(wall_info["c"] - wall.estimate * x)
+        if "too_few" in s.flags:
+            notes.append(f"width {s.width}: only {s.n_complete} complete trial(s); its own best is not located (its trials still enter the joint fit).")
+        if "at_bound" in s.flags:
+            notes.append(f"width {s.width}: its best trial ({s.best_lambda_eff:.3g}) is the edge of what was tried there.")
+        if "flat" in s.flags:
+            notes.append(f"width {s.width}: its smallest lambda scores within {tolerance:.0%} or two noise SDs of its best: flat within noise.")
+    identified = bool(alpha is not None and alpha.identified)
+    wall_identified = bool(wall is not None and wall.identified)
+    alpha_reason = "" if identified else (alpha.reason if alpha is not None else "too few complete trials for the joint fit")
+    wall_reason = "" if wall_identified else (wall.reason if wall is not None else "too few complete trials for the joint fit")
+    if not identified:
+        notes.append("alpha of the optimum is not identified: " + alpha_reason + ". What would help: more epochs "
+                     "(the penalty matters more once nets overfit), replicate trials, or a lambda range centred on the dip.")
+    alpha_hat = alpha.estimate if identified else None
+    alpha_ci = alpha.ci if identified else None
+    wall_hat = wall.estimate if wall_identified else None
+    wall_ci = wall.ci if wall_identified else None
     hypotheses = [
         {
             "alpha": a,
             "meaning": meaning,
-            "inside_ci": bool(alpha_ci is not None and alpha_ci[0] <= a <= alpha_ci[1]),
+            "inside_ci": (alpha_ci[0] <= a <= alpha_ci[1]) if alpha_ci else None,
+            "inside_wall_ci": (wall_ci[0] <= a <= wall_ci[1]) if wall_ci else None,
         }
         for a, meaning in HYPOTHESES
     ]
+    extrapolation = extrapolate(records, per_size) if identified and n_sizes >= 3 else None
     return Analysis(
         n_trials=len(records),
         states=states,
         per_size=per_size,
         alpha_hat=alpha_hat,
         alpha_ci=alpha_ci,
-        alpha_surface=alpha_surface,
-        alpha_surface_ci=alpha_surface_ci,
+        identified=identified,
+        alpha_reason=alpha_reason,
+        wall_alpha_hat=wall_hat,
+        wall_alpha_ci=wall_ci,
+        wall_identified=wall_identified,
+        wall_reason=wall_reason,
+        wall_cost=wall_cost,
+        noise_sd=noise_sd,
+        noise_source=source,
+        replicate_noise_sd=rep_sd if rep_dof else None,
+        n_replicate_dof=rep_dof,
+        residual_noise_sd=residual_sd,
+        epoch_noise_sd=epoch_sd,
+        dip_evidence=alpha.evidence if alpha is not None else 0.0,
+        dip_depth=fit_params.get("depth"),
+        fit=fit_params,
+        alpha_profile=alpha.profile if alpha is not None else [],
+        wall_profile=wall.profile if wall is not None else [],
         hypotheses=hypotheses,
         divergence=divergence_boundary(records),
         notes=notes,
         tolerance=tolerance,
-        n_boot=n_boot,
-        verdict=verdict(alpha_hat, alpha_ci),
+        verdict=verdict(alpha_hat, alpha_ci, wall_hat, wall_ci, alpha_reason=alpha_reason, wall_reason=wall_reason, wall_cost=wall_cost),
         extrapolation=extrapolation,
     )
 
 
 def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary]) -> dict[str, Any] | None:
-    """Fit alpha on the smaller usable sizes, predict lambda for the largest, and compare
-    the loss there with the best found by direct search (the regret).
+    """Fit the joint curve on all sizes but the largest, predict the largest's optimal
+    lambda, and compare the loss there with the best found by direct search (the regret).
 
     The loss at the predicted lambda is read off the largest size's own trials: a
     quadratic in log lambda through those within a decade of the prediction, or the
     trial nearest to it when there are too few.
     """
-    usable = [s for s in per_size if s.usable]
-    if len(usable) < 3:
+    from autolambda.curve import JointCurve
+
+    sized = [s for s in per_size if s.n_complete > 0]
+    if len(sized) < 3:
         return None
-    small, largest = usable[:-1], usable[-1]
-    log_n = np.log([s.n_params for s in small])
-    log_lam = np.log([s.optimum_lambda_eff for s in small])
-    alpha = fit_slope(log_n, log_lam)
-    predicted = float(np.exp(log_lam.mean() - alpha * (math.log(largest.n_params) - log_n.mean())))
+    small, largest = sized[:-1], sized[-1]
+    data, rows = complete_curve_data(records, [s.width for s in small])
+    fit = JointCurve(data).fit()
+    if fit.params.get("depth", 0.0) <= 0:
+        return None
+    all_n = [r.n_params for r in rows]
+    n_ref = math.sqrt(min(all_n) * max(all_n))
+    alpha = fit.params["alpha"]
+    predicted = math.exp(fit.params["c"] - alpha * math.log(largest.n_params / n_ref))
     rows = [r for r in records if r.width == largest.width and r.state == "complete" and r.value is not None]
     ll = np.log([r.lambda_eff for r in rows])
     values = np.array([r.value for r in rows])
@@ -482,21 +480,35 @@ def analyze_transfer(records: Sequence[TrialRecord], *, tolerance: float = 0.02)
     }
 
 
-def verdict(alpha_hat: float | None, ci: tuple[float, float] | None) -> str:
-    """One plain-language sentence on what the interval says."""
+def verdict(
+    alpha_hat: float | None,
+    ci: tuple[float, float] | None,
+    wall_hat: float | None = None,
+    wall_ci: tuple[float, float] | None = None,
+    *,
+    alpha_reason: str = "",
+    wall_reason: str = "",
+    wall_cost: float = 0.25,
+) -> str:
+    """Plain-language sentences on what the two intervals say (and do not say)."""
     if alpha_hat is None or ci is None:
-        return "No verdict: fewer than two model sizes have a located optimum."
-    inside = [a for a, _ in HYPOTHESES if ci[0] <= a <= ci[1]]
-    outside = [a for a, _ in HYPOTHESES if a not in inside]
-    if ci[0] <= 0.0 <= ci[1]:
-        lead = "One lambda for all sizes is consistent with the data (alpha = 0 is inside the interval)"
-    elif ci[0] > 0:
-        lead = "lambda should shrink as the network grows (alpha > 0)"
+        text = ("The optimum's alpha is not identified: " + (alpha_reason or "too few trials") +
+                ". No hypothesis about the best lambda is ruled out.")
     else:
-        lead = "lambda should grow with the network (alpha < 0)"
-    text = f"{lead}; alpha = {alpha_hat:.2f}, 95% interval [{ci[0]:.2f}, {ci[1]:.2f}]."
-    if 1.0 in outside:
-        text += " lambda proportional to 1/N (alpha = 1) is ruled out."
-    elif 1.0 in inside:
-        text += " lambda proportional to 1/N (alpha = 1) is not ruled out."
+        inside = [a for a, _ in HYPOTHESES if ci[0] <= a <= ci[1]]
+        if ci[0] <= 0.0 <= ci[1]:
+            lead = "One lambda for all sizes is consistent with the data (alpha = 0 is inside the interval)"
+        elif ci[0] > 0:
+            lead = "The best lambda shrinks as the network grows (alpha > 0)"
+        else:
+            lead = "The best lambda grows with the network (alpha < 0)"
+        text = f"{lead}; alpha = {alpha_hat:.2f}, 95% interval [{ci[0]:.2f}, {ci[1]:.2f}]."
+        text += (" lambda proportional to 1/N (alpha = 1) is " + ("not ruled out." if 1.0 in inside else "ruled out."))
+    if wall_hat is None or wall_ci is None:
+        text += " The wall's scaling is not identified: " + (wall_reason or "too few trials") + "."
+    else:
+        text += (f" The wall (the lambda at which a trial costs {wall_cost:.0%} more than its size's floor) scales with "
+                 f"alpha = {wall_hat:.2f}, 95% interval [{wall_ci[0]:.2f}, {wall_ci[1]:.2f}]")
+        text += ": a summed penalty " + ("does" if wall_ci[0] > 0 else "does not") + " force lambda down as N grows" + (
+            "." if wall_ci[0] > 0 else (" (it lets lambda grow)." if wall_ci[1] < 0 else " at these sizes."))
     return text

@@ -71,8 +71,7 @@ def run_analysis(
     out: str | Path | None = None,
     tolerance: float = 0.02,
     min_trials: int = 4,
-    n_boot: int = 2000,
-    seed: int = 0,
+    wall_cost: float = 0.25,
 ) -> AnalysisResult:
     """Analyze a study and write its report; log the files to the study's MLflow parent run."""
     from autolambda.report import write_report
@@ -93,7 +92,7 @@ def run_analysis(
         if tracking_uri is not None:
             result.logged_run_id = _log_to_mlflow(study, absolute_sqlite(tracking_uri), out, None, result.warnings)
         return result
-    analysis = analyze_records(records, tolerance=tolerance, min_trials=min_trials, n_boot=n_boot, seed=seed)
+    analysis = analyze_records(records, tolerance=tolerance, min_trials=min_trials, wall_cost=wall_cost)
     n_ref = study.user_attrs.get("n_ref")
     context = {"study": study.study_name, "trials": len(records), "n_ref": round(n_ref) if n_ref else None}
     for key in ("dataset", "epochs", "score", "trainer"):
@@ -127,11 +126,18 @@ def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: 
 
         now = int(time.time() * 1000)
         metrics = []
-        if analysis is not None and analysis.alpha_hat is not None:
-            metrics += [Metric("alpha_hat", analysis.alpha_hat, now, 0), Metric("alpha_ci_low", analysis.alpha_ci[0], now, 0),
-                        Metric("alpha_ci_high", analysis.alpha_ci[1], now, 0)]
-        if analysis is not None and analysis.alpha_surface is not None:
-            metrics.append(Metric("alpha_surface", analysis.alpha_surface, now, 0))
+        if analysis is not None:
+            metrics += [Metric("alpha_identified", float(analysis.identified), now, 0),
+                        Metric("wall_alpha_identified", float(analysis.wall_identified), now, 0)]
+            if analysis.noise_sd is not None:
+                metrics.append(Metric("noise_sd", analysis.noise_sd, now, 0))
+            if analysis.alpha_hat is not None:
+                metrics += [Metric("alpha_hat", analysis.alpha_hat, now, 0), Metric("alpha_ci_low", analysis.alpha_ci[0], now, 0),
+                            Metric("alpha_ci_high", analysis.alpha_ci[1], now, 0)]
+            if analysis.wall_alpha_hat is not None:
+                metrics += [Metric("wall_alpha_hat", analysis.wall_alpha_hat, now, 0),
+                            Metric("wall_alpha_ci_low", analysis.wall_alpha_ci[0], now, 0),
+                            Metric("wall_alpha_ci_high", analysis.wall_alpha_ci[1], now, 0)]
         if metrics:
             client.log_batch(run_id, metrics=metrics)
     except Exception as exc:

@@ -80,6 +80,8 @@ def tune(
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help="keras (default) or surrogate (a stand-in with a planted alpha; no TensorFlow).")] = None,
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
+    surrogate_seed_noise: Annotated[Optional[float], typer.Option(help="The surrogate's seed-to-seed SD of the loss (default 0.02, as on digits; 0: the clean surrogate).")] = None,
+    surrogate_dip: Annotated[Optional[float], typer.Option(help="How far the surrogate's optimum lies below its flat floor (default 0.03, as on digits; 0: flat, no optimum).")] = None,
     mode: Annotated[Optional[str], typer.Option(help="search (each trial one width, default) or transfer (each trial one lambda0/alpha on every width of --ladder, scored by the mean loss).")] = None,
     ladder: Annotated[Optional[str], typer.Option(help="Transfer mode: widths of each trial, comma-separated (e.g. 4,16,64). Default: every width of the space.")] = None,
     max_failures: Annotated[Optional[int], typer.Option(help="Stop when this many trials fail in a row. Default: 5.")] = None,
@@ -117,6 +119,8 @@ def tune(
             timeout=timeout,
             trainer=trainer,
             planted_alpha=planted_alpha,
+            surrogate_seed_noise=surrogate_seed_noise,
+            surrogate_dip=surrogate_dip,
             max_failures=max_failures,
             workers=workers,
         )
@@ -158,8 +162,8 @@ def analyze(
     out: Annotated[Optional[Path], typer.Option(help="Folder for plots and report. Default: autolambda-report/STUDY.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (and nothing else).")] = False,
     tolerance: Annotated[float, typer.Option(help="Relative tolerance of the near-best lambda band (0.02 = within 2% of the best).")] = 0.02,
-    min_trials: Annotated[int, typer.Option(help="Complete trials a size needs before its optimum counts.")] = 4,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap replicates for the confidence interval.")] = 2000,
+    min_trials: Annotated[int, typer.Option(help="Complete trials a size needs before its own best counts as located (table only).")] = 4,
+    wall_cost: Annotated[float, typer.Option(help="The wall is where a trial's loss exceeds its size's floor by this share (0.25 = 25%).")] = 0.25,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log the report to MLflow.")] = False,
 ) -> None:
     """Say which alpha the study supports, with a 95% interval, plots and a Markdown report."""
@@ -170,8 +174,8 @@ def analyze(
             raise ConfigError(f"tolerance must lie in [0, 1) but got {tolerance!r}.")
         if min_trials < 1:
             raise ConfigError(f"min_trials must be an integer >= 1 but got {min_trials!r}.")
-        if n_boot < 100:
-            raise ConfigError(f"n_boot must be at least 100 but got {n_boot!r}.")
+        if not 0 < wall_cost <= 10:
+            raise ConfigError(f"wall_cost must lie in (0, 10] but got {wall_cost!r}.")
         _quiet_frameworks()
         from autolambda.analyze import run_analysis
 
@@ -182,7 +186,7 @@ def analyze(
             out=out,
             tolerance=tolerance,
             min_trials=min_trials,
-            n_boot=n_boot,
+            wall_cost=wall_cost,
         )
     except AutolambdaError as exc:
         _fail(exc)

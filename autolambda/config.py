@@ -74,6 +74,10 @@ class StudyConfig:
     # Only with trainer = "surrogate": seconds each epoch takes, to stand in for training
     # time in tests and benchmarks (interruption, workers).
     surrogate_epoch_seconds: float = 0.0
+    # Only with trainer = "surrogate": its seed-to-seed noise SD and the depth of its dip
+    # (None: the defaults measured on digits; 0 and 0.15 give the old, clean surrogate).
+    surrogate_seed_noise: float | None = None
+    surrogate_dip: float | None = None
     # Reference parameter count; None: geometric mean of the space's smallest and largest N.
     n_ref: float | None = None
     # search: each trial one width (the default); transfer: each trial one (lambda0,
@@ -106,6 +110,10 @@ class StudyConfig:
             raise ConfigError(f"n_ref must be a positive number but got {self.n_ref!r}.")
         if not (_is_number(self.surrogate_epoch_seconds) and self.surrogate_epoch_seconds >= 0):
             raise ConfigError(f"surrogate_epoch_seconds must be a number >= 0 but got {self.surrogate_epoch_seconds!r}.")
+        for name in ("surrogate_seed_noise", "surrogate_dip"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 <= value <= 5):
+                raise ConfigError(f"{name} must be a number in [0, 5] but got {value!r}.")
         if not _is_number(self.planted_alpha):
             raise ConfigError(f"planted_alpha must be a number but got {self.planted_alpha!r}.")
         _one_of("score", self.score, SCORES)
@@ -177,6 +185,8 @@ class StudyConfig:
             trainer=self.trainer,
             planted_alpha=self.planted_alpha,
             surrogate_epoch_seconds=self.surrogate_epoch_seconds,
+            surrogate_seed_noise=self.surrogate_seed_noise,
+            surrogate_dip=self.surrogate_dip,
             n_ref=self.n_ref,
             **extra,
         )

@@ -144,15 +144,6 @@ def print_tune_summary(result: Any) -> None:
         console.print(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
 
 
-def _surface_text(a: Any) -> str:
-    if a.alpha_surface is None:
-        return ""
-    if a.alpha_surface_ci is None:
-        return f"; the quadratic-surface estimate ({a.alpha_surface:.3f}) is unstable on these data (no interval)"
-    lo, hi = a.alpha_surface_ci
-    return f"; quadratic-surface estimate {a.alpha_surface:.3f} [{lo:.3f}, {hi:.3f}]"
-
-
 def _print_transfer(result: Any) -> None:
     try:
         best = result.study.best_trial
@@ -186,22 +177,28 @@ def print_analysis(result: Any) -> None:
         return
     console.print(f"\nStudy [bold]{result.study_name}[/bold]: {a.n_trials} trials " + ", ".join(f"{k} {v}" for k, v in sorted(a.states.items())))
     table = Table(title="Per model size")
-    for col in ("width", "N", "done", "best val_ce", "best lambda_eff", "near-best band", "fit"):
+    for col in ("width", "N", "done", "floor", "optimum", "wall", "best val_ce", "best trial's lambda", "flags"):
         table.add_column(col, justify="right")
     for s in a.per_size:
-        band = f"{s.band[0]:.2g}–{s.band[1]:.2g}" if s.band else "-"
-        table.add_row(str(s.width), f"{s.n_params:,}", str(s.n_complete), _fmt(s.best_value, ".4f"),
-                      _fmt(s.best_lambda_eff, ".3g"), band, "yes" if s.usable else ",".join(s.flags))
+        table.add_row(str(s.width), f"{s.n_params:,}", str(s.n_complete), _fmt(s.floor, ".4f"), _fmt(s.lambda_opt, ".3g"),
+                      _fmt(s.lambda_wall, ".3g"), _fmt(s.best_value, ".4f"), _fmt(s.best_lambda_eff, ".3g"), ",".join(s.flags) or "-")
     console.print(table)
+    console.print(f"noise_sd = {_fmt(a.noise_sd, '.4f')} ({a.noise_source})")
     if a.alpha_hat is not None:
-        console.print(f"alpha_hat = [bold]{a.alpha_hat:.3f}[/bold], 95% interval [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}]"
-                      + _surface_text(a))
-        hyp = Table(title="Hypotheses")
-        for col in ("alpha", "meaning", "inside 95% CI"):
-            hyp.add_column(col)
-        for h in a.hypotheses:
-            hyp.add_row(f"{h['alpha']:+g}", h["meaning"], "yes" if h["inside_ci"] else "no")
-        console.print(hyp)
+        console.print(f"alpha_hat (optimum) = [bold]{a.alpha_hat:.3f}[/bold], 95% interval [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}]")
+    else:
+        console.print(f"alpha of the optimum: [bold]not identified[/bold] ({a.alpha_reason})")
+    if a.wall_alpha_hat is not None:
+        console.print(f"wall_alpha_hat = [bold]{a.wall_alpha_hat:.3f}[/bold], 95% interval [{a.wall_alpha_ci[0]:.3f}, {a.wall_alpha_ci[1]:.3f}]")
+    else:
+        console.print(f"alpha of the wall: [bold]not identified[/bold] ({a.wall_reason})")
+    hyp = Table(title="Hypotheses (- : not identified, so not ruled out)")
+    for col in ("alpha", "meaning", "optimum's 95% CI", "wall's 95% CI"):
+        hyp.add_column(col)
+    mark = lambda v: "-" if v is None else ("inside" if v else "outside")  # noqa: E731
+    for h in a.hypotheses:
+        hyp.add_row(f"{h['alpha']:+g}", h["meaning"], mark(h["inside_ci"]), mark(h["inside_wall_ci"]))
+    console.print(hyp)
     console.print(a.verdict)
     e = a.extrapolation
     if e:

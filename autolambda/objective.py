@@ -49,6 +49,10 @@ class LambdaScalingObjective:
         trainer: ``"keras"`` or ``"surrogate"`` (the stand-in with a planted answer).
         planted_alpha: The surrogate's planted exponent.
         surrogate_epoch_seconds: Wall time of one surrogate epoch (tests, benchmarks).
+        surrogate_seed_noise: The surrogate's seed-to-seed SD of the loss (``None``: its
+            default, measured on digits; 0 for the clean surrogate).
+        surrogate_dip: How far the surrogate's optimum lies below its flat floor
+            (``None``: its default; 0 for a flat curve with no optimum).
         n_ref: Reference parameter count; by default the geometric mean of the smallest
             and largest model in ``space``. Stored on the study so every trial shares it.
         divergence_threshold: Training cross-entropy above which a trial counts as diverged.
@@ -80,6 +84,8 @@ class LambdaScalingObjective:
         trainer: str = "keras",
         planted_alpha: float = 0.0,
         surrogate_epoch_seconds: float = 0.0,
+        surrogate_seed_noise: float | None = None,
+        surrogate_dip: float | None = None,
         n_ref: float | None = None,
         divergence_threshold: float | None = 1e3,
         objectives: tuple[str, ...] | str = ("val_ce",),
@@ -109,6 +115,8 @@ class LambdaScalingObjective:
         self.trainer = trainer
         self.planted_alpha = float(planted_alpha)
         self.surrogate_epoch_seconds = float(surrogate_epoch_seconds)
+        self.surrogate_seed_noise = surrogate_seed_noise
+        self.surrogate_dip = surrogate_dip
         self.n_ref = n_ref
         self.divergence_threshold = divergence_threshold
         self.objectives = objectives
@@ -178,6 +186,8 @@ class LambdaScalingObjective:
             self.trainer,
             planted_alpha=self.planted_alpha,
             epoch_seconds=self.surrogate_epoch_seconds,
+            seed_noise=self.surrogate_seed_noise,
+            dip=self.surrogate_dip,
             reuse_models=self.reuse_models,
         )
         number = getattr(trial, "number", 0) or 0

@@ -102,36 +102,49 @@ def write_transfer_report(transfer: dict[str, Any], out: str | Path, *, study: A
     return list(plots.values()) + [out / "report.md", out / "analysis.json"]
 
 
+def _ci(ci: Any) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "—"
+
+
+def _mark(inside: Any) -> str:
+    return "—" if inside is None else ("yes" if inside else "no")
+
+
 def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, context: dict[str, Any]) -> str:
     """The report a person reads top to bottom."""
     a = analysis
     lines = [f"# {title}", ""]
     if context:
         lines += [" · ".join(f"{k}: {v}" for k, v in context.items()), ""]
-    lines += ["## Answer", "", a.verdict, ""]
-    if a.alpha_hat is not None:
-        lines += [
-            "| estimate | alpha | 95% interval |",
-            "|---|---|---|",
-            f"| per-size best lambda, log-log fit (primary) | {a.alpha_hat:.3f} | [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}] |",
-        ]
-        if a.alpha_surface is not None:
-            ci = f"[{a.alpha_surface_ci[0]:.3f}, {a.alpha_surface_ci[1]:.3f}]" if a.alpha_surface_ci else "unstable: most bootstrap fits were not convex"
-            lines.append(f"| quadratic surrogate over (log N, log lambda) | {a.alpha_surface:.3f} | {ci} |")
-        lines.append("")
-    lines += ["## Hypotheses", "", "| alpha | meaning | inside the 95% interval? |", "|---|---|---|"]
+    lines += ["## Answer", "", a.verdict, "",
+              "| exponent | identified | estimate | 95% interval | why not, if not |", "|---|---|---|---|---|",
+              f"| alpha of the optimum (best lambda ∝ N^-alpha) | {'yes' if a.identified else 'no'} | "
+              f"{_fmt3(a.alpha_hat)} | {_ci(a.alpha_ci)} | {a.alpha_reason} |",
+              f"| alpha of the wall (lambda costing {a.wall_cost:.0%} of the loss ∝ N^-alpha) | "
+              f"{'yes' if a.wall_identified else 'no'} | {_fmt3(a.wall_alpha_hat)} | {_ci(a.wall_alpha_ci)} | {a.wall_reason} |",
+              ""]
+    noise = f"{a.noise_sd:.4f}" if a.noise_sd is not None else "not measured"
+    lines += [f"Trial-to-trial noise of the score: **{noise}** (from {a.noise_source})."]
+    if a.epoch_noise_sd is not None:
+        lines[-1] += (f" For comparison, the standard error of a trial's last epochs is {a.epoch_noise_sd:.4f}: it misses "
+                      "seed-to-seed variation and is not used.")
+    if a.dip_depth is not None:
+        lines += ["", f"The fitted dip is {a.dip_depth:.4f} below the floor (evidence {a.dip_evidence:.1f}; the dip counts as seen from "
+                  "16, calibrated on flat surrogate studies)."]
+    lines += ["", "## Hypotheses", "", "| alpha | meaning | inside the optimum's interval? | inside the wall's interval? |", "|---|---|---|---|"]
     for h in a.hypotheses:
-        mark = "yes" if h["inside_ci"] else ("no" if a.alpha_ci else "—")
-        lines.append(f"| {h['alpha']:+g} | {h['meaning']} | {mark} |")
-    lines += ["", "## Per model size", "",
-              "| width | N | complete | pruned | diverged | failed | best val_ce | best lambda_eff | near-best band (lambda_eff) | in band | used in fit |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(f"| {h['alpha']:+g} | {h['meaning']} | {_mark(h['inside_ci'])} | {_mark(h['inside_wall_ci'])} |")
+    lines += ["", "— : not identified, so not ruled out.", "", "## Per model size", "",
+              "The joint fit's floor, optimum and wall at each size, then what the trials show on their own (a view of the data; "
+              "on a flat curve a size's best trial is only its luckiest seed).", "",
+              "| width | N | complete | pruned | diverged | failed | floor (fit) | optimum (fit) | wall (fit) | best val_ce | best trial's lambda_eff | near-best band | flags |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in a.per_size:
         band = f"{s.band[0]:.3g} – {s.band[1]:.3g}" if s.band else "—"
-        used = "yes" if s.usable else f"no ({', '.join(s.flags)})"
         best = f"{s.best_value:.4f}" if s.best_value is not None else "—"
         lam = f"{s.best_lambda_eff:.3g}" if s.best_lambda_eff is not None else "—"
-        lines.append(f"| {s.width} | {s.n_params:,} | {s.n_complete} | {s.n_pruned} | {s.n_diverged} | {s.n_failed} | {best} | {lam} | {band} | {s.n_in_band} | {used} |")
+        lines.append(f"| {s.width} | {s.n_params:,} | {s.n_complete} | {s.n_pruned} | {s.n_diverged} | {s.n_failed} | "
+                     f"{_fmt4(s.floor)} | {_g(s.lambda_opt)} | {_g(s.lambda_wall)} | {best} | {lam} | {band} | {', '.join(s.flags) or '—'} |")
     if a.notes:
         lines += ["", "### Notes", ""] + [f"- {n}" for n in a.notes]
     if a.divergence:
@@ -145,14 +158,14 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
             "",
             "## Extrapolation to the largest size",
             "",
-            f"Fitting alpha on widths {', '.join(map(str, e['fitted_on_widths']))} alone gives alpha = {e['alpha_small']:.3f} and predicts "
+            f"The joint fit on widths {', '.join(map(str, e['fitted_on_widths']))} alone gives alpha = {e['alpha_small']:.3f} and predicts "
             f"lambda_eff = {e['predicted_lambda_eff']:.3g} for width {e['target_width']} (N = {e['target_n_params']:,}); direct search found "
             f"{e['best_lambda_eff']:.3g} there. The loss at the prediction is {e['loss_at_predicted']:.4f} ({e['loss_estimated_by']}) against "
             f"{e['best_loss']:.4f} at the best: a regret of {e['regret']:+.4f}.",
         ]
     lines += ["", "## Plots", ""]
     captions = {
-        "best_lambda_vs_n": "Best lambda_eff against N (log-log) with the fitted line, its 95% band and the hypotheses",
+        "best_lambda_vs_n": "Optimum and wall against N (log-log): the joint fit's lines with their 95% bands, each size's best trial, the hypotheses",
         "loss_vs_lambda": "Penalty-free validation loss against lambda_eff, coloured by N",
         "contour": "Optuna: contour of the score over lambda0 and alpha",
         "importances": "Optuna: parameter importances",
@@ -169,14 +182,35 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
         "",
         "- Each trial is scored by the penalty-free validation cross-entropy (a Keras metric, not "
         "`val_loss`, which includes the penalty), averaged over its last epochs unless the study chose best-epoch scoring.",
-        f"- Per size, the best lambda_eff is that of the best complete trial; the band holds the lambda_eff of trials within {a.tolerance:.0%} of it.",
-        "- Sizes whose best lambda is the edge of what was tried, whose curve is flat, or with too few trials are left out of the fit.",
-        f"- alpha_hat is minus the least-squares slope of log(best lambda_eff) on log(N). Its interval comes from {a.n_boot} bootstrap "
-        "replicates that resample each size's trials and add to each score its own noise (the standard error of its last epochs), "
-        "then re-pick each size's best.",
+        "- All complete trials enter one joint fit: a floor per size plus one curve shared by every size, flat for small "
+        "lambda, a dip (a Gaussian in log lambda) centred on lambda_opt(N) ∝ N^-alpha, and a wall (a logistic rise from the "
+        "floor to a collapsed net's loss) centred on a position ∝ N^-beta. Floors, depth and the collapsed loss are solved "
+        "exactly for each shape; the shape by bounded least squares.",
+        "- The noise is measured: the residual SD of that fit, or the SD between trials repeated at identical settings "
+        "when the study has them, whichever is larger.",
+        "- alpha's 95% interval is a profile-likelihood interval: alpha is held on a grid from -2.5 to 3, the rest refitted, "
+        "and the interval keeps the values whose residual sum of squares is within F(1, dof) noise variances of the best. "
+        "alpha is *not identified* when the dip does not improve the fit by at least 16 noise variances (calibrated on flat "
+        "surrogate studies), or when the interval runs to the edge of the grid; then no hypothesis is ruled out.",
+        f"- The wall: a trial is hurt when its loss is more than {a.wall_cost:.0%} above its size's fitted floor; the chance of "
+        "being hurt is logistic in log lambda + alpha_wall log N (2 % lapse rate, so one stray trial cannot move it), and its "
+        "interval is the profile-likelihood one (chi-square, 1 degree of freedom).",
+        "- The calibration of these intervals on realistic surrogate studies is in BENCHMARKS.md (scripts/calibration.py).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _fmt3(v: Any) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _fmt4(v: Any) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def _g(v: Any) -> str:
+    return "—" if v is None else f"{v:.3g}"
 
 
 def _records_complete(records: Sequence[TrialRecord]) -> list[TrialRecord]:
@@ -210,36 +244,42 @@ def _plot_loss_vs_lambda(records: Sequence[TrialRecord], analysis: Analysis, pat
 
 
 def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
+    """Each size's best trial (with its near-best band), and the joint fit's optimum and
+    wall lines with their 95% bands where identified, plus the hypotheses through the
+    fitted optimum (or wall)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     sizes = [s for s in analysis.per_size if s.best_lambda_eff is not None]
-    used = [s for s in sizes if s.usable]
-    other = [s for s in sizes if not s.usable]
-    for group, style, label in ((used, dict(color="C0"), "optimum (used in fit)"), (other, dict(color="grey", mfc="white"), "optimum (left out)")):
-        if group:
-            n = np.array([s.n_params for s in group], dtype=float)
-            lam = np.array([s.optimum_lambda_eff for s in group])
-            low = np.clip(lam - np.array([s.band[0] for s in group]), 0, None)
-            high = np.clip(np.array([s.band[1] for s in group]) - lam, 0, None)
-            ax.errorbar(n, lam, yerr=[low, high], fmt="o", capsize=3, label=label + ", near-best band", **style)
-    ax.scatter([s.n_params for s in sizes], [s.best_lambda_eff for s in sizes], marker="x", color="black", s=25, label="best trial", zorder=3)
-    if used and analysis.alpha_hat is not None:
-        n = np.array([s.n_params for s in used], dtype=float)
-        lam = np.log([s.optimum_lambda_eff for s in used])
-        x0, y0 = np.log(n).mean(), lam.mean()
-        grid = np.exp(np.linspace(np.log(min(s.n_params for s in sizes)) - 0.3, np.log(max(s.n_params for s in sizes)) + 0.3, 50))
-        line = lambda a: np.exp(y0 - a * (np.log(grid) - x0))  # noqa: E731
-        ax.plot(grid, line(analysis.alpha_hat), color="C0", label=f"fit: alpha = {analysis.alpha_hat:.2f}")
-        lo, hi = analysis.alpha_ci
-        ax.fill_between(grid, np.minimum(line(lo), line(hi)), np.maximum(line(lo), line(hi)), color="C0", alpha=0.15, label=f"95% interval [{lo:.2f}, {hi:.2f}]")
-        for i, (a, _) in enumerate(HYPOTHESES):
-            ax.plot(grid, line(a), ls=":", lw=1, color=f"C{i + 2}", label=f"alpha = {a:+g}")
+    if sizes:
+        n = np.array([s.n_params for s in sizes], dtype=float)
+        lam = np.array([s.best_lambda_eff for s in sizes])
+        low = np.clip(lam - np.array([s.band[0] for s in sizes]), 0, None)
+        high = np.clip(np.array([s.band[1] for s in sizes]) - lam, 0, None)
+        ax.errorbar(n, lam, yerr=[low, high], fmt="x", color="black", capsize=3, label="best trial, near-best band")
+        grid = np.exp(np.linspace(np.log(n.min()) - 0.3, np.log(n.max()) + 0.3, 50))
+        fits = (("optimum", "C0", analysis.alpha_hat, analysis.alpha_ci, [s.lambda_opt for s in sizes]),
+                ("wall", "C3", analysis.wall_alpha_hat, analysis.wall_alpha_ci, [s.lambda_wall for s in sizes]))
+        anchor = None
+        for label, color, hat, ci, values in fits:
+            if hat is None or any(v is None for v in values):
+                continue
+            x0, y0 = np.log(n).mean(), np.log(values).mean()
+            line = lambda a: np.exp(y0 - a * (np.log(grid) - x0))  # noqa: E731
+            ax.plot(grid, line(hat), color=color, label=f"{label} (joint fit): alpha = {hat:.2f}")
+            ax.fill_between(grid, np.minimum(line(ci[0]), line(ci[1])), np.maximum(line(ci[0]), line(ci[1])), color=color,
+                            alpha=0.15, label=f"{label} 95% interval [{ci[0]:.2f}, {ci[1]:.2f}]")
+            anchor = anchor or line
+        if anchor is not None:
+            for i, (a, _) in enumerate(HYPOTHESES):
+                ax.plot(grid, anchor(a), ls=":", lw=1, color=f"C{i + 4}", label=f"alpha = {a:+g}")
+        if analysis.alpha_hat is None:
+            ax.text(0.02, 0.02, "alpha of the optimum not identified", transform=ax.transAxes, fontsize=8, color="C0")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("N (trainable parameters)")
     ax.set_ylabel("lambda_eff")
-    ax.set_title("Optimal lambda_eff against model size")
+    ax.set_title("Optimal lambda_eff and the wall against model size")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

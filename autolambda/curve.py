@@ -1,0 +1,424 @@
+"""The joint fit: one loss-versus-lambda curve shared by every model size.
+
+Every complete trial enters one model; there is no per-size argmax, which on noisy data
+is just the minimum of n draws from a flat curve. With ``x = ln(N / N_ref)`` and
+``l = ln(lambda_eff)``::
+
+    dip  = exp(-(l + alpha * x - c)**2 / (2 * s**2))        # 1 at the optimum
+    wall = sigmoid(g * (l + beta * x - c_wall))              # 0 below the wall, 1 collapsed
+    loss = floor[size] * (1 - wall) + top * wall - depth * dip
+
+``floor`` is a size's loss with a negligible penalty, ``top`` the loss of a net the
+penalty has collapsed (ln 10 on digits), the dip is centred on the optimum
+``lambda_opt(N) = exp(c) * (N / N_ref) ** -alpha`` and the wall, where the loss is
+halfway from the floor to collapse, on ``lambda_wall(N) = exp(c_wall) * (N / N_ref) ** -beta``.
+This is the shape measured on digits (flat, a shallow dip, a wall); a quadratic bowl was
+measured to be biased on it. Given the six curve parameters the loss is linear in the
+floors, ``top`` and ``depth``, which are solved exactly (``depth >= 0``): each fit is a
+search over six numbers, not ten or more.
+
+Intervals are profile-likelihood intervals. An exponent is held at each point of a grid,
+the rest refitted, and the 95 % interval holds the values whose residual sum of squares
+lies within ``F(1, dof) * noise**2`` of the best, ``noise`` being the measured
+trial-to-trial SD (from replicates when the study has them, else from the residuals).
+Where the dip (or the wall) is not distinguishable from noise, or the interval reaches
+the edge of the grid, the exponent is *not identified* and no interval is given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+#: Where the profile of an exponent is computed: wider than alpha's search range, so an
+#: answer near its bounds still gets a closed interval.
+EXPONENT_GRID = np.round(np.arange(-2.5, 3.0001, 0.1), 10)
+#: How much better (in ``delta RSS / noise**2``) the curve with a dip (or a wall) must fit
+#: than the curve without it for the term to count as seen. The term's parameters do not
+#: exist under "no dip", so the chi-square law does not hold; the value is calibrated on
+#: flat surrogate studies (scripts/calibration.py: a flat curve is called identified in at
+#: most 10 % of them).
+DETECTION_THRESHOLD = 16.0
+_DIP_WIDTHS = (0.7, 1.4, 2.8)  # nats of lambda tried as starting dip widths
+_WALL_STEEPNESS = (0.8, 2.0, 5.0)
+# Bounds of the searched shape parameters. A dip narrower than half a nat would fit one
+# or two lucky trials; the optimum lies at least half a nat below the wall's midpoint
+# (where the loss is halfway to collapse), so the dip cannot be spent on the wall's shape.
+_BOUNDS = {"s": (0.5, 3.0), "g": (0.3, 20.0), "gap": (0.5, np.inf)}
+_LOG = ("s", "g")
+_DIP = ("alpha", "c", "s")
+_WALL = ("beta", "c_wall", "g")
+
+
+@dataclass
+class CurveData:
+    """Complete trials as arrays: size index, x = ln(N/N_ref), l = ln(lambda_eff), loss."""
+
+    group: np.ndarray
+    x: np.ndarray
+    l: np.ndarray  # noqa: E741 (the module docstring's name)
+    y: np.ndarray
+    n_groups: int
+
+    @classmethod
+    def from_rows(cls, widths: Sequence[int], n_params: Sequence[float], lambdas: Sequence[float],
+                  values: Sequence[float], n_ref: float) -> "CurveData":
+        """Arrays from per-trial lists (one entry per complete trial)."""
+        index = {w: i for i, w in enumerate(sorted(set(widths)))}
+        return cls(
+            group=np.array([index[w] for w in widths], dtype=int),
+            x=np.log(np.asarray(n_params, dtype=float) / n_ref),
+            l=np.log(np.asarray(lambdas, dtype=float)),
+            y=np.asarray(values, dtype=float),
+            n_groups=len(index),
+        )
+
+
+@dataclass
+class CurveFit:
+    """One least-squares fit of the curve: the residual sum of squares and the parameters."""
+
+    rss: float
+    n: int
+    n_free: int
+    params: dict[str, float]  # the curve parameters, plus top and depth
+    floors: list[float]
+
+    @property
+    def residual_sd(self) -> float:
+        """Residual standard deviation (the noise when the study has no replicates)."""
+        return math.sqrt(self.rss / max(self.n - self.n_free, 1))
+
+
+@dataclass
+class ExponentEstimate:
+    """One exponent (the optimum's alpha or the wall's beta) with its profile interval."""
+
+    name: str
+    estimate: float | None
+    ci: tuple[float, float] | None
+    identified: bool
+    reason: str = ""
+    evidence: float = 0.0  # (RSS without the term - RSS with it) / noise**2
+    profile: list[tuple[float, float]] = field(default_factory=list)  # (value, delta RSS / noise**2)
+
+
+class JointCurve:
+    """Least-squares fits of the shared curve to one study's complete trials."""
+
+    def __init__(self, data: CurveData) -> None:
+        self.data = data
+        self._onehot = np.zeros((len(data.y), data.n_groups))
+        self._onehot[np.arange(len(data.y)), data.group] = 1.0
+
+    def solve(self, theta: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals and linear coefficients (floors, then top, then depth) at ``theta``.
+
+        ``depth`` is held >= 0 (a bump is not a dip) and ``top`` within twice the range of
+        the losses seen above the largest (else a far-away wall with a huge top mimics an
+        exponential ramp); a coefficient out of its range is fixed at the bound and the
+        rest re-solved.
+        """
+        d = self.data
+        g = d.n_groups
+        wall = dip = None
+        if "beta" in theta:
+            wall = 0.5 * (1.0 + np.tanh(0.5 * theta["g"] * (d.l + theta["beta"] * d.x - theta["c_wall"])))
+        if "alpha" in theta:
+            z = (d.l + theta["alpha"] * d.x - theta["c"]) / theta["s"]
+            dip = -np.exp(-0.5 * z * z)
+        top_cap = float(d.y.max() + 2 * np.ptp(d.y))
+        fixed_top = fixed_depth = None
+        for _ in range(3):
+            target = d.y.copy()
+            cols = [self._onehot * (1.0 - wall)[:, None]] if wall is not None else [self._onehot]
+            if wall is not None:
+                if fixed_top is None:
+                    cols.append(wall[:, None])
+                else:
+                    target -= fixed_top * wall
+            if dip is not None:
+                if fixed_depth is None:
+                    cols.append(dip[:, None])
+                else:
+                    target -= fixed_depth * dip
+            design = np.hstack(cols)
+            coef = np.linalg.lstsq(design, target, rcond=None)[0]
+            residual = target - design @ coef
+            k = g
+            top = depth = None
+            if wall is not None:
+                top = fixed_top if fixed_top is not None else coef[k]
+                k += fixed_top is None
+            if dip is not None:
+                depth = fixed_depth if fixed_depth is not None else coef[k]
+            if depth is not None and depth < 0:
+                fixed_depth = 0.0
+                continue
+            if top is not None and top > top_cap:
+                fixed_top = top_cap
+                continue
+            break
+        full = list(coef[:g]) + ([top] if wall is not None else []) + ([depth] if dip is not None else [])
+        return residual, np.asarray(full, dtype=float)
+
+    def rss(self, theta: dict[str, float]) -> float:
+        r = self.solve(theta)[0]
+        return float(r @ r)
+
+    def fit(self, *, dip: bool = True, wall: bool = True, fixed: dict[str, float] | None = None,
+            starts: Sequence[dict[str, float]] = ()) -> CurveFit:
+        """Best fit with the parameters in ``fixed`` held: the best of a coarse grid of
+        starts (and ``starts``), refined by a bounded trust-region least-squares search."""
+        from scipy.optimize import least_squares
+
+        fixed = dict(fixed or {})
+        names = list((_DIP if dip else ()) + (_WALL if wall else ()))
+        if dip and wall:
+            names[names.index("c")] = "gap"  # the optimum is searched as a distance below the wall
+        free = [n for n in names if n not in fixed]
+
+        def complete(theta: dict[str, float]) -> dict[str, float]:
+            theta = dict(theta)
+            if "gap" in names:
+                theta.setdefault("gap", theta["c_wall"] - theta.get("c", theta["c_wall"] - 1.0))
+                theta["gap"] = max(theta["gap"], _BOUNDS["gap"][0])
+                theta["c"] = theta["c_wall"] - theta["gap"]
+            for n in _LOG:
+                if n in theta:
+                    theta[n] = min(max(theta[n], _BOUNDS[n][0]), _BOUNDS[n][1])
+            return theta
+
+        candidates = [complete({n: s[n] for n in s if n in names or n == "c"} | fixed) for s in starts]
+        candidates += [complete(c | fixed) for c in self._grid(dip, wall, fixed)]
+        scored = sorted((self.rss(c), i) for i, c in enumerate(candidates))
+        best_rss, best_theta = scored[0][0], candidates[scored[0][1]]
+        if free:
+            # The wall's midpoint stays near the lambdas tried: beyond them it is a ramp of any height.
+            bounds = _BOUNDS | {"c_wall": (float(self.data.l.min()) - 2.0, float(self.data.l.max()) + 1.0)}
+            lo = np.array([math.log(bounds[n][0]) if n in _LOG else bounds.get(n, (-np.inf,))[0] for n in free])
+            hi = np.array([math.log(bounds[n][1]) if n in _LOG else bounds.get(n, (None, np.inf))[1] for n in free])
+
+            def unpack(v: np.ndarray) -> dict[str, float]:
+                return complete(fixed | {n: (math.exp(x) if n in _LOG else float(x)) for n, x in zip(free, v)})
+
+            for _, i in scored[:2]:
+                v0 = np.array([math.log(candidates[i][n]) if n in _LOG else candidates[i][n] for n in free])
+                v0 = np.clip(v0, lo + 1e-9, np.minimum(hi - 1e-9, 1e6))
+                res = least_squares(lambda v: self.solve(unpack(v))[0], v0, bounds=(lo, hi), method="trf",
+                                    xtol=1e-6, ftol=1e-10, max_nfev=200)
+                rss = float(res.fun @ res.fun)
+                if rss < best_rss:
+                    best_rss, best_theta = rss, unpack(res.x)
+        _, coef = self.solve(best_theta)
+        g = self.data.n_groups
+        params = {k: v for k, v in best_theta.items() if k != "gap"}
+        if wall:
+            params["top"] = float(coef[g])
+        if dip:
+            params["depth"] = float(coef[-1])
+        n_free = g + len(free) + int(wall) + int(dip)
+        return CurveFit(best_rss, len(self.data.y), n_free, params, [float(v) for v in coef[:g]])
+
+    def _grid(self, dip: bool, wall: bool, fixed: dict[str, float]) -> list[dict[str, float]]:
+        """Coarse starting points: dip centres and wall positions across the lambdas tried."""
+        lo, hi = np.percentile(self.data.l, [3, 97])
+        centres = np.linspace(lo, hi, 8)
+        walls = [{"beta": b, "c_wall": c, "g": g} for b in ([fixed["beta"]] if "beta" in fixed else (-0.5, 0.0, 0.5, 1.0))
+                 for c in centres[3:] for g in _WALL_STEEPNESS] if wall else [{}]
+        if not dip:
+            return walls
+        wall_fixed = {k: v for k, v in fixed.items() if k in _WALL}
+        best_wall = min(walls, key=lambda w: self.rss(w | wall_fixed)) if wall else {}
+        alphas = [fixed["alpha"]] if "alpha" in fixed else (-0.5, 0.0, 0.5, 1.0)
+        starts = [best_wall | {"alpha": a, "c": c, "s": s} for a in alphas for c in centres for s in _DIP_WIDTHS]
+        if wall:  # the optimum lies below the wall
+            starts = [t for t in starts if t["c"] <= best_wall["c_wall"] - _BOUNDS["gap"][0]] or starts
+        return starts
+
+    def profile(self, name: str, grid: np.ndarray, best: CurveFit, *, stop_above: float) -> np.ndarray:
+        """RSS with ``name`` held at each grid point and the rest refitted.
+
+        Walks out from the best value in both directions, each point starting from its
+        neighbour's fit (and the coarse grid); stops a direction once the RSS has stayed
+        ``stop_above`` over the best for three points (``inf`` there).
+        """
+        out = np.full(len(grid), np.inf)
+        curve = {k: v for k, v in best.params.items() if k not in ("top", "depth")}
+        centre = int(np.argmin(np.abs(grid - curve[name])))
+        for indices in (range(centre, len(grid)), range(centre - 1, -1, -1)):
+            start, high = dict(curve), 0
+            for i in indices:
+                fit = self.fit(fixed={name: float(grid[i])}, starts=[start])
+                out[i] = fit.rss
+                start = {k: v for k, v in fit.params.items() if k not in ("top", "depth")}
+                high = high + 1 if fit.rss - best.rss > stop_above else 0
+                if high >= 3:
+                    break
+        return out
+
+
+def profile_interval(grid: np.ndarray, delta: np.ndarray, level: float) -> tuple[tuple[float, float] | None, str]:
+    """The interval where ``delta <= level`` (the hull, if the set has gaps), interpolated
+    between grid points; ``None`` and the reason when it reaches the edge of the grid."""
+    inside = np.flatnonzero(delta <= level)
+    if len(inside) == 0:
+        return None, "the profile has no minimum on the grid"
+    i, j = int(inside[0]), int(inside[-1])
+    if i == 0 or j == len(grid) - 1:
+        edge = grid[0] if i == 0 else grid[-1]
+        return None, f"its 95 % interval runs to the edge of the range examined ({edge:+.1f}): the data do not bound it"
+
+    def cross(a: int, b: int) -> float:  # a outside, b inside
+        if not math.isfinite(delta[a]):
+            return float(grid[a])
+        da, db = delta[a] - level, delta[b] - level
+        return float(grid[b] + (grid[a] - grid[b]) * (-db) / (da - db))
+
+    return (cross(i - 1, i), cross(j + 1, j)), ""
+
+
+def estimate_optimum(data: CurveData, noise_sd: float | None = None, noise_dof: int = 0, *,
+                     grid: np.ndarray = EXPONENT_GRID, threshold: float = DETECTION_THRESHOLD
+                     ) -> tuple[CurveFit, ExponentEstimate, float, int]:
+    """Fit the joint curve and profile the optimum's exponent alpha (module docstring).
+
+    Args:
+        data: The complete trials.
+        noise_sd: Trial-to-trial SD of the score measured from replicates; ``None``: the
+            residual SD of the full fit.
+        noise_dof: Its degrees of freedom (for the F quantile of the interval).
+        grid: Values at which alpha's profile is computed.
+        threshold: Evidence needed to call the dip seen (``DETECTION_THRESHOLD``).
+
+    Returns:
+        The full fit, alpha's estimate, and the noise SD used with its degrees of freedom.
+    """
+    from scipy.stats import f as f_dist
+
+    curve = JointCurve(data)
+    full = curve.fit()
+    if noise_sd is None:
+        noise_sd, noise_dof = full.residual_sd, full.n - full.n_free
+    var = max(noise_sd, 1e-12) ** 2
+    level = float(f_dist.ppf(0.95, 1, max(noise_dof, 1)))
+    reduced = curve.fit(dip=False)
+    evidence = max(reduced.rss - full.rss, 0.0) / var
+    if full.params["depth"] <= 0 or evidence < threshold:
+        return full, ExponentEstimate("alpha", None, None, False, evidence=evidence, reason=(
+            f"the dip below the flat floor is not distinguishable from noise (evidence {evidence:.1f}, "
+            f"{threshold:g} needed; noise SD {noise_sd:.3g}, depth {max(full.params['depth'], 0):.3g})")), noise_sd, noise_dof
+    # The grid plus the best fit itself: a sharp profile can fall between grid points.
+    grid = np.unique(np.append(grid, round(full.params["alpha"], 6)))
+    rss = curve.profile("alpha", grid, full, stop_above=4 * level * var + 1e-12)
+    best = min(float(rss.min()), full.rss)
+    delta = (rss - best) / var
+    prof = [(float(a), float(d)) for a, d in zip(grid, delta) if math.isfinite(d)]
+    ci, reason = profile_interval(grid, delta, level)
+    if ci is None:
+        return full, ExponentEstimate("alpha", None, None, False, reason=reason, evidence=evidence, profile=prof), noise_sd, noise_dof
+    ci = tuple(_refine(lambda a: (curve.fit(fixed={"alpha": a}, starts=[full.params]).rss - best) / var, grid, delta, level, edge)
+               for edge in ci)
+    point = float(grid[int(np.argmin(rss))])
+    estimate = ExponentEstimate("alpha", min(max(point, ci[0]), ci[1]), ci, True, evidence=evidence, profile=prof)
+    return full, estimate, noise_sd, noise_dof
+
+
+def _refine(delta_at: Any, grid: np.ndarray, delta: np.ndarray, level: float, edge: float, steps: int = 4) -> float:
+    """Bisect the crossing of ``level`` near ``edge`` between its two grid neighbours."""
+    i = int(np.searchsorted(grid, edge))
+    if i == 0 or i >= len(grid):
+        return edge
+    lo, hi = float(grid[i - 1]), float(grid[i])
+    lo_in = delta[i - 1] <= level  # which end is inside the interval
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if (delta_at(mid) <= level) == lo_in:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+#: A share of trials on either side of the wall is misclassified by noise (a lucky
+#: over-regularised seed, an unlucky tiny-lambda one): the wall's likelihood allows it, so
+#: one stray trial cannot move the wall by decades.
+_LAPSE = 0.02
+
+
+def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.25,
+                  grid: np.ndarray = EXPONENT_GRID) -> tuple[ExponentEstimate, dict[str, Any]]:
+    """Where the penalty starts to hurt, and how that scales with N (the exponent beta).
+
+    A trial is *hurt* when its loss exceeds its size's fitted floor by more than
+    ``cost`` (a fraction of the floor). The chance of being hurt is a logistic function
+    of ``l + beta * x`` (with a small lapse rate), so ``lambda_wall(N) = exp(c) *
+    (N / N_ref) ** -beta`` is the lambda at which half the trials cost more than
+    ``cost``. Hurt-or-not does not care how far a collapsed net fell, so collapses (loss
+    jumping to ln 10) do not dominate as they would in least squares. The interval is
+    the profile-likelihood one (chi-square, 1 degree of freedom).
+    """
+    from scipy.optimize import minimize
+    from scipy.stats import chi2
+
+    floors_arr = np.asarray(floors)[data.group]
+    hurt = data.y > floors_arr * (1.0 + cost)
+    info: dict[str, Any] = {"cost": cost, "n_hurt": int(hurt.sum()), "n_trials": int(len(hurt))}
+    sizes_hurt = len(set(data.group[hurt].tolist()))
+    if hurt.sum() < 3 or (~hurt).sum() < 3 or sizes_hurt < 2:
+        return ExponentEstimate("beta", None, None, False, reason=(
+            f"{int(hurt.sum())} trial(s) at {sizes_hurt} size(s) cost more than {cost:.0%} of the loss: "
+            "too few to place the wall (3 at 2 sizes needed); try larger lambdas")), info
+
+    def nll(beta: float, c: float, log_g: float) -> float:
+        z = math.exp(min(max(log_g, -4.0), 3.0)) * (data.l + beta * data.x - c)
+        p = _LAPSE + (1 - 2 * _LAPSE) * 0.5 * (1.0 + np.tanh(0.5 * z))
+        return float(-(np.log(p[hurt]).sum() + np.log1p(-p[~hurt]).sum()))
+
+    centres = np.linspace(data.l.min(), data.l.max(), 12)
+
+    def fit(beta: float | None, start: tuple[float, ...] | None = None) -> tuple[float, tuple[float, ...]]:
+        betas = (beta,) if beta is not None else (-0.5, 0.0, 0.5, 1.0)
+        starts = [(b, c, g) for b in betas for c in centres for g in (-1.0, 0.5, 2.0)] + ([start] if start else [])
+        best = min(starts, key=lambda t: nll(*t))
+        if beta is None:
+            res = minimize(lambda v: nll(*v), np.array(best), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
+            return float(res.fun), tuple(res.x)
+        res = minimize(lambda v: nll(beta, *v), np.array(best[1:]), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
+        return float(res.fun), (beta, *res.x)
+
+    best_nll, theta = fit(None)
+    level = float(chi2.ppf(0.95, 1))
+    delta = np.empty(len(grid))
+    start = theta
+    for i, b in enumerate(grid):
+        value, start = fit(float(b), start)
+        delta[i] = 2 * (value - best_nll)
+    if delta.min() < 0:  # the grid found a better fit than the free one
+        best_nll += delta.min() / 2
+        theta = fit(float(grid[int(np.argmin(delta))]))[1]
+        delta -= delta.min()
+    prof = [(float(a), float(d)) for a, d in zip(grid, delta)]
+    info |= {"c": float(theta[1]), "steepness": float(math.exp(min(max(theta[2], -4.0), 3.0)))}
+    ci, reason = profile_interval(grid, delta, level)
+    if ci is None:
+        return ExponentEstimate("beta", None, None, False, reason=reason, profile=prof), info
+    return ExponentEstimate("beta", float(min(max(theta[0], ci[0]), ci[1])), ci, True, profile=prof), info
+
+
+def replicate_noise(keys: Sequence[Any], values: Sequence[float]) -> tuple[float, int]:
+    """Pooled SD of trials that share the same settings (equal ``keys``), and its degrees
+    of freedom; ``(0.0, 0)`` when no setting was trained twice."""
+    groups: dict[Any, list[float]] = {}
+    for k, v in zip(keys, values):
+        groups.setdefault(k, []).append(v)
+    ss, dof = 0.0, 0
+    for vals in groups.values():
+        if len(vals) > 1:
+            arr = np.asarray(vals)
+            ss += float(((arr - arr.mean()) ** 2).sum())
+            dof += len(vals) - 1
+    return (math.sqrt(ss / dof), dof) if dof else (0.0, 0)
