@@ -285,6 +285,7 @@ def analyze_records(
     tolerance: float = 0.02,
     min_trials: int = 4,
     wall_cost: float = 0.25,
+    detection_threshold: float | None = None,
 ) -> Analysis:
     """The whole analysis of one study's trials (see the module docstring).
 
@@ -293,8 +294,13 @@ def analyze_records(
         tolerance: Relative width of the per-size near-best band (a view of the data).
         min_trials: Complete trials a size needs for its own row to count as located.
         wall_cost: The wall is where a trial's loss exceeds its size's floor by this share.
+        detection_threshold: Evidence the dip needs to count as seen; default
+            ``autolambda.curve.DETECTION_THRESHOLD`` (calibrated; 0 in calibration runs,
+            which apply thresholds afterwards).
     """
-    from autolambda.curve import estimate_optimum, estimate_wall
+    from autolambda.curve import DETECTION_THRESHOLD, estimate_optimum, estimate_wall
+
+    detection_threshold = DETECTION_THRESHOLD if detection_threshold is None else detection_threshold
     from autolambda.errors import AutolambdaError
 
     states: dict[str, int] = {}
@@ -319,16 +325,22 @@ def analyze_records(
     if n_sizes >= 2 and len(rows) >= n_sizes + 8:
         from autolambda.curve import JointCurve
 
-        first = JointCurve(data).fit()
+        # Two residual SDs: of the full curve (the interval's noise) and of the curve
+        # without a dip (the evidence's: the right variance when there is no dip; a dip
+        # free to sit anywhere also fits some noise). Replicates win when they show more.
+        curve = JointCurve(data)
+        first, no_dip = curve.fit(), curve.fit(dip=False)
         residual_sd = first.residual_sd
-        noise_sd, dof = residual_sd, first.n - first.n_free
-        source = f"residuals of the joint fit ({dof} degrees of freedom)"
+        noise = (residual_sd, first.n - first.n_free)
+        test = (no_dip.residual_sd, no_dip.n - no_dip.n_free)
+        source = f"residuals of the joint fit ({noise[1]} degrees of freedom)"
         if rep_dof >= 3 and rep_sd > residual_sd:
-            noise_sd, dof = rep_sd, rep_dof
+            noise = (rep_sd, rep_dof)
+            test = max(test, noise)
             source = f"replicates ({rep_dof} degrees of freedom; larger than the residual SD {residual_sd:.3g})"
         elif rep_dof >= 3:
             source += f"; replicates give {rep_sd:.3g} ({rep_dof} degrees of freedom), the smaller is not used"
-        full, alpha, noise_sd, _ = estimate_optimum(data, noise_sd, dof)
+        full, alpha, noise_sd, _ = estimate_optimum(data, noise, test, threshold=detection_threshold)
         fit_params, floors = dict(full.params), full.floors
         wall, wall_info = estimate_wall(data, floors, cost=wall_cost)
     else:
@@ -407,11 +419,10 @@ def analyze_records(
 
 def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary]) -> dict[str, Any] | None:
     """Fit the joint curve on all sizes but the largest, predict the largest's optimal
-    lambda, and compare the loss there with the best found by direct search (the regret).
+    lambda, and compare the loss there with the loss at its own optimum (the regret).
 
-    The loss at the predicted lambda is read off the largest size's own trials: a
-    quadratic in log lambda through those within a decade of the prediction, or the
-    trial nearest to it when there are too few.
+    Both losses are read off the joint fit over *all* sizes (the largest size's trials
+    are noisy single seeds; the fit pools them).
     """
     from autolambda.curve import JointCurve
 
@@ -420,37 +431,30 @@ def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary])
         return None
     small, largest = sized[:-1], sized[-1]
     data, rows = complete_curve_data(records, [s.width for s in small])
-    fit = JointCurve(data).fit()
-    if fit.params.get("depth", 0.0) <= 0:
+    part = JointCurve(data).fit()
+    everything, all_rows = complete_curve_data(records)
+    full = JointCurve(everything).fit()
+    if part.params.get("depth", 0.0) <= 0 or full.params.get("depth", 0.0) <= 0:
         return None
-    all_n = [r.n_params for r in rows]
-    n_ref = math.sqrt(min(all_n) * max(all_n))
-    alpha = fit.params["alpha"]
-    predicted = math.exp(fit.params["c"] - alpha * math.log(largest.n_params / n_ref))
-    rows = [r for r in records if r.width == largest.width and r.state == "complete" and r.value is not None]
-    ll = np.log([r.lambda_eff for r in rows])
-    values = np.array([r.value for r in rows])
-    target = math.log(predicted)
-    near = np.abs(ll - target) <= math.log(10)
-    how = "nearest trial"
-    loss = float(values[np.argmin(np.abs(ll - target))])
-    if near.sum() >= 4 and np.ptp(ll[near]) >= 0.5 and ll[near].min() <= target <= ll[near].max():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", np.exceptions.RankWarning)
-            coef = np.polyfit(ll[near], values[near], 2)
-        loss = float(np.polyval(coef, target))
-        how = "quadratic through the trials within a decade"
+    n_ref_part = math.sqrt(min(r.n_params for r in rows) * max(r.n_params for r in rows))
+    n_ref_full = math.sqrt(min(r.n_params for r in all_rows) * max(r.n_params for r in all_rows))
+    predicted = math.exp(part.params["c"] - part.params["alpha"] * math.log(largest.n_params / n_ref_part))
+    x = math.log(largest.n_params / n_ref_full)
+    own = full.params["c"] - full.params["alpha"] * x
+    group = everything.n_groups - 1
+    loss_at_predicted = full.predict(group, x, math.log(predicted))
+    best_loss = full.predict(group, x, own)
     return {
         "fitted_on_widths": [s.width for s in small],
-        "alpha_small": alpha,
+        "alpha_small": part.params["alpha"],
         "target_width": largest.width,
         "target_n_params": largest.n_params,
         "predicted_lambda_eff": predicted,
-        "best_lambda_eff": largest.best_lambda_eff,
-        "loss_at_predicted": loss,
-        "best_loss": largest.best_value,
-        "regret": loss - largest.best_value,
-        "loss_estimated_by": how,
+        "best_lambda_eff": math.exp(own),
+        "loss_at_predicted": loss_at_predicted,
+        "best_loss": best_loss,
+        "regret": loss_at_predicted - best_loss,
+        "loss_estimated_by": "the joint fit over all sizes",
     }
 
 

@@ -203,7 +203,7 @@ def print_analysis(result: Any) -> None:
     e = a.extrapolation
     if e:
         console.print(f"Extrapolation: alpha from widths {e['fitted_on_widths']} predicts lambda_eff {e['predicted_lambda_eff']:.3g} "
-                      f"for width {e['target_width']} (best found {e['best_lambda_eff']:.3g}); regret {e['regret']:+.4f} in val_ce.")
+                      f"for width {e['target_width']} (the fit over all sizes: {e['best_lambda_eff']:.3g}); regret {e['regret']:+.4f} in val_ce.")
     for note in a.notes:
         console.print(f"[yellow]Note:[/yellow] {note}")
     for warning in result.warnings:

@@ -87,6 +87,17 @@ class CurveFit:
     params: dict[str, float]  # the curve parameters, plus top and depth
     floors: list[float]
 
+    def predict(self, group: int, x: float, l: float) -> float:  # noqa: E741
+        """The fitted loss of size ``group`` at ``x = ln(N/N_ref)``, ``l = ln(lambda_eff)``."""
+        p = self.params
+        loss = self.floors[group]
+        if "beta" in p:
+            wall = 0.5 * (1.0 + math.tanh(0.5 * p["g"] * (l + p["beta"] * x - p["c_wall"])))
+            loss = loss * (1 - wall) + p["top"] * wall
+        if "alpha" in p:
+            loss -= p["depth"] * math.exp(-0.5 * ((l + p["alpha"] * x - p["c"]) / p["s"]) ** 2)
+        return loss
+
     @property
     def residual_sd(self) -> float:
         """Residual standard deviation (the noise when the study has no replicates)."""
@@ -281,36 +292,39 @@ def profile_interval(grid: np.ndarray, delta: np.ndarray, level: float) -> tuple
     return (cross(i - 1, i), cross(j + 1, j)), ""
 
 
-def estimate_optimum(data: CurveData, noise_sd: float | None = None, noise_dof: int = 0, *,
-                     grid: np.ndarray = EXPONENT_GRID, threshold: float = DETECTION_THRESHOLD
+def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, test_noise: tuple[float, int] | None = None,
+                     *, grid: np.ndarray = EXPONENT_GRID, threshold: float = DETECTION_THRESHOLD
                      ) -> tuple[CurveFit, ExponentEstimate, float, int]:
     """Fit the joint curve and profile the optimum's exponent alpha (module docstring).
 
+    Two noise figures, as (SD, degrees of freedom): ``test_noise`` scales the evidence for a
+    dip (default: the residual SD of the curve without one, the right variance when there
+    is no dip), ``noise`` scales the interval (default: the residual SD of the full fit).
+
     Args:
         data: The complete trials.
-        noise_sd: Trial-to-trial SD of the score measured from replicates; ``None``: the
-            residual SD of the full fit.
-        noise_dof: Its degrees of freedom (for the F quantile of the interval).
+        noise: Noise for the interval.
+        test_noise: Noise for the dip's evidence.
         grid: Values at which alpha's profile is computed.
         threshold: Evidence needed to call the dip seen (``DETECTION_THRESHOLD``).
 
     Returns:
-        The full fit, alpha's estimate, and the noise SD used with its degrees of freedom.
+        The full fit, alpha's estimate, and the interval's noise SD with its degrees of freedom.
     """
     from scipy.stats import f as f_dist
 
     curve = JointCurve(data)
     full = curve.fit()
-    if noise_sd is None:
-        noise_sd, noise_dof = full.residual_sd, full.n - full.n_free
+    reduced = curve.fit(dip=False)
+    noise_sd, noise_dof = noise or (full.residual_sd, full.n - full.n_free)
+    test_sd, _ = test_noise or (reduced.residual_sd, reduced.n - reduced.n_free)
     var = max(noise_sd, 1e-12) ** 2
     level = float(f_dist.ppf(0.95, 1, max(noise_dof, 1)))
-    reduced = curve.fit(dip=False)
-    evidence = max(reduced.rss - full.rss, 0.0) / var
+    evidence = max(reduced.rss - full.rss, 0.0) / max(test_sd, 1e-12) ** 2
     if full.params["depth"] <= 0 or evidence < threshold:
         return full, ExponentEstimate("alpha", None, None, False, evidence=evidence, reason=(
             f"the dip below the flat floor is not distinguishable from noise (evidence {evidence:.1f}, "
-            f"{threshold:g} needed; noise SD {noise_sd:.3g}, depth {max(full.params['depth'], 0):.3g})")), noise_sd, noise_dof
+            f"{threshold:g} needed; noise SD {test_sd:.3g}, depth {max(full.params['depth'], 0):.3g})")), noise_sd, noise_dof
     # The grid plus the best fit itself: a sharp profile can fall between grid points.
     grid = np.unique(np.append(grid, round(full.params["alpha"], 6)))
     rss = curve.profile("alpha", grid, full, stop_above=4 * level * var + 1e-12)

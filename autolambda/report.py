@@ -159,8 +159,8 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
             "## Extrapolation to the largest size",
             "",
             f"The joint fit on widths {', '.join(map(str, e['fitted_on_widths']))} alone gives alpha = {e['alpha_small']:.3f} and predicts "
-            f"lambda_eff = {e['predicted_lambda_eff']:.3g} for width {e['target_width']} (N = {e['target_n_params']:,}); direct search found "
-            f"{e['best_lambda_eff']:.3g} there. The loss at the prediction is {e['loss_at_predicted']:.4f} ({e['loss_estimated_by']}) against "
+            f"lambda_eff = {e['predicted_lambda_eff']:.3g} for width {e['target_width']} (N = {e['target_n_params']:,}); the fit over all sizes "
+            f"puts its optimum at {e['best_lambda_eff']:.3g}. The loss at the prediction is {e['loss_at_predicted']:.4f} ({e['loss_estimated_by']}) against "
             f"{e['best_loss']:.4f} at the best: a regret of {e['regret']:+.4f}.",
         ]
     lines += ["", "## Plots", ""]
@@ -280,7 +280,8 @@ def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
     ax.set_xlabel("N (trainable parameters)")
     ax.set_ylabel("lambda_eff")
     ax.set_title("Optimal lambda_eff and the wall against model size")
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -235,6 +235,29 @@ class SurrogateTrainer:
         z = self.wall_steepness * (u - self.wall_offset)
         wall = (math.log(n_classes) - base) * (1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0)
         return base - dip + wall
+
+    def wall_lambda(self, n_params: float, cost: float, n_classes: int = 10) -> float:
+        """The planted wall: the lambda above the optimum at which the noise-free loss
+        first exceeds its floor by ``cost`` (a share of the floor), as ``analyze`` defines it."""
+        floor = self.final_loss(n_params, 1e-300, n_classes)
+        lo = math.log(self.lambda_star(n_params))
+        hi = lo + 30.0
+        for _ in range(60):  # above the optimum the loss only rises
+            mid = 0.5 * (lo + hi)
+            if self.final_loss(n_params, math.exp(mid), n_classes) < floor * (1 + cost):
+                lo = mid
+            else:
+                hi = mid
+        return math.exp(lo)
+
+    def wall_alpha(self, sizes: Sequence[float], cost: float, n_classes: int = 10) -> float:
+        """Minus the log-log slope of ``wall_lambda`` over ``sizes``: the wall's true alpha.
+
+        It differs a little from ``planted_alpha``: the cost is a share of each size's
+        floor, and the floors differ."""
+        x = np.log(np.asarray(sizes, dtype=float))
+        y = np.log([self.wall_lambda(n, cost, n_classes) for n in sizes])
+        return float(-np.polyfit(x, y, 1)[0])
 
     def train(
         self,

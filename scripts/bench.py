@@ -150,7 +150,7 @@ def surrogate_pruning(trials: int, seeds: int) -> list[dict]:
         for seed in range(seeds):
             study = optuna.create_study(study_name=f"bench-{seed}", sampler=make_sampler("tpe", seed), pruner=make_pruner(pruner, 40))
             study.optimize(LambdaScalingObjective(trainer="surrogate", planted_alpha=PLANTED, epochs=40, seed=seed), n_trials=trials)
-            analysis = analyze_records(records_from_trials(study.trials), n_boot=500, seed=seed)
+            analysis = analyze_records(records_from_trials(study.trials))
             ci = analysis.alpha_ci
             rows.append({"pruner": pruner, "seed": seed, "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in study.trials),
                          "alpha_error": abs(analysis.alpha_hat - PLANTED) if analysis.alpha_hat is not None else None,

@@ -35,15 +35,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from autolambda.curve import DETECTION_THRESHOLD  # noqa: E402
 from autolambda.objective import DEFAULT_EPOCHS  # noqa: E402
 
 PLANTED = (-0.5, 0.0, 0.5, 1.0)
 GOALS = {"coverage": 0.90, "ruled_out": 0.10, "flat_identified": 0.10}
 
 
-def true_wall_alpha(planted: float, cost: float, dip: float | None) -> float:
-    """The surrogate's wall exponent: minus the log-log slope, over the default widths, of
-    the lambda at which its noise-free loss first exceeds its floor by ``cost``."""
+def true_wall_alpha(planted: float, cost: float, dip: float | None = None) -> float:
+    """The surrogate's wall exponent over the default widths (``SurrogateTrainer.wall_alpha``)."""
     from autolambda.data import load_dataset
     from autolambda.scaling import count_convnet_params
     from autolambda.space import SearchSpace
@@ -51,21 +51,12 @@ def true_wall_alpha(planted: float, cost: float, dip: float | None) -> float:
 
     data = load_dataset("digits", n_train=50, seed=0)
     space = SearchSpace()
-    sur = SurrogateTrainer(planted_alpha=planted, **({"dip": dip} if dip is not None else {}))
-    xs, ys = [], []
-    for w in space.widths:
-        n = count_convnet_params(w, space.depth, space.kernel_size, data.input_shape, data.n_classes)
-        floor = sur.final_loss(n, 1e-30, data.n_classes)
-        lo, hi = math.log(sur.lambda_star(n)), math.log(sur.lambda_star(n)) + 20
-        for _ in range(80):  # the loss rises monotonically above the optimum
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if sur.final_loss(n, math.exp(mid), data.n_classes) < floor * (1 + cost) else (lo, mid)
-        xs.append(math.log(n))
-        ys.append(lo)
-    return -float(np.polyfit(xs, ys, 1)[0])
+    sizes = [count_convnet_params(w, space.depth, space.kernel_size, data.input_shape, data.n_classes) for w in space.widths]
+    extra = {"dip": dip} if dip is not None else {}
+    return SurrogateTrainer(planted_alpha=planted, **extra).wall_alpha(sizes, cost, data.n_classes)
 
 
-def one_study(job: tuple[float, int, int, float | None, float]) -> dict:
+def one_study(job: tuple[float, int, int, float | None, float | None, float]) -> dict:
     """Run one surrogate study and analyze it (a worker process)."""
     import optuna
 
@@ -73,27 +64,33 @@ def one_study(job: tuple[float, int, int, float | None, float]) -> dict:
     from autolambda.analysis import analyze_records, records_from_trials
     from autolambda.study import make_pruner, make_sampler
 
-    planted, seed, trials, dip, cost = job
+    planted, seed, trials, dip, seed_noise, cost = job
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=f"calibration-{planted}-{seed}", sampler=make_sampler("tpe", seed),
                                 pruner=make_pruner("median", DEFAULT_EPOCHS))
     objective = LambdaScalingObjective(trainer="surrogate", planted_alpha=planted, epochs=DEFAULT_EPOCHS, seed=seed,
-                                       surrogate_dip=dip)
+                                       surrogate_dip=dip, surrogate_seed_noise=seed_noise)
     started = time.perf_counter()
     study.optimize(objective, n_trials=trials)
-    a = analyze_records(records_from_trials(study.trials), wall_cost=cost)
+    # Threshold 0: every study gets its interval; summarize() applies the threshold after.
+    a = analyze_records(records_from_trials(study.trials), wall_cost=cost, detection_threshold=0.0)
     return {"planted": planted, "seed": seed, "dip": dip, "seconds": time.perf_counter() - started,
             "identified": a.identified, "alpha_hat": a.alpha_hat, "alpha_ci": a.alpha_ci,
             "wall_identified": a.wall_identified, "wall_alpha_hat": a.wall_alpha_hat, "wall_alpha_ci": a.wall_alpha_ci,
             "noise_sd": a.noise_sd, "reason": a.alpha_reason, "evidence": a.dip_evidence}
 
 
-def summarize(rows: list[dict], wall_truth: dict[float, float]) -> list[dict]:
+def identified(row: dict, threshold: float) -> bool:
+    """Whether the analysis would call alpha identified at ``threshold``."""
+    return bool(row["identified"] and row["evidence"] >= threshold)
+
+
+def summarize(rows: list[dict], wall_truth: dict[float, float], threshold: float) -> list[dict]:
     """One line per planted alpha (and one for the flat surrogate)."""
     out = []
     for planted in sorted({r["planted"] for r in rows if r["dip"] != 0}):
         rs = [r for r in rows if r["planted"] == planted and r["dip"] != 0]
-        ident = [r for r in rs if r["identified"]]
+        ident = [r for r in rs if identified(r, threshold)]
         covers = [r["alpha_ci"][0] <= planted <= r["alpha_ci"][1] for r in ident]
         wall = [r for r in rs if r["wall_identified"]]
         truth = wall_truth[planted]
@@ -112,15 +109,30 @@ def summarize(rows: list[dict], wall_truth: dict[float, float]) -> list[dict]:
         })
     flat = [r for r in rows if r["dip"] == 0]
     if flat:
-        out.append({"planted": "flat (dip 0)", "studies": len(flat), "identified": float(np.mean([r["identified"] for r in flat])),
+        out.append({"planted": "flat (dip 0)", "studies": len(flat), "identified": float(np.mean([identified(r, threshold) for r in flat])),
                     "wall_identified": float(np.mean([r["wall_identified"] for r in flat]))})
     return out
 
 
+def threshold_table(rows: list[dict], wall_truth: dict[float, float]) -> str:
+    """How the goals fare at other detection thresholds (to check the calibrated one)."""
+    lines = ["| threshold | flat identified | worst coverage (all) | worst ruled out | identified (mean over planted) |", "|---|---|---|---|---|"]
+    for t in (8, 12, 16, 20, 25, 30, 40):
+        s = summarize(rows, wall_truth, t)
+        planted = [x for x in s if "coverage_all" in x]
+        flat = [x for x in s if "coverage_all" not in x]
+        flat_text = f"{flat[0]['identified']:.0%}" if flat else "—"
+        lines.append(f"| {t} | {flat_text} | {min(x['coverage_all'] for x in planted):.2f} | "
+                     f"{max(x['ruled_out'] for x in planted):.0%} | {np.mean([x['identified'] for x in planted]):.0%} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(summary: list[dict], args: argparse.Namespace, seconds: float) -> str:
     f = lambda v, spec=".2f": "—" if v is None else format(v, spec)  # noqa: E731
+    noise = "default" if args.seed_noise is None else str(args.seed_noise)
+    dip = "default" if args.dip is None else str(args.dip)
     lines = [
-        f"Surrogate at its default noise (seed-to-seed SD 0.02, dip 0.03), {args.trials} trials a study, "
+        f"Surrogate with seed-to-seed SD {noise} and dip {dip} (defaults: 0.02 and 0.03), {args.trials} trials a study, "
         f"default sampler, pruner and {DEFAULT_EPOCHS} epochs; {args.studies} studies per planted alpha, "
         f"{args.flat_studies} flat ones; {seconds / 60:.1f} min on {args.jobs} processes.",
         "",
@@ -148,14 +160,16 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--alphas", default=",".join(map(str, PLANTED)))
     parser.add_argument("--wall-cost", type=float, default=0.25)
+    parser.add_argument("--dip", type=float, default=None, help="the surrogate's dip (default: its own, 0.03)")
+    parser.add_argument("--seed-noise", type=float, default=None, help="the surrogate's seed-to-seed SD (default: its own, 0.02)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, help="write every study's result here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     args = parser.parse_args()
     args.flat_studies = args.studies if args.flat_studies is None else args.flat_studies
     alphas = [float(a) for a in args.alphas.split(",")]
-    jobs = [(a, s, args.trials, None, args.wall_cost) for a in alphas for s in range(args.studies)]
-    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.wall_cost) for s in range(args.flat_studies)]
+    jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost) for a in alphas for s in range(args.studies)]
+    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost) for s in range(args.flat_studies)]
     started = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -163,9 +177,10 @@ def main() -> None:
             rows.append(row)
             print(f"\r{i}/{len(jobs)} studies", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    truth = {a: true_wall_alpha(a, args.wall_cost, None) for a in alphas}
-    summary = summarize(rows, truth)
+    truth = {a: true_wall_alpha(a, args.wall_cost, args.dip) for a in alphas}
+    summary = summarize(rows, truth, DETECTION_THRESHOLD)
     text = markdown(summary, args, time.perf_counter() - started)
+    text += f"\nAt other detection thresholds (the default is {DETECTION_THRESHOLD:g}):\n\n" + threshold_table(rows, truth)
     print(text)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "studies": rows}, indent=1, default=float))

@@ -51,12 +51,12 @@ def main() -> None:
                 records = records_from_trials(study.trials)
                 smallest = sum(1 for r in records if r.width == 4 and r.state == "complete")
                 try:
-                    a = analyze_records(records, n_boot=1000)
+                    a = analyze_records(records)
                 except AutolambdaError as exc:
                     print(f"| {name} | {planted} | {seed} | {smallest} | — | {exc} | — |")
                     continue
                 if a.alpha_hat is None:
-                    print(f"| {name} | {planted} | {seed} | {smallest} | — | (fewer than 2 usable sizes) | no |")
+                    print(f"| {name} | {planted} | {seed} | {smallest} | — | not identified: {a.alpha_reason} | — |")
                     continue
                 lo, hi = a.alpha_ci
                 print(f"| {name} | {planted} | {seed} | {smallest} | {a.alpha_hat:.3f} | [{lo:.3f}, {hi:.3f}] | {'yes' if lo <= planted <= hi else 'no'} |", flush=True)

@@ -80,7 +80,6 @@ def main() -> None:
     parser.add_argument("--storage", default="sqlite:///autolambda.db")
     parser.add_argument("--study-name", default=None)
     parser.add_argument("--orders", type=int, default=5, help="trial orders: the original, then shuffled ones")
-    parser.add_argument("--n-boot", type=int, default=500)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
@@ -92,37 +91,48 @@ def main() -> None:
     if pruned or not trials or any(len(t.user_attrs["history"]["val_ce"]) < epochs for t in trials):
         sys.exit(f"the source study must be tuned with --pruner none (every trial with its whole history); "
                  f"it has {len(trials)} complete and {pruned} pruned trials.")
-    full = analyze_records(records_from_trials(trials, score_window=window), n_boot=args.n_boot)
+    full = analyze_records(records_from_trials(trials, score_window=window))
     best_per_width = {}
     for t in trials:
         w = t.user_attrs["width"]
         if w not in best_per_width or t.value < best_per_width[w].value:
             best_per_width[w] = t
     total = sum(len(t.user_attrs["history"]["val_ce"]) for t in trials)
-    print(f"source: {len(trials)} trials x {epochs} epochs; unpruned alpha_hat {full.alpha_hat:+.2f} "
-          f"CI [{full.alpha_ci[0]:+.2f}, {full.alpha_ci[1]:+.2f}]\n")
-    print("| pruner | epochs saved | best kept per width (of 6) | best val_ce | alpha_hat | 95 % CI |")
-    print("|---|---|---|---|---|---|")
+    print(f"source: {len(trials)} trials x {epochs} epochs; unpruned: {_answer(full)}\n")
+    print("| pruner | epochs saved | best kept per width (of 6) | best val_ce | alpha_hat | 95 % CI | wall alpha | its 95 % CI |")
+    print("|---|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     orders = [list(range(len(trials)))] + [list(rng.permutation(len(trials))) for _ in range(args.orders - 1)]
     for name, make in candidates(epochs).items():
-        saved, kept, best, alphas, cis = [], [], [], [], []
+        saved, kept, best, alphas, cis, walls, wall_cis = [], [], [], [], [], [], []
         for order in orders:
             records, used = replay([trials[i] for i in order], make, window)
             saved.append(1 - used / total)
             survivors = {r.number for r in records if r.state == "complete"}
             kept.append(sum(best_per_width[w].number in survivors for w in best_per_width))
             best.append(min(r.value for r in records if r.value is not None))
-            analysis = analyze_records(records, n_boot=args.n_boot)
+            analysis = analyze_records(records)
             alphas.append(analysis.alpha_hat if analysis.alpha_hat is not None else float("nan"))
             cis.append(analysis.alpha_ci)
+            walls.append(analysis.wall_alpha_hat if analysis.wall_alpha_hat is not None else float("nan"))
+            wall_cis.append(analysis.wall_alpha_ci)
 
         def fmt(values, spec):
             return f"{statistics.median(values):{spec}} ({min(values):{spec}}..{max(values):{spec}})"
 
         widths = [c[1] - c[0] for c in cis if c is not None]
+        wall_widths = [c[1] - c[0] for c in wall_cis if c is not None]
+        ident = f"identified {len(widths)}/{len(cis)}"
         print(f"| {name} | {fmt(saved, '.0%')} | {fmt(kept, '.0f')} | {fmt(best, '.4f')} | {fmt(alphas, '+.2f')} | "
-              f"width {fmt(widths, '.2f') if widths else '—'} |")
+              f"{ident}, width {fmt(widths, '.2f') if widths else '—'} | {fmt(walls, '+.2f')} | "
+              f"width {fmt(wall_widths, '.2f') if wall_widths else '—'} |")
+
+
+def _answer(a) -> str:
+    opt = f"alpha_hat {a.alpha_hat:+.2f} CI [{a.alpha_ci[0]:+.2f}, {a.alpha_ci[1]:+.2f}]" if a.identified else "alpha not identified"
+    wall = (f"wall alpha {a.wall_alpha_hat:+.2f} CI [{a.wall_alpha_ci[0]:+.2f}, {a.wall_alpha_ci[1]:+.2f}]"
+            if a.wall_identified else "wall not identified")
+    return f"{opt}; {wall}"
 
 
 if __name__ == "__main__":

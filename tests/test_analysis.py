@@ -37,20 +37,8 @@ def synthetic(alpha, *, dip=0.15, noise=0.01, per_width=14, seed=0, replicates=0
 
 
 def true_wall_alpha(alpha, cost=0.25):
-    """Minus the log-log slope of the lambda where the surrogate's loss first exceeds its
-    floor by ``cost`` (what the wall's interval should hold)."""
-    sur = SurrogateTrainer(planted_alpha=alpha, dip=0.15)
-    xs, ys = [], []
-    for w in WIDTHS:
-        n = 100 * w * w
-        floor = sur.final_loss(n, 1e-30)
-        lo, hi = math.log(sur.lambda_star(n)), math.log(sur.lambda_star(n)) + 20
-        for _ in range(60):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if sur.final_loss(n, math.exp(mid)) < floor * (1 + cost) else (lo, mid)
-        xs.append(math.log(n))
-        ys.append(lo)
-    return -np.polyfit(xs, ys, 1)[0]
+    """What the wall's interval should hold (the noise-free curve's wall)."""
+    return SurrogateTrainer(planted_alpha=alpha, dip=0.15).wall_alpha([100 * w * w for w in WIDTHS], cost)
 
 
 def test_size_optimum_is_exact_on_clean_data():
@@ -71,7 +59,7 @@ def test_recovers_alpha_and_the_wall_from_a_clear_dip(alpha):
     for r in results:
         inside = {h["alpha"]: h["inside_ci"] for h in r.hypotheses}
         assert inside[1.0] is (r.alpha_ci[0] <= 1.0 <= r.alpha_ci[1])
-        assert r.noise_sd == pytest.approx(0.01, rel=0.35)  # measured from the residuals
+        assert r.noise_sd == pytest.approx(0.01, rel=0.35) and r.noise_source.startswith("residuals")
 
 
 def test_noise_widens_the_interval():
@@ -93,13 +81,13 @@ def test_a_flat_curve_is_not_identified_and_rules_nothing_out(seed):
 
 
 def test_noise_comes_from_replicates_when_they_show_more_than_the_residuals():
-    records = synthetic(0.0, noise=0.01, replicates=1)
+    records = synthetic(0.0, dip=0.03, noise=0.01, replicates=1)
     # Spread the replicate pairs further apart than the residuals suggest.
     bumped = []
     seen = set()
     for r in records:
         key = (r.width, r.lambda_eff)
-        value = r.value + (0.05 if key in seen else 0.0)
+        value = r.value + (0.1 if key in seen else 0.0)
         seen.add(key)
         bumped.append(TrialRecord(r.number, r.state, r.width, r.n_params, r.lambda_eff, value, noise=r.noise))
     result = analyze_records(bumped)

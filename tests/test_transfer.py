@@ -61,10 +61,10 @@ def test_transfer_mode_from_the_cli_and_its_analysis(tmp_path):
 
 
 def test_extrapolation_regret_is_small_when_alpha_holds():
-    records = synthetic(0.6, widths=(4, 8, 16, 32, 64), per_width=21)
-    result = analyze_records(records, n_boot=100)
+    records = synthetic(0.6, noise=0.003, per_width=21)
+    result = analyze_records(records)
     e = result.extrapolation
-    assert e["target_width"] == 64 and e["fitted_on_widths"] == [4, 8, 16, 32]
-    assert e["alpha_small"] == pytest.approx(0.6, abs=0.05)
-    assert abs(e["regret"]) < 0.005
+    assert e["target_width"] == 128 and e["fitted_on_widths"] == [4, 8, 16, 32, 64]
+    assert e["alpha_small"] == pytest.approx(0.6, abs=0.1)
+    assert abs(e["regret"]) < 0.01
     assert extrapolate(records, summarize_sizes(records)[:2]) is None  # needs three sizes
