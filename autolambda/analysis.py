@@ -258,12 +258,25 @@ def divergence_boundary(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
     return out
 
 
-def complete_curve_data(records: Sequence[TrialRecord], widths: Sequence[int] | None = None) -> tuple[Any, list[TrialRecord]]:
-    """The complete trials (of ``widths``, default all) as ``CurveData``, with the records."""
+#: A trial whose loss exceeds this many times the median complete trial's has collapsed
+#: (digits: ln 10 = 2.30 against ~0.2): it says "beyond the wall", which the wall's
+#: hurt-or-not fit uses, but its height would dominate the least-squares fit of the dip.
+COLLAPSED = 5.0
+
+
+def complete_curve_data(records: Sequence[TrialRecord], widths: Sequence[int] | None = None, *,
+                        drop_collapsed: bool = True) -> tuple[Any, list[TrialRecord]]:
+    """The complete trials (of ``widths``, default all) as ``CurveData``, with the records;
+    collapsed trials (see ``COLLAPSED``) left out unless ``drop_collapsed`` is false."""
     from autolambda.curve import CurveData
 
     rows = [r for r in records if r.state == "complete" and r.value is not None and r.lambda_eff and r.n_params
             and r.width is not None and (widths is None or r.width in widths)]
+    if drop_collapsed and rows:
+        limit = COLLAPSED * float(np.median([r.value for r in rows]))
+        kept = [r for r in rows if r.value <= limit]
+        widths_kept = {r.width for r in kept}
+        rows = [r for r in rows if r.value <= limit or r.width not in widths_kept]  # never drop a size
     sizes = [r.n_params for r in rows]
     n_ref = math.sqrt(min(sizes) * max(sizes)) if rows else 1.0  # alpha does not depend on it
     data = CurveData.from_rows([r.width for r in rows], sizes, [r.lambda_eff for r in rows], [r.value for r in rows], n_ref)
@@ -331,9 +344,9 @@ def analyze_records(
         curve = JointCurve(data)
         first, no_dip = curve.fit(), curve.fit(dip=False)
         residual_sd = first.residual_sd
-        noise = (residual_sd, first.n - first.n_free)
-        test = (no_dip.residual_sd, no_dip.n - no_dip.n_free)
-        source = f"residuals of the joint fit ({noise[1]} degrees of freedom)"
+        noise = (residual_sd, first.residual_dof)
+        test = (no_dip.residual_sd, no_dip.residual_dof)
+        source = f"residuals of the joint fit below the wall ({noise[1]} degrees of freedom)"
         if rep_dof >= 3 and rep_sd > residual_sd:
             noise = (rep_sd, rep_dof)
             test = max(test, noise)
@@ -342,7 +355,8 @@ def analyze_records(
             source += f"; replicates give {rep_sd:.3g} ({rep_dof} degrees of freedom), the smaller is not used"
         full, alpha, noise_sd, _ = estimate_optimum(data, noise, test, threshold=detection_threshold)
         fit_params, floors = dict(full.params), full.floors
-        wall, wall_info = estimate_wall(data, floors, cost=wall_cost)
+        every, every_rows = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
+        wall, wall_info = estimate_wall(every, floors, cost=wall_cost)
     else:
         notes.append(f"the joint fit needs complete trials at two or more sizes and {n_sizes + 8}+ in all; "
                      f"this study has {len(rows)} at {n_sizes}. Run more trials.")

@@ -86,6 +86,8 @@ class CurveFit:
     n_free: int
     params: dict[str, float]  # the curve parameters, plus top and depth
     floors: list[float]
+    rss_below_wall: float = 0.0  # of the trials the wall has not reached (it adds < 10 % there)
+    n_below_wall: int = 0
 
     def predict(self, group: int, x: float, l: float) -> float:  # noqa: E741
         """The fitted loss of size ``group`` at ``x = ln(N/N_ref)``, ``l = ln(lambda_eff)``."""
@@ -100,8 +102,17 @@ class CurveFit:
 
     @property
     def residual_sd(self) -> float:
-        """Residual standard deviation (the noise when the study has no replicates)."""
-        return math.sqrt(self.rss / max(self.n - self.n_free, 1))
+        """Residual SD of the trials below the wall (the noise when the study has no
+        replicates). Trials on the wall are left out: there a net either collapses or
+        not, a jump of up to ln 10 that says nothing about the noise around the dip."""
+        n, rss = (self.n_below_wall, self.rss_below_wall) if self.n_below_wall else (self.n, self.rss)
+        return math.sqrt(rss / max(n - self.n_free * n / self.n, 1))
+
+    @property
+    def residual_dof(self) -> int:
+        """Degrees of freedom of ``residual_sd``."""
+        n = self.n_below_wall or self.n
+        return max(int(round(n - self.n_free * n / self.n)), 1)
 
 
 @dataclass
@@ -224,15 +235,22 @@ class JointCurve:
                 rss = float(res.fun @ res.fun)
                 if rss < best_rss:
                     best_rss, best_theta = rss, unpack(res.x)
-        _, coef = self.solve(best_theta)
+        residual, coef = self.solve(best_theta)
         g = self.data.n_groups
+        below = np.ones(len(residual), dtype=bool)
+        if wall:
+            d = self.data
+            share = 0.5 * (1.0 + np.tanh(0.5 * best_theta["g"] * (d.l + best_theta["beta"] * d.x - best_theta["c_wall"])))
+            floors = coef[:g][d.group]
+            below = (coef[g] - floors) * share < 0.1 * floors  # the wall adds less than 10 % to the loss
         params = {k: v for k, v in best_theta.items() if k != "gap"}
         if wall:
             params["top"] = float(coef[g])
         if dip:
             params["depth"] = float(coef[-1])
         n_free = g + len(free) + int(wall) + int(dip)
-        return CurveFit(best_rss, len(self.data.y), n_free, params, [float(v) for v in coef[:g]])
+        return CurveFit(best_rss, len(self.data.y), n_free, params, [float(v) for v in coef[:g]],
+                        float(residual[below] @ residual[below]), int(below.sum()))
 
     def _grid(self, dip: bool, wall: bool, fixed: dict[str, float]) -> list[dict[str, float]]:
         """Coarse starting points: dip centres and wall positions across the lambdas tried."""
@@ -316,8 +334,8 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
     curve = JointCurve(data)
     full = curve.fit()
     reduced = curve.fit(dip=False)
-    noise_sd, noise_dof = noise or (full.residual_sd, full.n - full.n_free)
-    test_sd, _ = test_noise or (reduced.residual_sd, reduced.n - reduced.n_free)
+    noise_sd, noise_dof = noise or (full.residual_sd, full.residual_dof)
+    test_sd, _ = test_noise or (reduced.residual_sd, reduced.residual_dof)
     var = max(noise_sd, 1e-12) ** 2
     level = float(f_dist.ppf(0.95, 1, max(noise_dof, 1)))
     evidence = max(reduced.rss - full.rss, 0.0) / max(test_sd, 1e-12) ** 2
