@@ -384,6 +384,10 @@ def analyze_records(
     if not identified:
         notes.append("alpha of the optimum is not identified: " + alpha_reason + ". What would help: more epochs "
                      "(the penalty matters more once nets overfit), replicate trials, or a lambda range centred on the dip.")
+    if identified and alpha.evidence < 2 * detection_threshold:
+        notes.append(f"the dip's evidence ({alpha.evidence:.1f}) is less than twice the {detection_threshold:g} needed: in "
+                     "calibration, intervals this close to the detection edge held the true alpha less often than 95 % "
+                     "(BENCHMARKS.md). Treat this alpha as tentative; replicates or more epochs would settle it.")
     alpha_hat = alpha.estimate if identified else None
     alpha_ci = alpha.ci if identified else None
     wall_hat = wall.estimate if wall_identified else None

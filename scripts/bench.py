@@ -166,6 +166,9 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+CALIBRATION_HEADING = "## Calibration of the intervals"
+
+
 def child(args: list[str]) -> dict | list:
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "out.json")
@@ -386,7 +389,11 @@ def main() -> None:
     report = (f"# Benchmarks{note}\n\nWritten by `python scripts/bench.py{'' if name == 'full' else ' --' + name}` "
               f"({name} run, {elapsed / 60:.1f} min) on {time.strftime('%Y-%m-%d')}.\n\nMachine: {machine()}.\n\n"
               f"| goal | status |\n|---|---|\n{summary}\n\n{body}\n")
-    Path(args.output).write_text(report)
+    # The calibration section is written by scripts/calibration.py (it takes its own
+    # quarter of an hour): keep it.
+    old = Path(args.output).read_text() if Path(args.output).exists() else ""
+    keep = old[old.index(CALIBRATION_HEADING):] if CALIBRATION_HEADING in old else ""
+    Path(args.output).write_text(report + ("\n" + keep if keep else ""))
     print(f"wrote {args.output} in {elapsed:.0f} s")
 
 

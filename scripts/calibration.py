@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, help="write every study's result here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
+    parser.add_argument("--benchmarks", type=Path, help="write the table as the last section of this file (BENCHMARKS.md)")
     args = parser.parse_args()
     args.flat_studies = args.studies if args.flat_studies is None else args.flat_studies
     alphas = [float(a) for a in args.alphas.split(",")]
@@ -186,6 +187,24 @@ def main() -> None:
         args.json.write_text(json.dumps({"summary": summary, "studies": rows}, indent=1, default=float))
     if args.markdown:
         args.markdown.write_text(text)
+    if args.benchmarks:
+        write_section(args.benchmarks, text, args)
+
+
+HEADING = "## Calibration of the intervals"
+
+
+def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
+    """Replace (or append) the calibration section at the end of ``path``."""
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    head = old[: old.index(HEADING)].rstrip() if HEADING in old else old.rstrip()
+    command = f"python scripts/calibration.py --studies {args.studies} --benchmarks {path.name}"
+    section = (f"{HEADING}\n\nWritten by `{command}` on {time.strftime('%Y-%m-%d')}. Goals: coverage of the 95 % "
+               f"interval >= {GOALS['coverage']:.2f} for every planted alpha; a true hypothesis ruled out in <= "
+               f"{GOALS['ruled_out']:.0%} of studies; a flat curve called identified in <= {GOALS['flat_identified']:.0%}. "
+               "A study where alpha is not identified rules nothing out, so it counts as covering in \"coverage (all)\"; "
+               "\"coverage (identified)\" counts only the studies that claimed an interval.\n\n" + table)
+    path.write_text(head + "\n\n" + section)
 
 
 if __name__ == "__main__":
