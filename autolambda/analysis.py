@@ -109,6 +109,7 @@ class Analysis:
     residual_noise_sd: float | None  # from the residuals of the joint fit
     epoch_noise_sd: float | None  # median standard error of a trial's last epochs (misses seed noise)
     dip_evidence: float  # (RSS without the dip - RSS with it) / noise**2
+    dip_evidence_by_half: tuple[float, float]  # the same gain among the smaller and the larger half of the sizes
     dip_depth: float | None  # how far the optimum lies below the floor
     fit: dict[str, float]  # the joint fit's curve parameters
     alpha_profile: list[tuple[float, float]]  # (alpha, delta RSS / noise**2)
@@ -299,6 +300,7 @@ def analyze_records(
     min_trials: int = 4,
     wall_cost: float = 0.25,
     detection_threshold: float | None = None,
+    half_threshold: float | None = None,
 ) -> Analysis:
     """The whole analysis of one study's trials (see the module docstring).
 
@@ -310,10 +312,13 @@ def analyze_records(
         detection_threshold: Evidence the dip needs to count as seen; default
             ``autolambda.curve.DETECTION_THRESHOLD`` (calibrated; 0 in calibration runs,
             which apply thresholds afterwards).
+        half_threshold: Evidence it needs in each half of the sizes; default
+            ``autolambda.curve.HALF_THRESHOLD``.
     """
-    from autolambda.curve import DETECTION_THRESHOLD, estimate_optimum, estimate_wall
+    from autolambda.curve import DETECTION_THRESHOLD, HALF_THRESHOLD, estimate_optimum, estimate_wall
 
     detection_threshold = DETECTION_THRESHOLD if detection_threshold is None else detection_threshold
+    half_threshold = HALF_THRESHOLD if half_threshold is None else half_threshold
     from autolambda.errors import AutolambdaError
 
     states: dict[str, int] = {}
@@ -353,7 +358,8 @@ def analyze_records(
             source = f"replicates ({rep_dof} degrees of freedom; larger than the residual SD {residual_sd:.3g})"
         elif rep_dof >= 3:
             source += f"; replicates give {rep_sd:.3g} ({rep_dof} degrees of freedom), the smaller is not used"
-        full, alpha, noise_sd, _ = estimate_optimum(data, noise, test, threshold=detection_threshold)
+        full, alpha, noise_sd, _ = estimate_optimum(data, noise, test, threshold=detection_threshold,
+                                                    half_threshold=half_threshold)
         fit_params, floors = dict(full.params), full.floors
         every, every_rows = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
         wall, wall_info = estimate_wall(every, floors, cost=wall_cost)
@@ -422,6 +428,7 @@ def analyze_records(
         residual_noise_sd=residual_sd,
         epoch_noise_sd=epoch_sd,
         dip_evidence=alpha.evidence if alpha is not None else 0.0,
+        dip_evidence_by_half=alpha.evidence_by_half if alpha is not None else (0.0, 0.0),
         dip_depth=fit_params.get("depth"),
         fit=fit_params,
         alpha_profile=alpha.profile if alpha is not None else [],

@@ -42,6 +42,10 @@ EXPONENT_GRID = np.round(np.arange(-2.5, 3.0001, 0.1), 10)
 #: flat surrogate studies (scripts/calibration.py: a flat curve is called identified in at
 #: most 10 % of them).
 DETECTION_THRESHOLD = 16.0
+#: Evidence the dip must also carry within each half of the sizes (the smaller ones, the
+#: larger ones): alpha is a slope, and a dip seen only among the small nets (or only the
+#: large ones) does not fix it. Calibrated with DETECTION_THRESHOLD.
+HALF_THRESHOLD = 4.0
 _DIP_WIDTHS = (0.7, 1.4, 2.8)  # nats of lambda tried as starting dip widths
 _WALL_STEEPNESS = (0.8, 2.0, 5.0)
 # Bounds of the searched shape parameters. A dip narrower than half a nat would fit one
@@ -125,6 +129,7 @@ class ExponentEstimate:
     identified: bool
     reason: str = ""
     evidence: float = 0.0  # (RSS without the term - RSS with it) / noise**2
+    evidence_by_half: tuple[float, float] = (0.0, 0.0)  # that gain in the smaller and the larger half of the sizes
     profile: list[tuple[float, float]] = field(default_factory=list)  # (value, delta RSS / noise**2)
 
 
@@ -192,9 +197,11 @@ class JointCurve:
         return float(r @ r)
 
     def fit(self, *, dip: bool = True, wall: bool = True, fixed: dict[str, float] | None = None,
-            starts: Sequence[dict[str, float]] = ()) -> CurveFit:
-        """Best fit with the parameters in ``fixed`` held: the best of a coarse grid of
-        starts (and ``starts``), refined by a bounded trust-region least-squares search."""
+            starts: Sequence[dict[str, float]] = (), coarse: bool = True) -> CurveFit:
+        """Best fit with the parameters in ``fixed`` held: the best of ``starts`` and (with
+        ``coarse``) a coarse grid of starts, refined by a bounded trust-region
+        least-squares search. Without ``coarse``, each start is also tried with its dip
+        moved across the lambdas tried (the cheap part of the grid)."""
         from scipy.optimize import least_squares
 
         fixed = dict(fixed or {})
@@ -215,7 +222,20 @@ class JointCurve:
             return theta
 
         candidates = [complete({n: s[n] for n in s if n in names or n == "c"} | fixed) for s in starts]
-        candidates += [complete(c | fixed) for c in self._grid(dip, wall, fixed)]
+        if coarse:
+            grid = self._grid(dip, wall, fixed)
+            candidates += [complete(c | fixed) for c in grid]
+            if dip and wall:
+                # The optimised wall of the curve without a dip, with each dip start: the
+                # nested fit can then never end worse than the curve without a dip.
+                base = self.fit(dip=False, fixed={k: v for k, v in fixed.items() if k in _WALL}).params
+                base_wall = {k: base[k] for k in _WALL}
+                candidates += [complete(c | base_wall | fixed) for c in grid if "alpha" in c]
+        elif dip and starts:
+            for centre in np.linspace(*np.percentile(self.data.l, [3, 97]), 8):
+                moved = {n: starts[0][n] for n in starts[0] if n in names or n == "c"} | {"c": float(centre)} | fixed
+                moved.pop("gap", None)
+                candidates.append(complete(moved))
         scored = sorted((self.rss(c), i) for i, c in enumerate(candidates))
         best_rss, best_theta = scored[0][0], candidates[scored[0][1]]
         if free:
@@ -281,7 +301,7 @@ class JointCurve:
         for indices in (range(centre, len(grid)), range(centre - 1, -1, -1)):
             start, high = dict(curve), 0
             for i in indices:
-                fit = self.fit(fixed={name: float(grid[i])}, starts=[start])
+                fit = self.fit(fixed={name: float(grid[i])}, starts=[start], coarse=False)
                 out[i] = fit.rss
                 start = {k: v for k, v in fit.params.items() if k not in ("top", "depth")}
                 high = high + 1 if fit.rss - best.rss > stop_above else 0
@@ -311,8 +331,8 @@ def profile_interval(grid: np.ndarray, delta: np.ndarray, level: float) -> tuple
 
 
 def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, test_noise: tuple[float, int] | None = None,
-                     *, grid: np.ndarray = EXPONENT_GRID, threshold: float = DETECTION_THRESHOLD
-                     ) -> tuple[CurveFit, ExponentEstimate, float, int]:
+                     *, grid: np.ndarray = EXPONENT_GRID, threshold: float = DETECTION_THRESHOLD,
+                     half_threshold: float = HALF_THRESHOLD) -> tuple[CurveFit, ExponentEstimate, float, int]:
     """Fit the joint curve and profile the optimum's exponent alpha (module docstring).
 
     Two noise figures, as (SD, degrees of freedom): ``test_noise`` scales the evidence for a
@@ -325,6 +345,7 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
         test_noise: Noise for the dip's evidence.
         grid: Values at which alpha's profile is computed.
         threshold: Evidence needed to call the dip seen (``DETECTION_THRESHOLD``).
+        half_threshold: Evidence needed in each half of the sizes (``HALF_THRESHOLD``).
 
     Returns:
         The full fit, alpha's estimate, and the interval's noise SD with its degrees of freedom.
@@ -338,11 +359,20 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
     test_sd, _ = test_noise or (reduced.residual_sd, reduced.residual_dof)
     var = max(noise_sd, 1e-12) ** 2
     level = float(f_dist.ppf(0.95, 1, max(noise_dof, 1)))
-    evidence = max(reduced.rss - full.rss, 0.0) / max(test_sd, 1e-12) ** 2
+    test_var = max(test_sd, 1e-12) ** 2
+    evidence = max(reduced.rss - full.rss, 0.0) / test_var
+    gain = (curve.solve(_shape(reduced.params))[0] ** 2 - curve.solve(_shape(full.params))[0] ** 2) / test_var
+    small = data.group < data.n_groups / 2
+    halves = (float(gain[small].sum()), float(gain[~small].sum()))
     if full.params["depth"] <= 0 or evidence < threshold:
-        return full, ExponentEstimate("alpha", None, None, False, evidence=evidence, reason=(
+        return full, ExponentEstimate("alpha", None, None, False, evidence=evidence, evidence_by_half=halves, reason=(
             f"the dip below the flat floor is not distinguishable from noise (evidence {evidence:.1f}, "
             f"{threshold:g} needed; noise SD {test_sd:.3g}, depth {max(full.params['depth'], 0):.3g})")), noise_sd, noise_dof
+    if min(halves) < half_threshold:
+        where = "smaller" if halves[0] < halves[1] else "larger"
+        return full, ExponentEstimate("alpha", None, None, False, evidence=evidence, evidence_by_half=halves, reason=(
+            f"the dip is seen only at one end of the sizes (evidence {halves[0]:.1f} among the smaller half, "
+            f"{halves[1]:.1f} among the larger; {half_threshold:g} needed in each): the {where} nets do not place it")), noise_sd, noise_dof
     # The grid plus the best fit itself: a sharp profile can fall between grid points.
     grid = np.unique(np.append(grid, round(full.params["alpha"], 6)))
     rss = curve.profile("alpha", grid, full, stop_above=4 * level * var + 1e-12)
@@ -351,12 +381,20 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
     prof = [(float(a), float(d)) for a, d in zip(grid, delta) if math.isfinite(d)]
     ci, reason = profile_interval(grid, delta, level)
     if ci is None:
-        return full, ExponentEstimate("alpha", None, None, False, reason=reason, evidence=evidence, profile=prof), noise_sd, noise_dof
-    ci = tuple(_refine(lambda a: (curve.fit(fixed={"alpha": a}, starts=[full.params]).rss - best) / var, grid, delta, level, edge)
+        return full, ExponentEstimate("alpha", None, None, False, reason=reason, evidence=evidence, profile=prof,
+                                      evidence_by_half=halves), noise_sd, noise_dof
+    ci = tuple(_refine(lambda a: (curve.fit(fixed={"alpha": a}, starts=[full.params], coarse=False).rss - best) / var,
+                       grid, delta, level, edge)
                for edge in ci)
     point = float(grid[int(np.argmin(rss))])
-    estimate = ExponentEstimate("alpha", min(max(point, ci[0]), ci[1]), ci, True, evidence=evidence, profile=prof)
+    estimate = ExponentEstimate("alpha", min(max(point, ci[0]), ci[1]), ci, True, evidence=evidence, profile=prof,
+                                evidence_by_half=halves)
     return full, estimate, noise_sd, noise_dof
+
+
+def _shape(params: dict[str, float]) -> dict[str, float]:
+    """The curve parameters of a fit (without the linear ones)."""
+    return {k: v for k, v in params.items() if k not in ("top", "depth")}
 
 
 def _refine(delta_at: Any, grid: np.ndarray, delta: np.ndarray, level: float, edge: float, steps: int = 4) -> float:

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autolambda.curve import DETECTION_THRESHOLD  # noqa: E402
+from autolambda.curve import DETECTION_THRESHOLD, HALF_THRESHOLD  # noqa: E402
 from autolambda.objective import DEFAULT_EPOCHS  # noqa: E402
 
 PLANTED = (-0.5, 0.0, 0.5, 1.0)
@@ -56,41 +56,45 @@ def true_wall_alpha(planted: float, cost: float, dip: float | None = None) -> fl
     return SurrogateTrainer(planted_alpha=planted, **extra).wall_alpha(sizes, cost, data.n_classes)
 
 
-def one_study(job: tuple[float, int, int, float | None, float | None, float]) -> dict:
-    """Run one surrogate study and analyze it (a worker process)."""
+def one_study(job: tuple) -> dict:
+    """Run one surrogate study and analyze it (a worker process).
+
+    ``job``: (planted, seed, trials, dip, seed_noise, wall_cost[, pruner])."""
     import optuna
 
     from autolambda import LambdaScalingObjective
     from autolambda.analysis import analyze_records, records_from_trials
     from autolambda.study import make_pruner, make_sampler
 
-    planted, seed, trials, dip, seed_noise, cost = job
+    planted, seed, trials, dip, seed_noise, cost, *rest = job
+    pruner = rest[0] if rest else "median"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=f"calibration-{planted}-{seed}", sampler=make_sampler("tpe", seed),
-                                pruner=make_pruner("median", DEFAULT_EPOCHS))
+                                pruner=make_pruner(pruner, DEFAULT_EPOCHS))
     objective = LambdaScalingObjective(trainer="surrogate", planted_alpha=planted, epochs=DEFAULT_EPOCHS, seed=seed,
                                        surrogate_dip=dip, surrogate_seed_noise=seed_noise)
     started = time.perf_counter()
     study.optimize(objective, n_trials=trials)
     # Threshold 0: every study gets its interval; summarize() applies the threshold after.
-    a = analyze_records(records_from_trials(study.trials), wall_cost=cost, detection_threshold=0.0)
+    a = analyze_records(records_from_trials(study.trials), wall_cost=cost, detection_threshold=0.0, half_threshold=0.0)
     return {"planted": planted, "seed": seed, "dip": dip, "seconds": time.perf_counter() - started,
             "identified": a.identified, "alpha_hat": a.alpha_hat, "alpha_ci": a.alpha_ci,
             "wall_identified": a.wall_identified, "wall_alpha_hat": a.wall_alpha_hat, "wall_alpha_ci": a.wall_alpha_ci,
-            "noise_sd": a.noise_sd, "reason": a.alpha_reason, "evidence": a.dip_evidence}
+            "noise_sd": a.noise_sd, "reason": a.alpha_reason, "evidence": a.dip_evidence,
+            "evidence_by_half": a.dip_evidence_by_half}
 
 
-def identified(row: dict, threshold: float) -> bool:
-    """Whether the analysis would call alpha identified at ``threshold``."""
-    return bool(row["identified"] and row["evidence"] >= threshold)
+def identified(row: dict, threshold: float, half: float = HALF_THRESHOLD) -> bool:
+    """Whether the analysis would call alpha identified at ``threshold`` (and ``half``)."""
+    return bool(row["identified"] and row["evidence"] >= threshold and min(row["evidence_by_half"]) >= half)
 
 
-def summarize(rows: list[dict], wall_truth: dict[float, float], threshold: float) -> list[dict]:
+def summarize(rows: list[dict], wall_truth: dict[float, float], threshold: float, half: float = HALF_THRESHOLD) -> list[dict]:
     """One line per planted alpha (and one for the flat surrogate)."""
     out = []
     for planted in sorted({r["planted"] for r in rows if r["dip"] != 0}):
         rs = [r for r in rows if r["planted"] == planted and r["dip"] != 0]
-        ident = [r for r in rs if identified(r, threshold)]
+        ident = [r for r in rs if identified(r, threshold, half)]
         covers = [r["alpha_ci"][0] <= planted <= r["alpha_ci"][1] for r in ident]
         wall = [r for r in rs if r["wall_identified"]]
         truth = wall_truth[planted]
@@ -109,21 +113,25 @@ def summarize(rows: list[dict], wall_truth: dict[float, float], threshold: float
         })
     flat = [r for r in rows if r["dip"] == 0]
     if flat:
-        out.append({"planted": "flat (dip 0)", "studies": len(flat), "identified": float(np.mean([identified(r, threshold) for r in flat])),
+        out.append({"planted": "flat (dip 0)", "studies": len(flat), "identified": float(np.mean([identified(r, threshold, half) for r in flat])),
                     "wall_identified": float(np.mean([r["wall_identified"] for r in flat]))})
     return out
 
 
 def threshold_table(rows: list[dict], wall_truth: dict[float, float]) -> str:
-    """How the goals fare at other detection thresholds (to check the calibrated one)."""
-    lines = ["| threshold | flat identified | worst coverage (all) | worst ruled out | identified (mean over planted) |", "|---|---|---|---|---|"]
-    for t in (8, 12, 16, 20, 25, 30, 40):
-        s = summarize(rows, wall_truth, t)
-        planted = [x for x in s if "coverage_all" in x]
-        flat = [x for x in s if "coverage_all" not in x]
-        flat_text = f"{flat[0]['identified']:.0%}" if flat else "—"
-        lines.append(f"| {t} | {flat_text} | {min(x['coverage_all'] for x in planted):.2f} | "
-                     f"{max(x['ruled_out'] for x in planted):.0%} | {np.mean([x['identified'] for x in planted]):.0%} |")
+    """How the goals fare at other detection thresholds (to check the calibrated ones)."""
+    lines = ["| threshold | per half | flat identified | worst coverage (all) | worst ruled out | identified (all planted) | "
+             "coverage among identified |", "|---|---|---|---|---|---|---|"]
+    for t in (8, 12, 16, 20, 25, 30):
+        for half in (0.0, 2.0, 4.0, 8.0):
+            s = summarize(rows, wall_truth, t, half)
+            planted = [x for x in s if "coverage_all" in x]
+            flat = [x for x in s if "coverage_all" not in x]
+            flat_text = f"{flat[0]['identified']:.0%}" if flat else "—"
+            ident = [r for r in rows if r["dip"] != 0 and identified(r, t, half)]
+            held = sum(r["alpha_ci"][0] <= r["planted"] <= r["alpha_ci"][1] for r in ident)
+            lines.append(f"| {t} | {half:g} | {flat_text} | {min(x['coverage_all'] for x in planted):.2f} | "
+                         f"{max(x['ruled_out'] for x in planted):.0%} | {len(ident)} | {held} of {len(ident)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -160,6 +168,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--alphas", default=",".join(map(str, PLANTED)))
     parser.add_argument("--wall-cost", type=float, default=0.25)
+    parser.add_argument("--pruner", default="median", help="the study's pruner (median, the default, or none, ...)")
     parser.add_argument("--dip", type=float, default=None, help="the surrogate's dip (default: its own, 0.03)")
     parser.add_argument("--seed-noise", type=float, default=None, help="the surrogate's seed-to-seed SD (default: its own, 0.02)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -169,8 +178,8 @@ def main() -> None:
     args = parser.parse_args()
     args.flat_studies = args.studies if args.flat_studies is None else args.flat_studies
     alphas = [float(a) for a in args.alphas.split(",")]
-    jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost) for a in alphas for s in range(args.studies)]
-    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost) for s in range(args.flat_studies)]
+    jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost, args.pruner) for a in alphas for s in range(args.studies)]
+    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost, args.pruner) for s in range(args.flat_studies)]
     started = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -181,7 +190,8 @@ def main() -> None:
     truth = {a: true_wall_alpha(a, args.wall_cost, args.dip) for a in alphas}
     summary = summarize(rows, truth, DETECTION_THRESHOLD)
     text = markdown(summary, args, time.perf_counter() - started)
-    text += f"\nAt other detection thresholds (the default is {DETECTION_THRESHOLD:g}):\n\n" + threshold_table(rows, truth)
+    text += (f"\nAt other detection thresholds (the defaults are {DETECTION_THRESHOLD:g} in all and {HALF_THRESHOLD:g} in "
+             "each half of the sizes):\n\n" + threshold_table(rows, truth))
     print(text)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "studies": rows}, indent=1, default=float))
