@@ -301,6 +301,7 @@ def analyze_records(
     wall_cost: float = 0.25,
     detection_threshold: float | None = None,
     half_threshold: float | None = None,
+    intervals: bool = True,
 ) -> Analysis:
     """The whole analysis of one study's trials (see the module docstring).
 
@@ -314,8 +315,12 @@ def analyze_records(
             which apply thresholds afterwards).
         half_threshold: Evidence it needs in each half of the sizes; default
             ``autolambda.curve.HALF_THRESHOLD``.
+        intervals: Profile the exponents (seconds); False gives the fits and the per-size
+            table only, every exponent "not identified" (the quick plots at the end of tune).
     """
-    from autolambda.curve import DETECTION_THRESHOLD, HALF_THRESHOLD, estimate_optimum, estimate_wall
+    from autolambda.curve import DETECTION_THRESHOLD, EXPONENT_GRID, HALF_THRESHOLD, estimate_optimum, estimate_wall
+
+    grid = EXPONENT_GRID if intervals else np.array([])
 
     detection_threshold = DETECTION_THRESHOLD if detection_threshold is None else detection_threshold
     half_threshold = HALF_THRESHOLD if half_threshold is None else half_threshold
@@ -359,10 +364,10 @@ def analyze_records(
         elif rep_dof >= 3:
             source += f"; replicates give {rep_sd:.3g} ({rep_dof} degrees of freedom), the smaller is not used"
         full, alpha, noise_sd, _ = estimate_optimum(data, noise, test, threshold=detection_threshold,
-                                                    half_threshold=half_threshold)
+                                                    half_threshold=half_threshold, grid=grid, curve=curve)
         fit_params, floors = dict(full.params), full.floors
         every, every_rows = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
-        wall, wall_info = estimate_wall(every, floors, cost=wall_cost)
+        wall, wall_info = estimate_wall(every, floors, cost=wall_cost, grid=grid)
     else:
         notes.append(f"the joint fit needs complete trials at two or more sizes and {n_sizes + 8}+ in all; "
                      f"this study has {len(rows)} at {n_sizes}. Run more trials.")
@@ -407,7 +412,7 @@ def analyze_records(
         }
         for a, meaning in HYPOTHESES
     ]
-    extrapolation = extrapolate(records, per_size) if identified and n_sizes >= 3 else None
+    extrapolation = extrapolate(records, per_size) if identified and n_sizes >= 3 and intervals else None
     return Analysis(
         n_trials=len(records),
         states=states,

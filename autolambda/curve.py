@@ -140,6 +140,7 @@ class JointCurve:
         self.data = data
         self._onehot = np.zeros((len(data.y), data.n_groups))
         self._onehot[np.arange(len(data.y)), data.group] = 1.0
+        self._fits: dict[tuple, CurveFit] = {}  # coarse fits without starts, by what they held
 
     def solve(self, theta: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Residuals and linear coefficients (floors, then top, then depth) at ``theta``.
@@ -204,7 +205,16 @@ class JointCurve:
         moved across the lambdas tried (the cheap part of the grid)."""
         from scipy.optimize import least_squares
 
-        fixed = dict(fixed or {})
+        key = (dip, wall, tuple(sorted((fixed or {}).items())))
+        if coarse and not starts and key in self._fits:
+            return self._fits[key]
+        fit = self._fit(dip, wall, dict(fixed or {}), starts, coarse, least_squares)
+        if coarse and not starts:
+            self._fits[key] = fit
+        return fit
+
+    def _fit(self, dip: bool, wall: bool, fixed: dict[str, float], starts: Sequence[dict[str, float]], coarse: bool,
+             least_squares: Any) -> CurveFit:
         names = list((_DIP if dip else ()) + (_WALL if wall else ()))
         if dip and wall:
             names[names.index("c")] = "gap"  # the optimum is searched as a distance below the wall
@@ -296,6 +306,8 @@ class JointCurve:
         ``stop_above`` over the best for three points (``inf`` there).
         """
         out = np.full(len(grid), np.inf)
+        if not len(grid):
+            return out
         curve = {k: v for k, v in best.params.items() if k not in ("top", "depth")}
         centre = int(np.argmin(np.abs(grid - curve[name])))
         for indices in (range(centre, len(grid)), range(centre - 1, -1, -1)):
@@ -313,6 +325,8 @@ class JointCurve:
 def profile_interval(grid: np.ndarray, delta: np.ndarray, level: float) -> tuple[tuple[float, float] | None, str]:
     """The interval where ``delta <= level`` (the hull, if the set has gaps), interpolated
     between grid points; ``None`` and the reason when it reaches the edge of the grid."""
+    if len(grid) == 0:
+        return None, "its interval was not computed (a quick look, intervals=False)"
     inside = np.flatnonzero(delta <= level)
     if len(inside) == 0:
         return None, "the profile has no minimum on the grid"
@@ -332,7 +346,8 @@ def profile_interval(grid: np.ndarray, delta: np.ndarray, level: float) -> tuple
 
 def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, test_noise: tuple[float, int] | None = None,
                      *, grid: np.ndarray = EXPONENT_GRID, threshold: float = DETECTION_THRESHOLD,
-                     half_threshold: float = HALF_THRESHOLD) -> tuple[CurveFit, ExponentEstimate, float, int]:
+                     half_threshold: float = HALF_THRESHOLD, curve: JointCurve | None = None
+                     ) -> tuple[CurveFit, ExponentEstimate, float, int]:
     """Fit the joint curve and profile the optimum's exponent alpha (module docstring).
 
     Two noise figures, as (SD, degrees of freedom): ``test_noise`` scales the evidence for a
@@ -346,19 +361,20 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
         grid: Values at which alpha's profile is computed.
         threshold: Evidence needed to call the dip seen (``DETECTION_THRESHOLD``).
         half_threshold: Evidence needed in each half of the sizes (``HALF_THRESHOLD``).
+        curve: A ``JointCurve`` of ``data`` whose fits may be reused.
 
     Returns:
         The full fit, alpha's estimate, and the interval's noise SD with its degrees of freedom.
     """
-    from scipy.stats import f as f_dist
+    from scipy.special import fdtri  # the F quantile; scipy.stats takes a second to import
 
-    curve = JointCurve(data)
+    curve = curve or JointCurve(data)
     full = curve.fit()
     reduced = curve.fit(dip=False)
     noise_sd, noise_dof = noise or (full.residual_sd, full.residual_dof)
     test_sd, _ = test_noise or (reduced.residual_sd, reduced.residual_dof)
     var = max(noise_sd, 1e-12) ** 2
-    level = float(f_dist.ppf(0.95, 1, max(noise_dof, 1)))
+    level = float(fdtri(1, max(noise_dof, 1), 0.95))
     test_var = max(test_sd, 1e-12) ** 2
     evidence = max(reduced.rss - full.rss, 0.0) / test_var
     gain = (curve.solve(_shape(reduced.params))[0] ** 2 - curve.solve(_shape(full.params))[0] ** 2) / test_var
@@ -374,9 +390,9 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
             f"the dip is seen only at one end of the sizes (evidence {halves[0]:.1f} among the smaller half, "
             f"{halves[1]:.1f} among the larger; {half_threshold:g} needed in each): the {where} nets do not place it")), noise_sd, noise_dof
     # The grid plus the best fit itself: a sharp profile can fall between grid points.
-    grid = np.unique(np.append(grid, round(full.params["alpha"], 6)))
+    grid = np.unique(np.append(grid, round(full.params["alpha"], 6))) if len(grid) else grid
     rss = curve.profile("alpha", grid, full, stop_above=4 * level * var + 1e-12)
-    best = min(float(rss.min()), full.rss)
+    best = min(float(rss.min()), full.rss) if len(rss) else full.rss
     delta = (rss - best) / var
     prof = [(float(a), float(d)) for a, d in zip(grid, delta) if math.isfinite(d)]
     ci, reason = profile_interval(grid, delta, level)
@@ -432,7 +448,7 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
     the profile-likelihood one (chi-square, 1 degree of freedom).
     """
     from scipy.optimize import minimize
-    from scipy.stats import chi2
+    from scipy.special import chdtri
 
     floors_arr = np.asarray(floors)[data.group]
     hurt = data.y > floors_arr * (1.0 + cost)
@@ -461,13 +477,13 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
         return float(res.fun), (beta, *res.x)
 
     best_nll, theta = fit(None)
-    level = float(chi2.ppf(0.95, 1))
+    level = float(chdtri(1, 0.05))  # the chi-square 95 % quantile, 1 degree of freedom
     delta = np.empty(len(grid))
     start = theta
     for i, b in enumerate(grid):
         value, start = fit(float(b), start)
         delta[i] = 2 * (value - best_nll)
-    if delta.min() < 0:  # the grid found a better fit than the free one
+    if len(delta) and delta.min() < 0:  # the grid found a better fit than the free one
         best_nll += delta.min() / 2
         theta = fit(float(grid[int(np.argmin(delta))]))[1]
         delta -= delta.min()

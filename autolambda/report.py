@@ -190,8 +190,9 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
         "when the study has them, whichever is larger.",
         "- alpha's 95% interval is a profile-likelihood interval: alpha is held on a grid from -2.5 to 3, the rest refitted, "
         "and the interval keeps the values whose residual sum of squares is within F(1, dof) noise variances of the best. "
-        "alpha is *not identified* when the dip does not improve the fit by at least 16 noise variances (calibrated on flat "
-        "surrogate studies), or when the interval runs to the edge of the grid; then no hypothesis is ruled out.",
+        "alpha is *not identified* when the dip does not improve the fit by at least 16 noise variances, and by 4 within "
+        "each half of the sizes (alpha is a slope: the dip must be seen at both ends; both calibrated on surrogate "
+        "studies), or when the interval runs to the edge of the grid; then no hypothesis is ruled out.",
         f"- The wall: a trial is hurt when its loss is more than {a.wall_cost:.0%} above its size's fitted floor; the chance of "
         "being hurt is logistic in log lambda + alpha_wall log N (2 % lapse rate, so one stray trial cannot move it), and its "
         "interval is the profile-likelihood one (chi-square, 1 degree of freedom).",

@@ -428,7 +428,7 @@ def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:
 
     records = records_from_trials(study.get_trials(deepcopy=False))
     try:
-        analysis = analyze_records(records)
+        analysis = analyze_records(records, intervals=False)  # the per-size view; intervals are `analyze`'s
     except AutolambdaError:
         return  # nothing complete yet: no plot to draw
     with tempfile.TemporaryDirectory() as folder:

@@ -67,6 +67,8 @@ BAD = [
     ({"inputs/s.toml": "[space]\nwidths = [4, -8]\n"}, ["--study", "inputs/s.toml"], 2, "space.widths must be integers >= 1"),
     ({"inputs/s.toml": "space = 3\n"}, ["--study", "inputs/s.toml"], 2, "must be a table"),
     ({"inputs/s.toml": "balance_widths = 'yes'\n"}, ["--study", "inputs/s.toml"], 2, "balance_widths must be true or false"),
+    ({}, ["--trainer", "surrogate", "--surrogate-dip", "-0.1"], 2, "surrogate_dip must be a number in [0, 5] but got -0.1"),
+    ({"inputs/s.toml": "surrogate_seed_noise = 'lots'\n"}, ["--study", "inputs/s.toml"], 2, "surrogate_seed_noise must be a number in [0, 5]"),
 ]
 
 
