@@ -9,9 +9,11 @@ position scales as ``N ** -alpha``. From it:
   from noise or the data do not bound the interval;
 - ``wall_alpha_hat`` and ``wall_alpha_ci``: how the lambda at which the penalty starts to
   cost (``wall_cost`` of the loss) scales with N, usually far better determined;
-- ``noise_sd``: the trial-to-trial noise, measured (replicate trials at identical settings
-  and the residuals of the joint fit, the larger of the two), never assumed from the spread
-  of a trial's last epochs, which misses seed-to-seed variation.
+- ``noise_sd``: the trial-to-trial noise, measured: the residual SD of the joint fit
+  below the wall, or of replicate trials at identical settings when there are 3+ degrees
+  of freedom of them and they show more; never the spread of a trial's last epochs,
+  which misses seed-to-seed variation. The dip's evidence is scaled by the residual SD
+  of the fit *without* a dip (the right variance when there is none).
 
 The per-size table (best trial, near-best band, flags) is a view of the data, not an input
 to alpha: on a flat curve each size's best trial is just the luckiest seed.
@@ -102,13 +104,13 @@ class Analysis:
     wall_identified: bool
     wall_reason: str
     wall_cost: float  # the wall is where a trial costs more than this share of its floor
-    noise_sd: float | None  # trial-to-trial SD of the score used in every test and interval
+    noise_sd: float | None  # trial-to-trial SD of the score: scales alpha's interval (the dip's evidence uses the no-dip fit's)
     noise_source: str
     replicate_noise_sd: float | None  # from trials repeated at identical settings (None: none)
     n_replicate_dof: int
     residual_noise_sd: float | None  # from the residuals of the joint fit
     epoch_noise_sd: float | None  # median standard error of a trial's last epochs (misses seed noise)
-    dip_evidence: float  # (RSS without the dip - RSS with it) / noise**2
+    dip_evidence: float  # (RSS without the dip - RSS with it) / (residual SD of the fit without a dip)**2
     dip_evidence_by_half: tuple[float, float]  # the same gain among the smaller and the larger half of the sizes
     dip_depth: float | None  # how far the optimum lies below the floor
     fit: dict[str, float]  # the joint fit's curve parameters
@@ -345,7 +347,7 @@ def analyze_records(
     alpha = wall = None
     residual_sd = noise_sd = None
     source = "not measured"
-    if n_sizes >= 2 and len(rows) >= n_sizes + 8:
+    if n_sizes >= 2 and len(rows) >= n_sizes + 16:  # the fit has n_sizes + 8 parameters; 8+ left for the noise
         from autolambda.curve import JointCurve
 
         # Two residual SDs: of the full curve (the interval's noise) and of the curve
@@ -366,10 +368,12 @@ def analyze_records(
         full, alpha, noise_sd, _ = estimate_optimum(data, noise, test, threshold=detection_threshold,
                                                     half_threshold=half_threshold, grid=grid, curve=curve)
         fit_params, floors = dict(full.params), full.floors
+        if alpha.identified:  # the optimum's position at the reported alpha (a grid point of the profile)
+            c_opt = curve.fit(fixed={"alpha": alpha.estimate}, starts=[full.params], coarse=False).params["c"]
         every, every_rows = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
         wall, wall_info = estimate_wall(every, floors, cost=wall_cost, grid=grid)
     else:
-        notes.append(f"the joint fit needs complete trials at two or more sizes and {n_sizes + 8}+ in all; "
+        notes.append(f"the joint fit needs complete trials at two or more sizes and {n_sizes + 16}+ in all; "
                      f"this study has {len(rows)} at {n_sizes}. Run more trials.")
     per_size = summarize_sizes(records, tolerance=tolerance, min_trials=min_trials, noise_sd=noise_sd or 0.0)
     widths = sorted({r.width for r in rows})
@@ -379,7 +383,7 @@ def analyze_records(
             s.floor = floors[i] if floors else None
             x = math.log(s.n_params) - 0.5 * (math.log(min(r.n_params for r in rows)) + math.log(max(r.n_params for r in rows)))
             if alpha is not None and alpha.identified:
-                s.lambda_opt = math.exp(fit_params["c"] - alpha.estimate * x)
+                s.lambda_opt = math.exp(c_opt - alpha.estimate * x)
             if wall is not None and wall.identified:
                 s.lambda_wall = math.exp(wall_info["c"] - wall.estimate * x)
         if "too_few" in s.flags:
@@ -392,7 +396,7 @@ def analyze_records(
     wall_identified = bool(wall is not None and wall.identified)
     alpha_reason = "" if identified else (alpha.reason if alpha is not None else "too few complete trials for the joint fit")
     wall_reason = "" if wall_identified else (wall.reason if wall is not None else "too few complete trials for the joint fit")
-    if not identified:
+    if not identified and intervals:
         notes.append("alpha of the optimum is not identified: " + alpha_reason + ". What would help: more epochs "
                      "(the penalty matters more once nets overfit), replicate trials, or a lambda range centred on the dip.")
     if identified and alpha.evidence < 2 * detection_threshold:

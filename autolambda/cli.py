@@ -80,7 +80,7 @@ def tune(
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help="keras (default) or surrogate (a stand-in with a planted alpha; no TensorFlow).")] = None,
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
-    surrogate_seed_noise: Annotated[Optional[float], typer.Option(help="The surrogate's seed-to-seed SD of the loss (default 0.02, as on digits; 0: the clean surrogate).")] = None,
+    surrogate_seed_noise: Annotated[Optional[float], typer.Option(help="The surrogate's seed-to-seed SD of the loss (default 0.02, as on digits; 0: a clean surrogate).")] = None,
     surrogate_dip: Annotated[Optional[float], typer.Option(help="How far the surrogate's optimum lies below its flat floor (default 0.03, as on digits; 0: flat, no optimum).")] = None,
     mode: Annotated[Optional[str], typer.Option(help="search (each trial one width, default) or transfer (each trial one lambda0/alpha on every width of --ladder, scored by the mean loss).")] = None,
     ladder: Annotated[Optional[str], typer.Option(help="Transfer mode: widths of each trial, comma-separated (e.g. 4,16,64). Default: every width of the space.")] = None,

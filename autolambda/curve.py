@@ -20,9 +20,10 @@ search over six numbers, not ten or more.
 Intervals are profile-likelihood intervals. An exponent is held at each point of a grid,
 the rest refitted, and the 95 % interval holds the values whose residual sum of squares
 lies within ``F(1, dof) * noise**2`` of the best, ``noise`` being the measured
-trial-to-trial SD (from replicates when the study has them, else from the residuals).
-Where the dip (or the wall) is not distinguishable from noise, or the interval reaches
-the edge of the grid, the exponent is *not identified* and no interval is given.
+trial-to-trial SD (the residuals below the wall, or replicates when they show more).
+Where the dip is not distinguishable from noise (overall and in each half of the sizes),
+or the interval reaches the edge of the grid, alpha is *not identified* and no interval
+is given. The wall's exponent comes from a separate hurt-or-not fit (``estimate_wall``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 #: Where the profile of an exponent is computed: wider than alpha's search range, so an
 #: answer near its bounds still gets a closed interval.
 EXPONENT_GRID = np.round(np.arange(-2.5, 3.0001, 0.1), 10)
-#: How much better (in ``delta RSS / noise**2``) the curve with a dip (or a wall) must fit
+#: How much better (in ``delta RSS / noise**2``) the curve with a dip must fit
 #: than the curve without it for the term to count as seen. The term's parameters do not
 #: exist under "no dip", so the chi-square law does not hold; the value is calibrated on
 #: flat surrogate studies (scripts/calibration.py: a flat curve is called identified in at
@@ -302,7 +303,7 @@ class JointCurve:
         """RSS with ``name`` held at each grid point and the rest refitted.
 
         Walks out from the best value in both directions, each point starting from its
-        neighbour's fit (and the coarse grid); stops a direction once the RSS has stayed
+        neighbour's fit (and that fit with its dip moved across the lambdas tried); stops a direction once the RSS has stayed
         ``stop_above`` over the best for three points (``inf`` there).
         """
         out = np.full(len(grid), np.inf)
@@ -383,7 +384,7 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
     if full.params["depth"] <= 0 or evidence < threshold:
         return full, ExponentEstimate("alpha", None, None, False, evidence=evidence, evidence_by_half=halves, reason=(
             f"the dip below the flat floor is not distinguishable from noise (evidence {evidence:.1f}, "
-            f"{threshold:g} needed; noise SD {test_sd:.3g}, depth {max(full.params['depth'], 0):.3g})")), noise_sd, noise_dof
+            f"{threshold:g} needed; residual SD without a dip {test_sd:.3g}, depth {max(full.params['depth'], 0):.3g})")), noise_sd, noise_dof
     if min(halves) < half_threshold:
         where = "smaller" if halves[0] < halves[1] else "larger"
         return full, ExponentEstimate("alpha", None, None, False, evidence=evidence, evidence_by_half=halves, reason=(

@@ -266,7 +266,7 @@ def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
             if hat is None or any(v is None for v in values):
                 continue
             x0, y0 = np.log(n).mean(), np.log(values).mean()
-            line = lambda a: np.exp(y0 - a * (np.log(grid) - x0))  # noqa: E731
+            line = lambda a, x0=x0, y0=y0: np.exp(y0 - a * (np.log(grid) - x0))  # noqa: E731 (bind this fit's anchor)
             ax.plot(grid, line(hat), color=color, label=f"{label} (joint fit): alpha = {hat:.2f}")
             ax.fill_between(grid, np.minimum(line(ci[0]), line(ci[1])), np.maximum(line(ci[0]), line(ci[1])), color=color,
                             alpha=0.15, label=f"{label} 95% interval [{ci[0]:.2f}, {ci[1]:.2f}]")

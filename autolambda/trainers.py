@@ -184,7 +184,7 @@ def make_optimizer(params: TrialParams, strength: float) -> Any:
 class SurrogateTrainer:
     """A stand-in trainer with a planted answer and realistic noise; no TensorFlow.
 
-    The loss curve has the shape measured on real digits (BENCHMARKS.md, "Surrogate"):
+    The loss curve has the shape measured on real digits (BENCHMARKS.md, "Calibration of the intervals"):
     flat for small lambda, a shallow dip around ``lambda_star(N) = c * N ** -planted_alpha``,
     then a wall where the penalty starts to hurt, rising towards the loss of a collapsed
     net (``ln(n_classes)``). With ``u = ln(lambda_eff / lambda_star(N))``::
@@ -200,7 +200,7 @@ class SurrogateTrainer:
     ``lambda_eff > diverge_above`` gives NaN after a few epochs.
 
     The defaults match the default digits study; ``seed_noise=0, dip=0.15, noise=0.005``
-    is the old clean surrogate (signal-to-noise ~30), ``dip=0`` a flat one (no optimum).
+    is a clean surrogate (signal-to-noise ~30, like the one this replaced), ``dip=0`` a flat one (no optimum).
 
     Args:
         planted_alpha: The exponent A in ``lambda_star(N) = c * N ** -A``.

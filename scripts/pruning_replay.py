@@ -118,6 +118,9 @@ def main() -> None:
             wall_cis.append(analysis.wall_alpha_ci)
 
         def fmt(values, spec):
+            values = [v for v in values if v == v]  # not identified: NaN, left out (counted beside)
+            if not values:
+                return "—"
             return f"{statistics.median(values):{spec}} ({min(values):{spec}}..{max(values):{spec}})"
 
         widths = [c[1] - c[0] for c in cis if c is not None]

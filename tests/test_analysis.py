@@ -76,7 +76,7 @@ def test_a_flat_curve_is_not_identified_and_rules_nothing_out(seed):
     assert "not distinguishable from noise" in result.alpha_reason
     assert all(h["inside_ci"] is None for h in result.hypotheses)
     assert "No hypothesis about the best lambda is ruled out" in result.verdict
-    assert "ruled out." not in result.verdict.replace("No hypothesis about the best lambda is ruled out.", "")
+    assert "1/N (alpha = 1) is ruled out" not in result.verdict
     assert result.wall_identified  # the wall is there even when the dip is not
 
 
@@ -156,3 +156,31 @@ def test_json_ready():
     assert {"alpha_hat", "alpha_ci", "identified", "noise_sd", "wall_alpha_hat", "wall_alpha_ci", "n_trials",
             "per_size", "hypotheses"} <= set(data)
     assert {"width", "n_params", "best_lambda_eff", "n_trials"} <= set(data["per_size"][0])
+
+
+def test_profile_interval_edges():
+    from autolambda.curve import profile_interval
+
+    grid = np.arange(-1.0, 1.01, 0.5)
+    ci, reason = profile_interval(grid, np.array([10.0, 2.0, 0.0, 2.0, 10.0]), 3.84)
+    assert reason == "" and -1.0 < ci[0] < -0.5 and 0.5 < ci[1] < 1.0
+    assert ci[0] == pytest.approx(-0.5 - 0.5 * (3.84 - 2.0) / 8.0)
+    ci, reason = profile_interval(grid, np.array([1.0, 0.5, 0.0, 2.0, 10.0]), 3.84)
+    assert ci is None and "edge of the range examined (-1.0)" in reason
+    assert profile_interval(grid[:0], grid[:0], 3.84)[0] is None
+
+
+def test_quick_analysis_has_no_intervals_and_no_advice():
+    result = analyze_records(synthetic(0.5), intervals=False)
+    assert not result.identified and not result.wall_identified and "not computed" in result.alpha_reason
+    assert result.noise_sd is not None and result.per_size[0].floor is not None
+    assert not any(n.startswith("alpha of the optimum is not identified") for n in result.notes)
+
+
+def test_collapsed_trials_leave_the_dip_fit_but_count_for_the_wall():
+    records = synthetic(0.0, noise=0.01)
+    collapsed = [TrialRecord(900 + i, "complete", w, 100 * w * w, 0.5, 2.30) for i, w in enumerate(WIDTHS)]
+    result = analyze_records(records + collapsed)
+    clean = analyze_records(records)
+    assert result.noise_sd == pytest.approx(clean.noise_sd, rel=0.1)  # the 2.30s are not noise
+    assert result.identified and result.wall_identified

@@ -58,7 +58,7 @@ def test_realistic_noise_rules_out_nothing_it_cannot_see_and_places_the_wall(pla
 
 @pytest.mark.parametrize("planted", [-0.5, 0.7])
 def test_clean_surrogate_identifies_the_planted_alpha(planted):
-    """With the old, clean surrogate (no seed noise, a 0.15 dip) the optimum is plain to see."""
+    """With a clean surrogate (no seed noise, a 0.15 dip) the optimum is plain to see."""
     journal = ["--storage", "journal:./study.journal"]
     tune("--planted-alpha", str(planted), "--surrogate-seed-noise", "0", "--surrogate-dip", "0.15", "--trials", "100",
          "--epochs", "20", "--no-mlflow", *journal)
@@ -125,3 +125,5 @@ def test_one_width_says_why_there_is_no_alpha(tmp_path):
 def test_bad_analyze_options():
     result = runner.invoke(app, ["analyze", "--tolerance", "2"])
     assert result.exit_code == 2 and "tolerance must lie in [0, 1)" in result.output
+    result = runner.invoke(app, ["analyze", "--wall-cost", "0"])
+    assert result.exit_code == 2 and "wall_cost must lie in (0, 10] but got 0.0" in result.output
