@@ -278,8 +278,8 @@ def section_pruning(trials: int, epochs: int, seeds: int, surrogate_trials: int,
             f"**On the surrogate** (planted alpha {PLANTED}, {surrogate_trials} trials x 40 epochs, seeds 0–{surrogate_seeds - 1}): "
             "how far alpha_hat lands from the planted value, the width of its 95 % interval, whether the interval holds "
             "it (a study where alpha is not identified counts as not holding it), and alpha's precision (1 / width²) per "
-            "epoch trained relative to no pruning. The surrogate is the realistic one (seed noise 0.02, dip 0.03) since "
-            "2026-11-25; the table below this run's date says which.\n\n"
+            "epoch trained relative to no pruning. Runs before 2026-11-25 used the clean surrogate and "
+            "the per-size estimator; later ones the realistic surrogate and the joint fit.\n\n"
             "| pruner | epochs saved | alpha error | 95 % interval width | interval holds alpha | precision per epoch |\n"
             "|---|---|---|---|---|---|\n" + "\n".join(slines) + "\n\n" + choice)
     return text, bool(good)
