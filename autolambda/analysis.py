@@ -370,7 +370,7 @@ def analyze_records(
         fit_params, floors = dict(full.params), full.floors
         if alpha.identified:  # the optimum's position at the reported alpha (a grid point of the profile)
             c_opt = curve.fit(fixed={"alpha": alpha.estimate}, starts=[full.params], coarse=False).params["c"]
-        every, every_rows = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
+        every, _ = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
         wall, wall_info = estimate_wall(every, floors, cost=wall_cost, grid=grid)
     else:
         notes.append(f"the joint fit needs complete trials at two or more sizes and {n_sizes + 16}+ in all; "
@@ -381,7 +381,7 @@ def analyze_records(
         if s.width in widths:
             i = widths.index(s.width)
             s.floor = floors[i] if floors else None
-            x = math.log(s.n_params) - 0.5 * (math.log(min(r.n_params for r in rows)) + math.log(max(r.n_params for r in rows)))
+            x = math.log(s.n_params / data.n_ref)
             if alpha is not None and alpha.identified:
                 s.lambda_opt = math.exp(c_opt - alpha.estimate * x)
             if wall is not None and wall.identified:
@@ -416,7 +416,7 @@ def analyze_records(
         }
         for a, meaning in HYPOTHESES
     ]
-    extrapolation = extrapolate(records, per_size) if identified and n_sizes >= 3 and intervals else None
+    extrapolation = extrapolate(records, per_size, curve=curve) if identified and n_sizes >= 3 and intervals else None
     return Analysis(
         n_trials=len(records),
         states=states,
@@ -451,12 +451,13 @@ def analyze_records(
     )
 
 
-def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary]) -> dict[str, Any] | None:
+def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary], *, curve: Any = None) -> dict[str, Any] | None:
     """Fit the joint curve on all sizes but the largest, predict the largest's optimal
     lambda, and compare the loss there with the loss at its own optimum (the regret).
 
     Both losses are read off the joint fit over *all* sizes (the largest size's trials
-    are noisy single seeds; the fit pools them).
+    are noisy single seeds; the fit pools them); ``curve``, the ``JointCurve`` of all
+    sizes, reuses that fit when the caller already made it.
     """
     from autolambda.curve import JointCurve
 
@@ -464,18 +465,16 @@ def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary])
     if len(sized) < 3:
         return None
     small, largest = sized[:-1], sized[-1]
-    data, rows = complete_curve_data(records, [s.width for s in small])
-    part = JointCurve(data).fit()
-    everything, all_rows = complete_curve_data(records)
-    full = JointCurve(everything).fit()
+    smaller = JointCurve(complete_curve_data(records, [s.width for s in small])[0])
+    part = smaller.fit()
+    curve = curve or JointCurve(complete_curve_data(records)[0])
+    full = curve.fit()
     if part.params.get("depth", 0.0) <= 0 or full.params.get("depth", 0.0) <= 0:
         return None
-    n_ref_part = math.sqrt(min(r.n_params for r in rows) * max(r.n_params for r in rows))
-    n_ref_full = math.sqrt(min(r.n_params for r in all_rows) * max(r.n_params for r in all_rows))
-    predicted = math.exp(part.params["c"] - part.params["alpha"] * math.log(largest.n_params / n_ref_part))
-    x = math.log(largest.n_params / n_ref_full)
+    predicted = math.exp(part.params["c"] - part.params["alpha"] * math.log(largest.n_params / smaller.data.n_ref))
+    x = math.log(largest.n_params / curve.data.n_ref)
     own = full.params["c"] - full.params["alpha"] * x
-    group = everything.n_groups - 1
+    group = curve.data.n_groups - 1
     loss_at_predicted = full.predict(group, x, math.log(predicted))
     best_loss = full.predict(group, x, own)
     return {

@@ -67,6 +67,7 @@ class CurveData:
     l: np.ndarray  # noqa: E741 (the module docstring's name)
     y: np.ndarray
     n_groups: int
+    n_ref: float  # the reference count of x; alpha does not depend on it
 
     @classmethod
     def from_rows(cls, widths: Sequence[int], n_params: Sequence[float], lambdas: Sequence[float],
@@ -79,6 +80,7 @@ class CurveData:
             l=np.log(np.asarray(lambdas, dtype=float)),
             y=np.asarray(values, dtype=float),
             n_groups=len(index),
+            n_ref=float(n_ref),
         )
 
 
@@ -204,18 +206,17 @@ class JointCurve:
         ``coarse``) a coarse grid of starts, refined by a bounded trust-region
         least-squares search. Without ``coarse``, each start is also tried with its dip
         moved across the lambdas tried (the cheap part of the grid)."""
-        from scipy.optimize import least_squares
-
         key = (dip, wall, tuple(sorted((fixed or {}).items())))
         if coarse and not starts and key in self._fits:
             return self._fits[key]
-        fit = self._fit(dip, wall, dict(fixed or {}), starts, coarse, least_squares)
+        fit = self._fit(dip, wall, dict(fixed or {}), starts, coarse)
         if coarse and not starts:
             self._fits[key] = fit
         return fit
 
-    def _fit(self, dip: bool, wall: bool, fixed: dict[str, float], starts: Sequence[dict[str, float]], coarse: bool,
-             least_squares: Any) -> CurveFit:
+    def _fit(self, dip: bool, wall: bool, fixed: dict[str, float], starts: Sequence[dict[str, float]], coarse: bool) -> CurveFit:
+        from scipy.optimize import least_squares
+
         names = list((_DIP if dip else ()) + (_WALL if wall else ()))
         if dip and wall:
             names[names.index("c")] = "gap"  # the optimum is searched as a distance below the wall
@@ -309,14 +310,14 @@ class JointCurve:
         out = np.full(len(grid), np.inf)
         if not len(grid):
             return out
-        curve = {k: v for k, v in best.params.items() if k not in ("top", "depth")}
+        curve = _shape(best.params)
         centre = int(np.argmin(np.abs(grid - curve[name])))
         for indices in (range(centre, len(grid)), range(centre - 1, -1, -1)):
             start, high = dict(curve), 0
             for i in indices:
                 fit = self.fit(fixed={name: float(grid[i])}, starts=[start], coarse=False)
                 out[i] = fit.rss
-                start = {k: v for k, v in fit.params.items() if k not in ("top", "depth")}
+                start = _shape(fit.params)
                 high = high + 1 if fit.rss - best.rss > stop_above else 0
                 if high >= 3:
                     break
