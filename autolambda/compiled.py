@@ -39,6 +39,8 @@ IN_LOSS = ("l2", "l1", "l1l2")
 # Validation images per forward pass: all of digits' 540 at once, bounded memory for more.
 VAL_BATCH = 1024
 METRICS = ("train_loss", "train_ce", "train_accuracy", "val_loss", "val_ce", "val_accuracy", "reg_term")
+# An epoch without the validation pass.
+TRAIN_METRICS = ("train_loss", "train_ce", "train_accuracy", "reg_term")
 
 
 class VariablePenalty(keras.regularizers.Regularizer):
@@ -127,22 +129,36 @@ class EpochProgram:
             self.penalty.set(strength, l1_ratio)
         self.trials += 1
 
-    def fit(self, data: Any, *, epochs: int, seed: int, on_epoch: Callable[[int, dict[str, float]], None]) -> None:
+    def fit(
+        self, data: Any, *, epochs: int, seed: int, on_epoch: Callable[[int, dict[str, float]], None],
+        evaluate: Callable[[int], bool] | None = None,
+        learning_rate: Callable[[int], float] | None = None,
+    ) -> None:
         """Train ``epochs`` epochs on ``data``, reshuffled each epoch (seeded), calling
-        ``on_epoch(epoch, metrics)`` after each; ``on_epoch`` may raise to stop."""
+        ``on_epoch(epoch, metrics)`` after each; ``on_epoch`` may raise to stop.
+        ``learning_rate(epoch)``, when given, sets the step size of each epoch.
+
+        ``evaluate(epoch)`` says whether to run the validation pass after that epoch (all
+        epochs when ``None``); other epochs report the training metrics only. The
+        validation pass over a large validation set costs more than the epoch's training.
+        """
         x_train, y_train, x_val, y_val = data_tensors(data)
         n = int(x_train.shape[0])
         rng = np.random.default_rng(seed)
         for epoch in range(epochs):
             order = tf.constant(rng.permutation(n).astype(np.int32))
-            values = self._epoch(x_train, y_train, x_val, y_val, order).numpy()
-            on_epoch(epoch, {name: float(v) for name, v in zip(METRICS, values)})
+            if learning_rate is not None:
+                self.optimizer.learning_rate = learning_rate(epoch)
+            full = evaluate is None or bool(evaluate(epoch))
+            values = self._epoch(x_train, y_train, x_val, y_val, order, full).numpy()
+            names = METRICS if full else TRAIN_METRICS
+            on_epoch(epoch, {name: float(v) for name, v in zip(names, values)})
 
     def _penalty(self) -> Any:
         losses = self.model.losses
         return tf.add_n(losses) if losses else tf.constant(0.0)
 
-    def _run_epoch(self, x_train: Any, y_train: Any, x_val: Any, y_val: Any, order: Any) -> Any:
+    def _run_epoch(self, x_train: Any, y_train: Any, x_val: Any, y_val: Any, order: Any, evaluate: bool = True) -> Any:
         model, batch = self.model, self.batch_size
         variables = model.trainable_variables
         n = tf.shape(order)[0]
@@ -160,6 +176,8 @@ class EpochProgram:
             correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.float32))
             sums += tf.stack([loss * k, ce * k, correct])
         sums /= tf.cast(n, tf.float32)
+        if not evaluate:  # a Python bool: traced once each way
+            return tf.stack([sums[0], sums[1], sums[2], tf.cast(self._penalty(), tf.float32)])
         n_val = tf.shape(y_val)[0]
         val_sums = tf.zeros([2])  # cross-entropy, correct
         for b in tf.range((n_val + VAL_BATCH - 1) // VAL_BATCH):

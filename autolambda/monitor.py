@@ -14,6 +14,10 @@ import optuna
 
 from autolambda.errors import TrialDiverged
 
+# History key: the epochs at which the validation metrics were measured (the validation
+# pass may skip epochs; its lists are then shorter than the training ones).
+EVAL_EPOCH = "eval_epoch"
+
 
 class TrialMonitor:
     """Record each epoch's metrics, stop on divergence, report and prune.
@@ -26,6 +30,8 @@ class TrialMonitor:
         divergence_threshold: A training cross-entropy above this counts as diverged,
             as does any NaN/inf in the loss or the monitored metric. ``None``: only NaN/inf.
         prune: Ask the pruner after each epoch.
+        evaluates: ``evaluates(epoch)`` says whether the trainer runs the validation pass
+            after that epoch (``None``: every epoch); other epochs are recorded quietly.
     """
 
     def __init__(
@@ -35,12 +41,14 @@ class TrialMonitor:
         monitor: str = "val_ce",
         divergence_threshold: float | None = None,
         prune: bool = True,
+        evaluates: Any = None,
     ) -> None:
         self.trial = trial
         self.monitor = monitor
         self.divergence_threshold = divergence_threshold
         self.history: dict[str, list[float]] = {}
         self.epochs_run = 0
+        self.evaluates = evaluates
         self._prune = prune and can_prune(trial)
         self._warned = False
 
@@ -48,6 +56,8 @@ class TrialMonitor:
         """Take epoch ``epoch``'s (0-based) metrics; may raise ``TrialDiverged`` or ``TrialPruned``."""
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
+        if self.monitor in logs:  # the epochs the validation metrics belong to
+            self.history.setdefault(EVAL_EPOCH, []).append(epoch)
         self.epochs_run = epoch + 1
         for key in ("train_loss", "loss", self.monitor):
             value = logs.get(key)
@@ -62,6 +72,8 @@ class TrialMonitor:
             raise TrialDiverged(epoch, f"train_ce {float(train_ce):.4g} > {self.divergence_threshold:g}")
         value = logs.get(self.monitor)
         if value is None:
+            if self.evaluates is not None and not self.evaluates(epoch):
+                return  # an epoch without the validation pass, as scheduled
             if not self._warned:
                 warnings.warn(f"metric {self.monitor!r} is not in the epoch logs ({sorted(logs)}); not pruning.")
                 self._warned = True

@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.config import redact, short_error
 from autolambda.errors import AutolambdaError
+from autolambda.monitor import EVAL_EPOCH
 
 PARENT_KEY = "mlflow_parent_run_id"
 #: MLflow run status for each trial state: pruned and diverged trials were stopped on
@@ -202,13 +203,16 @@ class MLflowTracker:
         elif trial.values:
             for i, v in enumerate(trial.values):
                 metrics.append(Metric(f"objective_{i}", float(v), end_ms, 0))
-        history = attrs.get("history") or {}
+        history = dict(attrs.get("history") or {})
+        eval_epochs = history.pop(EVAL_EPOCH, None)
         n_epochs = max((len(v) for v in history.values()), default=0)
         span = max(end_ms - start_ms, n_epochs)
         for key, values in history.items():
-            for step, value in enumerate(values):
+            # Validation metrics may be measured every few epochs only: their own steps.
+            sparse = key.startswith("val_") and eval_epochs is not None and len(eval_epochs) == len(values)
+            for step, value in zip(eval_epochs if sparse else range(len(values)), values):
                 stamp = start_ms + (span * (step + 1)) // max(n_epochs, 1)
-                metrics.append(Metric(key, float(value), stamp, step))
+                metrics.append(Metric(key, float(value), stamp, int(step)))
         tags = [RunTag("autolambda.width", str(attrs.get("width", params.get("width", ""))))]
         if "diverged_at_epoch" in attrs:
             tags.append(RunTag("autolambda.diverged_at_epoch", str(attrs["diverged_at_epoch"])))

@@ -61,7 +61,7 @@ class TransferObjective(LambdaScalingObjective):
                 strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
                 if step == 0:
                     trial.set_user_attr("trial_params", params.as_dict() | {"width": None})
-                monitor = TrialMonitor(trial, divergence_threshold=self.divergence_threshold, prune=False)
+                monitor = TrialMonitor(trial, divergence_threshold=self.divergence_threshold, prune=False, evaluates=self.evaluates)
                 try:
                     self.train(trial, params, n_params, strength, data, monitor)
                 finally:

@@ -54,17 +54,19 @@ def replay(trials: list, make_pruner, score_window: int) -> tuple[list[TrialReco
     study = optuna.create_study(pruner=make_pruner())
     records, epochs = [], 0
     for source in trials:
-        values = source.user_attrs["history"]["val_ce"]
+        history = source.user_attrs["history"]
+        values = history["val_ce"]
+        steps = history.get("eval_epoch") or list(range(len(values)))  # validation may skip epochs
         width = source.user_attrs["width"]
         trial = study.ask()
         trial.set_user_attr("width", width)
         pruned = False
-        for step, value in enumerate(values):
+        for step, value in zip(steps, values):
             trial.report(value, step)
-            epochs += 1
             if trial.should_prune():
                 pruned = True
                 break
+        epochs += step + 1 if pruned else len(history["train_ce"])
         score = score_history(values, "final", score_window)
         study.tell(trial, state=optuna.trial.TrialState.PRUNED) if pruned else study.tell(trial, score)
         records.append(TrialRecord(
@@ -80,6 +82,7 @@ def main() -> None:
     parser.add_argument("--storage", default="sqlite:///autolambda.db")
     parser.add_argument("--study-name", default=None)
     parser.add_argument("--orders", type=int, default=5, help="trial orders: the original, then shuffled ones")
+    parser.add_argument("--only", nargs="*", default=None, help="replay only the candidates whose name starts with one of these")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
@@ -87,8 +90,8 @@ def main() -> None:
     window = int(config.get("score_window", 5))
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("history")]
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    epochs = max((len(t.user_attrs["history"]["val_ce"]) for t in trials), default=0)
-    if pruned or not trials or any(len(t.user_attrs["history"]["val_ce"]) < epochs for t in trials):
+    epochs = max((len(t.user_attrs["history"]["train_ce"]) for t in trials), default=0)
+    if pruned or not trials or any(len(t.user_attrs["history"]["train_ce"]) < epochs for t in trials):
         sys.exit(f"the source study must be tuned with --pruner none (every trial with its whole history); "
                  f"it has {len(trials)} complete and {pruned} pruned trials.")
     full = analyze_records(records_from_trials(trials, score_window=window))
@@ -97,13 +100,14 @@ def main() -> None:
         w = t.user_attrs["width"]
         if w not in best_per_width or t.value < best_per_width[w].value:
             best_per_width[w] = t
-    total = sum(len(t.user_attrs["history"]["val_ce"]) for t in trials)
+    total = sum(len(t.user_attrs["history"]["train_ce"]) for t in trials)
     print(f"source: {len(trials)} trials x {epochs} epochs; unpruned: {_answer(full)}\n")
     print("| pruner | epochs saved | best kept per width (of 6) | best val_ce | alpha_hat | 95 % CI | wall alpha | its 95 % CI |")
     print("|---|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     orders = [list(range(len(trials)))] + [list(rng.permutation(len(trials))) for _ in range(args.orders - 1)]
-    for name, make in candidates(epochs).items():
+    chosen = {k: v for k, v in candidates(epochs).items() if not args.only or any(k.startswith(o) for o in args.only)}
+    for name, make in chosen.items():
         saved, kept, best, alphas, cis, walls, wall_cis = [], [], [], [], [], [], []
         for order in orders:
             records, used = replay([trials[i] for i in order], make, window)

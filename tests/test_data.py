@@ -34,6 +34,23 @@ def test_subset_is_stratified_and_sized():
     assert np.bincount(data.y_train).min() >= 25  # all ten classes, about equally
 
 
+def test_spare_training_images_join_the_validation_set(tmp_path):
+    split = load_dataset("digits", n_train=300)
+    pooled = load_dataset("digits", n_train=300, spare_to_val=True)
+    assert np.array_equal(pooled.x_train, split.x_train)  # training is untouched
+    assert len(split.y_val) == 540 and len(pooled.y_val) == 1797 - 300
+    assert np.array_equal(pooled.x_val[:540], split.x_val)  # the split first, then the spare images
+    train_rows = {row.tobytes() for row in pooled.x_train}
+    spare = pooled.x_val[540:]
+    # No image of the training subset is scored (digits has a few exact duplicates: count rows).
+    assert sum(row.tobytes() in train_rows for row in spare) <= 5
+    # A source with its own validation split keeps it as it is.
+    path = tmp_path / "split.npz"
+    x = np.random.default_rng(0).random((40, 6, 6)).astype(np.float32)
+    np.savez(path, x_train=x, y_train=np.arange(40) % 2, x_val=x[:6], y_val=np.arange(6) % 2)
+    assert len(load_dataset(str(path), n_train=10, spare_to_val=True).y_val) == 6
+
+
 def test_npz_with_and_without_validation(tmp_path, tiny_npz):
     data = load_dataset(str(tiny_npz))
     assert data.input_shape == (8, 8, 1) and data.n_classes == 2

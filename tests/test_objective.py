@@ -40,7 +40,7 @@ def test_import_autolambda_loads_no_framework():
 
 def test_pruner_says_prune_trial_is_pruned():
     study = optuna.create_study(pruner=AlwaysPrune(True))
-    study.optimize(surrogate(), n_trials=3)
+    study.optimize(surrogate(eval_every=1), n_trials=3)  # validation (and the pruner) after every epoch
     assert all(t.state == TrialState.PRUNED for t in study.trials)
     assert all(t.user_attrs["epochs_run"] == 1 for t in study.trials)
     assert all(len(t.intermediate_values) == 1 for t in study.trials)
@@ -48,9 +48,13 @@ def test_pruner_says_prune_trial_is_pruned():
 
 def test_pruner_says_keep_trial_completes():
     study = optuna.create_study(pruner=AlwaysPrune(False))
-    study.optimize(surrogate(epochs=7), n_trials=3)
+    study.optimize(surrogate(epochs=7, eval_every=1), n_trials=3)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert all(len(t.intermediate_values) == 7 for t in study.trials)
+    # By default the pruner is asked only where the validation pass runs.
+    study = optuna.create_study(pruner=AlwaysPrune(False))
+    study.optimize(surrogate(epochs=30, eval_every=10), n_trials=1)
+    assert sorted(study.trials[0].intermediate_values) == [9, 19, 25, 26, 27, 28, 29]
 
 
 def test_divergence_is_recorded_as_pruned_and_the_study_goes_on():
@@ -74,6 +78,30 @@ def test_final_score_averages_the_last_epochs():
     study = optuna.create_study()
     study.optimize(surrogate(epochs=10, score="best"), n_trials=1)
     assert study.trials[0].value == pytest.approx(min(study.trials[0].user_attrs["history"]["val_ce"]))
+
+
+def test_validation_runs_every_few_epochs_and_at_every_scored_one():
+    study = optuna.create_study()
+    study.optimize(surrogate(epochs=30, eval_every=10, score_window=5), n_trials=1)
+    history = study.trials[0].user_attrs["history"]
+    assert history["eval_epoch"] == [9, 19, 25, 26, 27, 28, 29]
+    assert len(history["val_ce"]) == 7 and len(history["train_ce"]) == 30
+    assert study.trials[0].value == pytest.approx(sum(history["val_ce"][-5:]) / 5)
+    # Scoring the best epoch needs every epoch.
+    study = optuna.create_study()
+    study.optimize(surrogate(epochs=30, eval_every=10, score="best"), n_trials=1)
+    assert study.trials[0].user_attrs["history"]["eval_epoch"] == list(range(30))
+
+
+def test_cosine_learning_rate_decays_to_near_zero():
+    from autolambda.trainers import learning_rates
+
+    assert learning_rates("constant", 3e-3, 80) is None
+    lr = learning_rates("cosine", 3e-3, 80)
+    assert lr(0) == pytest.approx(3e-3) and lr(40) == pytest.approx(1.5e-3)
+    assert 0 < lr(79) < 3e-3 / 1000
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        LambdaScalingObjective(lr_schedule="step")
 
 
 def test_score_history():
