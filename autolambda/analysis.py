@@ -122,6 +122,9 @@ class Analysis:
     tolerance: float
     verdict: str
     extrapolation: dict[str, Any] | None = None
+    # Share of the complete trials inside the band where the fitted loss depends on lambda
+    # (autolambda.curve.band_edges): the rest, on the flat floor or collapsed, inform little.
+    informative_share: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -346,6 +349,7 @@ def analyze_records(
     floors: list[float] = []
     alpha = wall = None
     residual_sd = noise_sd = None
+    share = None
     source = "not measured"
     if n_sizes >= 2 and len(rows) >= n_sizes + 16:  # the fit has n_sizes + 8 parameters; 8+ left for the noise
         from autolambda.curve import JointCurve
@@ -372,6 +376,11 @@ def analyze_records(
             c_opt = curve.fit(fixed={"alpha": alpha.estimate}, starts=[full.params], coarse=False).params["c"]
         every, _ = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
         wall, wall_info = estimate_wall(every, floors, cost=wall_cost, grid=grid)
+        from autolambda.curve import CurveData, informative_share
+
+        # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.
+        shifted = CurveData(every.group, every.x + math.log(every.n_ref / data.n_ref), every.l, every.y, every.n_groups, data.n_ref)
+        share = informative_share(fit_params, shifted)
     else:
         notes.append(f"the joint fit needs complete trials at two or more sizes and {n_sizes + 16}+ in all; "
                      f"this study has {len(rows)} at {n_sizes}. Run more trials.")
@@ -440,6 +449,7 @@ def analyze_records(
         dip_evidence_by_half=alpha.evidence_by_half if alpha is not None else (0.0, 0.0),
         dip_depth=fit_params.get("depth"),
         fit=fit_params,
+        informative_share=share,
         alpha_profile=alpha.profile if alpha is not None else [],
         wall_profile=wall.profile if wall is not None else [],
         hypotheses=hypotheses,

@@ -131,6 +131,8 @@ def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: 
                         Metric("wall_alpha_identified", float(analysis.wall_identified), now, 0)]
             if analysis.noise_sd is not None:
                 metrics.append(Metric("noise_sd", analysis.noise_sd, now, 0))
+            if analysis.informative_share is not None:
+                metrics.append(Metric("informative_share", analysis.informative_share, now, 0))
             if analysis.alpha_hat is not None:
                 metrics += [Metric("alpha_hat", analysis.alpha_hat, now, 0), Metric("alpha_ci_low", analysis.alpha_ci[0], now, 0),
                             Metric("alpha_ci_high", analysis.alpha_ci[1], now, 0)]

@@ -59,7 +59,8 @@ def _quiet_frameworks() -> None:
 
 @app.command()
 def tune(
-    trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="Finished trials the study holds at the end (tops up a resumed study). Default: 100.")] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="Finished trials the study holds at the end (tops up a resumed study). Default: 100; with --precision, 300 at most.")] = None,
+    precision: Annotated[Optional[float], typer.Option(help="Stop once alpha's 95% interval (the optimum's, else the wall's) has this half-width, e.g. 0.25; --trials and --timeout still cap the study.")] = None,
     study: Annotated[Optional[Path], typer.Option("--study", help="TOML study file (see studies/); CLI options override it.")] = None,
     study_name: Annotated[Optional[str], typer.Option(help=H_STUDY_NAME)] = None,
     storage: Annotated[Optional[str], typer.Option(help=H_STORAGE)] = None,
@@ -67,12 +68,12 @@ def tune(
     experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name. Default: autolambda.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="digits (default, bundled), mnist, fashion_mnist, cifar10, a .npz file or a folder of class sub-folders.")] = None,
     n_train: Annotated[Optional[int], typer.Option(help="Training images kept (seeded, stratified subset). Default: 300.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs per trial (the training budget). Default: 40.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per trial (the training budget). Default: 80.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size. Default: 32.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Fixed learning rate. Default: 3e-3.")] = None,
     penalty: Annotated[Optional[str], typer.Option(help="l2 (default), l1, l1l2 or weight_decay.")] = None,
-    pruner: Annotated[Optional[str], typer.Option(help="median (default), hyperband, successive-halving or none.")] = None,
-    sampler: Annotated[Optional[str], typer.Option(help="tpe (default), random, qmc or gp.")] = None,
+    pruner: Annotated[Optional[str], typer.Option(help="none (default: on digits pruning cut the trials that carry the answer), median, hyperband or successive-halving.")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help="design (default: TPE per width to start, then lambda_eff drawn where the loss depends on it), tpe, random, qmc or gp.")] = None,
     stratify_pruner: Annotated[Optional[bool], typer.Option("--stratify-pruner/--no-stratify-pruner", help="Prune a trial only against trials of its own width. Default: on.")] = None,
     balance_widths: Annotated[Optional[bool], typer.Option("--balance-widths/--no-balance-widths", help="Give every width an equal share of trials, sampling the rest per width. Default: on; off for only the single best model.")] = None,
     score: Annotated[Optional[str], typer.Option(help="final (mean of the last epochs, default) or best (best epoch; early stopping hides lambda).")] = None,
@@ -87,9 +88,10 @@ def tune(
     max_failures: Annotated[Optional[int], typer.Option(help="Stop when this many trials fail in a row. Default: 5.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes on this machine sharing the study (journal:autolambda.journal unless --storage). Default: 1.")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
+    analyze_after: Annotated[bool, typer.Option("--analyze/--no-analyze", help="After the last trial, run `autolambda analyze`: print the answer, write the report, log it to MLflow. Default: on.")] = True,
     progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
 ) -> None:
-    """Run (or resume) a lambda-scaling study; log it to MLflow; print the best lambda per width."""
+    """Run (or resume) a lambda-scaling study, log it to MLflow, and say which alpha the data support."""
     from autolambda.config import load_config
     from autolambda.errors import AutolambdaError
 
@@ -123,7 +125,12 @@ def tune(
             surrogate_dip=surrogate_dip,
             max_failures=max_failures,
             workers=workers,
+            precision=precision,
         )
+        if precision is not None and trials is None and not _file_sets(study, "trials"):
+            from dataclasses import replace
+
+            config = replace(config, trials=300)  # a cap for a run that stops on the answer
         config.objective().load_data()  # a bad data set fails before anything starts
     except AutolambdaError as exc:
         _fail(exc)
@@ -145,13 +152,46 @@ def tune(
 
                 result = run_workers(config, track=not no_mlflow, on_start=bar.start, on_progress=bar.poll)
             else:
-                result = run_study(config, callbacks=[bar], track=not no_mlflow, on_start=bar.start)
+                result = run_study(config, callbacks=[bar], track=not no_mlflow, on_start=bar.start, on_answer=bar.set_answer)
     except AutolambdaError as exc:
         _fail(exc)
     except KeyboardInterrupt:
         typer.echo("\nInterrupted: finished trials are saved; run the same command again to continue.", err=True)
         raise typer.Exit(code=130) from None
-    print_tune_summary(result)
+    print_tune_summary(result, analyzed=analyze_after)
+    if analyze_after:
+        _analyze_after_tune(config, track=not no_mlflow)
+        from autolambda.console import print_next
+
+        print_next(config, bool(result.parent_run_id), analyzed=True)
+
+
+def _file_sets(study_file: Path | None, key: str) -> bool:
+    """Whether the study file sets ``key`` at its top level."""
+    if study_file is None:
+        return False
+    import tomllib
+
+    try:
+        return key in tomllib.loads(Path(study_file).read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def _analyze_after_tune(config: Any, *, track: bool) -> None:
+    """The end of ``tune``: the analysis, its answer on the console, the report on disk and in MLflow."""
+    from autolambda.analyze import run_analysis
+    from autolambda.console import console, print_analysis
+    from autolambda.errors import AutolambdaError
+
+    console.print("\nAnalysing the study (autolambda analyze) ...")
+    try:
+        result = run_analysis(study_name=config.name, storage=config.storage,
+                              tracking_uri=config.tracking_uri if track else None)
+    except AutolambdaError as exc:  # too few trials, say: the tuning itself went fine
+        console.print(f"No analysis: {exc}")
+        return
+    print_analysis(result)
 
 
 @app.command()

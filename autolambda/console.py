@@ -36,6 +36,13 @@ class ProgressCallback:
         self._task = None
         self._counts = {"pruned": 0, "diverged": 0, "failed": 0}
         self._best: float | None = None
+        self._answer = ""
+
+    def set_answer(self, text: str) -> None:
+        """Show the current answer (alpha's interval, from ``--precision``) on the bar."""
+        self._answer = text
+        if self._task is not None:
+            self._progress.update(self._task, description=self._text())
 
     def __enter__(self) -> "ProgressCallback":
         self._progress.__enter__()
@@ -87,7 +94,8 @@ class ProgressCallback:
         best = f"{self._best:.4f}" if self._best is not None else "-"
         extra = f" diverged {self._counts['diverged']}" if self._counts["diverged"] else ""
         extra += f" failed {self._counts['failed']}" if self._counts["failed"] else ""
-        return f"pruned {self._counts['pruned']}{extra}  best val_ce {best}"
+        answer = f"  {self._answer}" if self._answer else ""
+        return f"pruned {self._counts['pruned']}{extra}  best val_ce {best}{answer}"
 
 
 def progress_callback(total: int, *, enabled: bool = True) -> ProgressCallback:
@@ -95,7 +103,7 @@ def progress_callback(total: int, *, enabled: bool = True) -> ProgressCallback:
     return ProgressCallback(total, enabled=enabled)
 
 
-def print_tune_summary(result: Any) -> None:
+def print_tune_summary(result: Any, *, analyzed: bool = False) -> None:
     """The closing table of ``tune``: best trial, best lambda_eff per width, where next."""
     summary = result.summary()
     config = result.config
@@ -133,15 +141,25 @@ def print_tune_summary(result: Any) -> None:
         )
     if result.unlogged_trials:
         console.print(f"[yellow]Warning:[/yellow] trials {result.unlogged_trials} were not logged to MLflow.")
-    name = summary["study_name"]
+    if not analyzed:
+        print_next(config, bool(result.parent_run_id), analyzed=False)
+
+
+def print_next(config: Any, tracked: bool, *, analyzed: bool) -> None:
+    """The commands to run next: the analysis (unless done) and the MLflow UI."""
     from autolambda.config import absolute_sqlite
 
-    storage = "" if config.storage == absolute_sqlite("sqlite:///autolambda.db") else f" --storage '{redact(config.storage)}'"
-    console.print("\nNext:")
-    console.print(f"  autolambda analyze --study-name {name}{storage}   # which alpha the data support")
-    if result.parent_run_id:
+    lines = []
+    if not analyzed:
+        storage = "" if config.storage == absolute_sqlite("sqlite:///autolambda.db") else f" --storage '{redact(config.storage)}'"
+        lines.append(f"  autolambda analyze --study-name {config.name}{storage}   # which alpha the data support")
+    if tracked:
         tracking = "" if config.tracking_uri == absolute_sqlite("sqlite:///mlflow.db") else f" --tracking-uri '{redact(config.tracking_uri)}'"
-        console.print(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
+        lines.append(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
+    if lines:
+        console.print("\nNext:")
+        for line in lines:
+            console.print(line)
 
 
 def _print_transfer(result: Any) -> None:
@@ -184,6 +202,9 @@ def print_analysis(result: Any) -> None:
                       _fmt(s.lambda_wall, ".3g"), _fmt(s.best_value, ".4f"), _fmt(s.best_lambda_eff, ".3g"), ",".join(s.flags) or "-")
     console.print(table)
     console.print(f"noise_sd = {_fmt(a.noise_sd, '.4f')} ({a.noise_source})")
+    if a.informative_share is not None:
+        console.print(f"{a.informative_share:.0%} of the complete trials lie in the informative band "
+                      "(where the fitted loss depends on lambda: the dip and the wall's rise)")
     if a.alpha_hat is not None:
         console.print(f"alpha_hat (optimum) = [bold]{a.alpha_hat:.3f}[/bold], 95% interval [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}]")
     else:

@@ -510,3 +510,41 @@ def replicate_noise(keys: Sequence[Any], values: Sequence[float]) -> tuple[float
             ss += float(((arr - arr.mean()) ** 2).sum())
             dof += len(vals) - 1
     return (math.sqrt(ss / dof), dof) if dof else (0.0, 0)
+
+
+#: Where the loss depends on lambda (the informative band): within this share of the
+#: dip's depth of its centre (the dip reaches a tenth of its depth 2.15 widths out), or
+#: on the wall's rise, from 1 % of the way to collapse up to 90 % (beyond, a net has
+#: collapsed and its loss says only "too much").
+BAND_DIP_SHARE = 0.1
+BAND_WALL_SHARES = (0.01, 0.9)
+
+
+def band_edges(params: dict[str, float], x: float) -> tuple[float, float] | None:
+    """The informative band of ln(lambda_eff) for a size at ``x = ln(N/N_ref)`` under a
+    joint fit's ``params``: from the dip's lower tenth to 90 % up the wall (the hull; the
+    loss depends on lambda everywhere between). ``None`` without a wall in ``params``."""
+    if "beta" not in params:
+        return None
+    wall = params["c_wall"] - params["beta"] * x
+    lo_share, hi_share = BAND_WALL_SHARES
+    lo = wall + math.log(lo_share / (1 - lo_share)) / params["g"]
+    hi = wall + math.log(hi_share / (1 - hi_share)) / params["g"]
+    if "alpha" in params and params.get("depth", 0.0) > 0:
+        reach = params["s"] * math.sqrt(-2.0 * math.log(BAND_DIP_SHARE))
+        centre = params["c"] - params["alpha"] * x
+        lo = min(lo, centre - reach)
+        hi = max(hi, centre + reach)
+    return lo, hi
+
+
+def informative_share(params: dict[str, float], data: CurveData) -> float | None:
+    """Share of ``data``'s trials inside the informative band of ``params`` (``None``
+    without a wall in the fit)."""
+    if not len(data.y) or "beta" not in params:
+        return None
+    inside = 0
+    for x, l in zip(data.x, data.l):  # noqa: E741
+        lo, hi = band_edges(params, float(x))
+        inside += lo <= l <= hi
+    return inside / len(data.y)

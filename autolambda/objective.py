@@ -24,12 +24,16 @@ from autolambda.trainers import TRAINERS, make_trainer
 SCORES = ("final", "best")
 OBJECTIVE_VALUES = ("val_ce", "val_accuracy", "n_params", "train_seconds")
 
-# The regime in which lambda matters on digits (see BENCHMARKS.md / DESIGN.md): enough
-# epochs that the nets overfit 300 images, so the penalty has something to fix.
-DEFAULT_EPOCHS = 40
+# The regime in which lambda matters on digits (README "The default regime", measured with
+# scripts/regime_probe.py): enough epochs that every width overfits 300 images, so the
+# penalty has something to fix (the dip is 2x the seed noise or more at every width).
+DEFAULT_EPOCHS = 80
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_N_TRAIN = 300
 DEFAULT_SCORE_WINDOW = 5
+# The validation pass runs every this many epochs (and at each scored epoch): over the
+# pooled validation set it costs more than an epoch of training on 300 images.
+DEFAULT_EVAL_EVERY = 10
 
 
 class LambdaScalingObjective:
@@ -43,9 +47,16 @@ class LambdaScalingObjective:
         seed: Base seed; trial ``k`` trains with ``seed + k``; also seeds the data split.
         n_train: Training images kept (a seeded, stratified subset); ``None`` keeps all.
         n_val: Validation images kept; ``None`` keeps all.
+        pool_val: The training images ``n_train`` leaves out join the validation set
+            (when the data set has no validation split of its own; see ``load_dataset``).
         score: ``"final"`` (mean of the last ``score_window`` epochs, the default) or
             ``"best"`` (the best epoch: early stopping, which hides lambda's effect).
         score_window: Epochs averaged by ``"final"`` scoring (one epoch is noisy under Adam).
+        eval_every: Run the validation pass (and report to the pruner) every this many
+            epochs, and at every epoch the score reads (the last ``score_window``; all of
+            them with ``score="best"``); 1 evaluates every epoch.
+        lr_schedule: ``"constant"`` or ``"cosine"`` (the step size decays to ~0 over the
+            budget, so the scored last epochs are calm).
         trainer: ``"keras"`` or ``"surrogate"`` (the stand-in with a planted answer).
         planted_alpha: The surrogate's planted exponent.
         surrogate_epoch_seconds: Wall time of one surrogate epoch (tests, benchmarks).
@@ -79,8 +90,11 @@ class LambdaScalingObjective:
         seed: int = 0,
         n_train: int | None = DEFAULT_N_TRAIN,
         n_val: int | None = None,
+        pool_val: bool = True,
         score: str = "final",
         score_window: int = DEFAULT_SCORE_WINDOW,
+        eval_every: int = DEFAULT_EVAL_EVERY,
+        lr_schedule: str = "constant",
         trainer: str = "keras",
         planted_alpha: float = 0.0,
         surrogate_epoch_seconds: float = 0.0,
@@ -94,6 +108,11 @@ class LambdaScalingObjective:
         _positive_int("epochs", epochs)
         _positive_int("batch_size", batch_size)
         _positive_int("score_window", score_window)
+        _positive_int("eval_every", eval_every)
+        from autolambda.trainers import LR_SCHEDULES
+
+        if lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)} but got {lr_schedule!r}.")
         if score not in SCORES:
             raise ConfigError(f"score must be one of {', '.join(SCORES)} but got {score!r}.")
         if trainer not in TRAINERS:
@@ -110,8 +129,11 @@ class LambdaScalingObjective:
         self.seed = seed
         self.n_train = n_train
         self.n_val = n_val
+        self.pool_val = bool(pool_val)
         self.score = score
         self.score_window = score_window
+        self.eval_every = eval_every
+        self.lr_schedule = lr_schedule
         self.trainer = trainer
         self.planted_alpha = float(planted_alpha)
         self.surrogate_epoch_seconds = float(surrogate_epoch_seconds)
@@ -124,7 +146,7 @@ class LambdaScalingObjective:
 
     def load_data(self) -> Dataset:
         """The data set this objective trains on (cached per process)."""
-        return load_dataset(self.dataset, n_train=self.n_train, n_val=self.n_val, seed=self.seed)
+        return load_dataset(self.dataset, n_train=self.n_train, n_val=self.n_val, seed=self.seed, spare_to_val=self.pool_val)
 
     def resolve_n_ref(self, study: Any | None, data: Dataset | None = None) -> float:
         """The study's reference count: stored on the study on first use, then reused."""
@@ -157,7 +179,9 @@ class LambdaScalingObjective:
             ("worker", worker_id()),
         ):
             trial.set_user_attr(key, value)
-        monitor = TrialMonitor(trial, monitor="val_ce", divergence_threshold=self.divergence_threshold)
+        monitor = TrialMonitor(
+            trial, monitor="val_ce", divergence_threshold=self.divergence_threshold, evaluates=self.evaluates
+        )
         started = time.perf_counter()
         try:
             self.train(trial, params, n_params, strength, data, monitor)
@@ -189,6 +213,7 @@ class LambdaScalingObjective:
             seed_noise=self.surrogate_seed_noise,
             dip=self.surrogate_dip,
             reuse_models=self.reuse_models,
+            lr_schedule=self.lr_schedule,
         )
         number = getattr(trial, "number", 0) or 0
         try:
@@ -201,6 +226,7 @@ class LambdaScalingObjective:
                 batch_size=self.batch_size,
                 seed=self.seed + number,
                 on_epoch=monitor.on_epoch,
+                evaluate=self.evaluates,
             )
         except TrialDiverged as exc:
             trial.set_user_attr("diverged_at_epoch", exc.epoch)
@@ -216,6 +242,14 @@ class LambdaScalingObjective:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
             raise
 
+    def evaluates(self, epoch: int) -> bool:
+        """Whether the validation pass runs after ``epoch`` (0-based): see ``eval_every``."""
+        return (
+            self.score == "best"
+            or epoch >= self.epochs - self.score_window
+            or (epoch + 1) % self.eval_every == 0
+        )
+
     def config(self) -> dict[str, Any]:
         """The objective's settings, for the study's record and MLflow."""
         return {
@@ -225,8 +259,11 @@ class LambdaScalingObjective:
             "seed": self.seed,
             "n_train": self.n_train,
             "n_val": self.n_val,
+            "pool_val": self.pool_val,
             "score": self.score,
             "score_window": self.score_window,
+            "eval_every": self.eval_every,
+            "lr_schedule": self.lr_schedule,
             "trainer": self.trainer,
             "planted_alpha": self.planted_alpha,
             "divergence_threshold": self.divergence_threshold,

@@ -131,6 +131,10 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
     if a.dip_depth is not None:
         lines += ["", f"The fitted dip is {a.dip_depth:.4f} below the floor (evidence {a.dip_evidence:.1f}; the dip counts as seen from "
                   "16, calibrated on flat surrogate studies)."]
+    if a.informative_share is not None:
+        lines += ["", f"{a.informative_share:.0%} of the complete trials lie in the informative band, where the fitted loss "
+                  "depends on lambda (from a tenth of the dip's depth below the optimum up to 90 % of the way to a collapsed "
+                  "net); trials on the flat floor or collapsed inform alpha little."]
     lines += ["", "## Hypotheses", "", "| alpha | meaning | inside the optimum's interval? | inside the wall's interval? |", "|---|---|---|---|"]
     for h in a.hypotheses:
         lines.append(f"| {h['alpha']:+g} | {h['meaning']} | {_mark(h['inside_ci'])} | {_mark(h['inside_wall_ci'])} |")

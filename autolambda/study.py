@@ -64,12 +64,17 @@ def make_sampler(name: str, seed: int, *, balance: bool = True) -> optuna.sample
 
     With ``balance`` (the default) it is wrapped in ``WidthBalancedSampler``: widths take
     turns, and the sampler picks the other parameters from the trials of the same width.
+    ``design`` is TPE so wrapped, then ``DesignSampler`` on top (see ``autolambda.design``).
     """
-    base = _base_sampler(name, seed, per_width=balance)
+    base = _base_sampler("tpe" if name == "design" else name, seed, per_width=balance)
     if balance:
         from autolambda.samplers import WidthBalancedSampler
 
-        return WidthBalancedSampler(base, seed=seed)
+        base = WidthBalancedSampler(base, seed=seed)
+    if name == "design":
+        from autolambda.design import DesignSampler
+
+        return DesignSampler(base, seed=seed)
     return base
 
 
@@ -251,6 +256,7 @@ def run_study(
     on_start: Callable[[optuna.Study, int], None] | None = None,
     sampler_seed: int | None = None,
     close_parent: bool = True,
+    on_answer: Callable[[str], None] | None = None,
 ) -> TuneResult:
     """Run (or resume) the study of ``config`` until it holds ``config.trials`` finished trials.
 
@@ -258,7 +264,9 @@ def run_study(
     written. Extra ``callbacks`` (a progress bar, say) run after each trial. Several
     processes may run this on one study (shared storage): together they stop at the total.
     ``sampler_seed`` gives a worker its own sampler seed; ``close_parent=False`` leaves the
-    MLflow parent run open for the process that coordinates the workers.
+    MLflow parent run open for the process that coordinates the workers. With
+    ``config.precision`` the study also stops once alpha's interval is that narrow
+    (``PrecisionStop``); ``on_answer`` gets the current interval as text.
     """
     objective = config.objective()
     objective.load_data()  # a bad data set fails here, before a study exists
@@ -281,12 +289,22 @@ def run_study(
     # Trials stop when the study (shared by all workers) holds the requested total.
     budget = TrialBudget(config.trials)
     failures = FailureStreak(config.max_failures)
-    all_callbacks = ([tracker] if tracker else []) + list(callbacks or []) + [failures, budget]
+    from autolambda.design import Replicator
+
+    extra: list[Any] = []
+    if config.replicate_every and config.mode == "search":
+        extra.append(Replicator(config.replicate_every, total=config.trials))
+    precise = None
+    if config.precision is not None and config.mode == "search":
+        precise = PrecisionStop(config.precision, on_answer=on_answer)
+        precise.check(study)  # a resumed study may hold the answer already
+        extra.append(precise)
+    all_callbacks = ([tracker] if tracker else []) + extra + list(callbacks or []) + [failures, budget]
     before = len(study.trials)
     status = "FINISHED"
     deadline = time.monotonic() + config.timeout if config.timeout else None
     try:
-        while not failures.tripped:
+        while not failures.tripped and not (precise is not None and precise.reached):
             finished, running = budget.counts(study)
             left = None if deadline is None else deadline - time.monotonic()
             if finished >= config.trials or (left is not None and left <= 0):
@@ -334,6 +352,57 @@ def run_study(
             f"last error: {failures.last_error or 'unknown'}"
         )
     return result
+
+
+class PrecisionStop:
+    """Optuna callback: stop the study once alpha's 95 % interval has half-width <= ``precision``.
+
+    The interval is the optimum's alpha when identified, else the wall's (``answer``
+    says which). The full analysis (profile intervals, a few seconds) runs once the joint
+    fit has enough trials, then after every ``every`` finished trials.
+    """
+
+    def __init__(self, precision: float, *, every: int = 5, on_answer: Callable[[str], None] | None = None) -> None:
+        self.precision = precision
+        self.every = every
+        self.on_answer = on_answer
+        self.reached = False
+        self.answer = ""
+        self.half_width: float | None = None
+        self._checked_at = -1
+
+    def check(self, study: optuna.Study) -> bool:
+        """Analyse the study now; True (and ``reached``) when the interval is narrow enough."""
+        from autolambda.analysis import analyze_records, records_from_trials
+
+        trials = study.get_trials(deepcopy=False)
+        self._checked_at = sum(1 for t in trials if t.state in FINISHED)
+        records = records_from_trials(trials)
+        try:
+            analysis = analyze_records(records)
+        except AutolambdaError:
+            return False
+        if analysis.identified:
+            which, ci = "alpha", analysis.alpha_ci
+        elif analysis.wall_identified:
+            which, ci = "wall alpha", analysis.wall_alpha_ci
+        else:
+            self.answer = "alpha not identified yet"
+            self.half_width = None
+            if self.on_answer:
+                self.on_answer(self.answer)
+            return False
+        self.half_width = (ci[1] - ci[0]) / 2
+        self.answer = f"{which} [{ci[0]:+.2f}, {ci[1]:+.2f}] (half-width {self.half_width:.2f}, target {self.precision:g})"
+        if self.on_answer:
+            self.on_answer(self.answer)
+        self.reached = self.half_width <= self.precision
+        return self.reached
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        finished = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
+        if finished - self._checked_at >= self.every and self.check(study):
+            study.stop()
 
 
 class TrialBudget:

@@ -9,8 +9,8 @@ from autolambda.scaling import count_convnet_params
 
 def test_defaults_cover_the_hypotheses():
     space = SearchSpace()
-    assert space.widths == (4, 8, 16, 32, 64, 128)
-    assert space.lambda0 == (1e-7, 1e-1)
+    assert space.widths == (2, 4, 8, 16, 32, 64)  # N from 746 to 95k: two decades
+    assert space.lambda0 == (1e-5, 1e-1)
     assert space.alpha[0] <= -1.0 and space.alpha[1] >= 1.5
     assert space.penalty == "l2" and space.optimizer == "adam" and space.depth == 2
     assert space.kernel_size == (3, 3)
@@ -18,8 +18,8 @@ def test_defaults_cover_the_hypotheses():
 
 def test_n_ref_is_geometric_mean_of_extreme_sizes():
     space = SearchSpace()
-    low = count_convnet_params(4, 2, (3, 3), (8, 8, 1), 10)
-    high = count_convnet_params(128, 2, (3, 3), (8, 8, 1), 10)
+    low = count_convnet_params(2, 2, (3, 3), (8, 8, 1), 10)
+    high = count_convnet_params(64, 2, (3, 3), (8, 8, 1), 10)
     assert space.default_n_ref((8, 8, 1), 10) == pytest.approx(math.sqrt(low * high))
 
 

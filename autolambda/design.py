@@ -1,0 +1,196 @@
+"""Spend trials where they carry information: the design sampler and replicate trials.
+
+On a flat floor (lambda far below the optimum) or beyond the wall (a collapsed net) a
+trial's loss does not depend on lambda: it says nothing about how the optimum moves with
+N. ``DesignSampler`` lets its wrapped sampler (width-balanced TPE) start the study; once
+the study holds enough complete trials for the joint fit (``autolambda.curve``), it
+refits the curve every few trials and draws each new trial's ``lambda_eff`` for its
+width inside the band where the fitted loss depends on lambda (``band_edges``), with a
+share on the floor just below (the floors anchor the dip's depth) and a share around the
+band (a fit that is wrong can still be corrected). ``alpha`` is drawn uniformly
+among the values that keep ``lambda0 = lambda_eff * (N / N_ref) ** alpha`` in its range:
+for a trial of one width, only ``lambda_eff`` matters to what it measures.
+
+``Replicator`` (an Optuna callback) re-queues an earlier complete trial's settings now
+and then (``enqueue_trial``); the new trial number gives it another seed, so the study
+measures its own trial-to-trial noise (``autolambda.analysis.measure_noise``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from autolambda.strata import stratum_of
+
+#: Shares of the trials drawn by the design: in the informative band, on the floor
+#: below it (up to FLOOR_NATS under the band), and the rest around the band (from
+#: EXPLORE_NATS below it to EXPLORE_NATS / 2 above), where a wrong fit shows.
+BAND_SHARE = 0.8
+FLOOR_SHARE = 0.12
+FLOOR_NATS = 3.0
+EXPLORE_NATS = 4.0
+
+
+class DesignSampler(optuna.samplers.BaseSampler):
+    """Draw ``lambda0`` and ``alpha`` so that ``lambda_eff`` lands where the loss depends on it.
+
+    Args:
+        sampler: The sampler for the start of the study and for every other parameter
+            (by default width-balanced TPE, see ``autolambda.samplers``).
+        seed: Seed of the design's draws.
+        refit_every: Refit the joint curve after this many new complete trials.
+
+    Both ``lambda0`` and ``alpha`` must be searched (``lambda0`` suggested first, as
+    ``autolambda.space.suggest_params`` does); otherwise the wrapped sampler does all.
+    """
+
+    def __init__(self, sampler: optuna.samplers.BaseSampler, *, seed: int | None = None, refit_every: int = 8) -> None:
+        self.sampler = sampler
+        self._seed = seed
+        self.refit_every = refit_every
+        self._fit: tuple[int, dict[str, float], float] | None = None  # (n complete, params, fit's n_ref)
+        self._pending: dict[int, float] = {}  # trial number -> alpha chosen with its lambda0
+
+    # -- Optuna's sampler interface: everything but lambda0/alpha goes to the wrapped one.
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self.sampler.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self.sampler.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        if param_name == "alpha" and trial.number in self._pending:
+            alpha = self._pending.pop(trial.number)
+            if isinstance(param_distribution, FloatDistribution) and param_distribution.low <= alpha <= param_distribution.high:
+                return alpha
+        if param_name == "lambda0" and isinstance(param_distribution, FloatDistribution):
+            drawn = self._design(study, trial, param_distribution)
+            if drawn is not None:
+                lambda0, alpha = drawn
+                self._pending[trial.number] = alpha
+                return lambda0
+        return self.sampler.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.sampler.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        self._pending.pop(trial.number, None)
+        self.sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.sampler.reseed_rng()
+
+    # -- The design.
+    def _design(self, study: optuna.Study, trial: FrozenTrial, lam_dist: FloatDistribution) -> tuple[float, float] | None:
+        width = stratum_of(trial, "width")
+        n_ref = study.user_attrs.get("n_ref")
+        if width is None or not n_ref:
+            return None
+        done = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+        alpha_dist = next((t.distributions["alpha"] for t in done if "alpha" in t.distributions), None)
+        n_params = next((t.user_attrs.get("n_params") for t in done if stratum_of(t, "width") == width), None)
+        if not isinstance(alpha_dist, FloatDistribution) or not n_params:
+            return None
+        fit = self._current_fit(done)
+        if fit is None:
+            return None
+        params, fit_n_ref = fit
+        from autolambda.curve import band_edges
+
+        band = band_edges(params, math.log(n_params / fit_n_ref))
+        if band is None:
+            return None
+        rng = random.Random(f"{self._seed}-{study.study_name}-{trial.number}-design")
+        lam_lo, lam_hi = math.log(lam_dist.low), math.log(lam_dist.high)
+        # The lambda_eff a lambda0 in range can give at this width, over alpha's range.
+        x_study = math.log(n_params / float(n_ref))
+        reach = [-a * x_study for a in (alpha_dist.low, alpha_dist.high)]
+        l_min, l_max = lam_lo + min(reach), lam_hi + max(reach)
+        pick = rng.random()
+        if pick < BAND_SHARE:
+            lo, hi = band
+        elif pick < BAND_SHARE + FLOOR_SHARE:
+            lo, hi = band[0] - FLOOR_NATS, band[0]
+        else:
+            lo, hi = band[0] - EXPLORE_NATS, band[1] + EXPLORE_NATS / 2
+        lo, hi = max(lo, l_min), min(hi, l_max)
+        if lo >= hi:
+            return None
+        target = rng.uniform(lo, hi)
+        # ln lambda0 = target + alpha * x_study must lie in lambda0's range.
+        a_lo, a_hi = alpha_dist.low, alpha_dist.high
+        if abs(x_study) > 1e-12:
+            b1, b2 = (lam_lo - target) / x_study, (lam_hi - target) / x_study
+            a_lo, a_hi = max(a_lo, min(b1, b2)), min(a_hi, max(b1, b2))
+        if a_lo > a_hi:
+            return None
+        alpha = rng.uniform(a_lo, a_hi)
+        lambda0 = math.exp(min(max(target + alpha * x_study, lam_lo), lam_hi))
+        return lambda0, alpha
+
+    def _current_fit(self, done: list[FrozenTrial]) -> tuple[dict[str, float], float] | None:
+        """The joint fit of the complete trials, refitted every ``refit_every`` new ones."""
+        n = len(done)
+        if self._fit is not None and n < self._fit[0] + self.refit_every:
+            return self._fit[1], self._fit[2]
+        from autolambda.analysis import complete_curve_data, records_from_trials
+        from autolambda.curve import JointCurve
+
+        data, rows = complete_curve_data(records_from_trials(done))
+        if data.n_groups < 2 or len(rows) < data.n_groups + 16:  # as the analysis requires
+            return None
+        try:
+            params = JointCurve(data).fit().params
+        except Exception:  # a failed fit must not stop the study: sample as the wrapped sampler would
+            return None
+        self._fit = (n, params, data.n_ref)
+        return params, data.n_ref
+
+
+class Replicator:
+    """Optuna callback: every ``every`` finished trials, queue a repeat of an earlier one.
+
+    The repeat has the same width, ``lambda0`` and ``alpha`` (so the same ``lambda_eff``)
+    and, being another trial, another seed. It repeats the best complete trial of the
+    width with the fewest repeats so far that has not been repeated: near the optimum,
+    where the noise matters most and the repeat also informs the fit.
+    """
+
+    def __init__(self, every: int = 10, *, start_after: int = 20, total: int | None = None) -> None:
+        self.every = every
+        self.start_after = start_after
+        self.total = total
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.every <= 0:
+            return
+        trials = study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        if len(finished) < self.start_after or len(finished) % self.every:
+            return
+        running = sum(1 for t in trials if t.state == TrialState.RUNNING)
+        if self.total is not None and len(finished) + running >= self.total:
+            return  # the study is full: a queued trial would wait for the next run
+        if any(t.state == TrialState.WAITING for t in trials):
+            return  # one queued already (another worker's)
+        repeated = {t.user_attrs.get("replicate_of") for t in trials if "replicate_of" in t.user_attrs}
+        by_width: dict[Any, list[FrozenTrial]] = {}
+        for t in trials:
+            if t.state == TrialState.COMPLETE and t.value is not None and "lambda0" in t.params and "alpha" in t.params:
+                by_width.setdefault(stratum_of(t, "width"), []).append(t)
+        if not by_width:
+            return
+        counts = {w: sum(1 for t in ts if t.user_attrs.get("replicate_of") is not None) for w, ts in by_width.items()}
+        for width in sorted(by_width, key=lambda w: (counts[w], str(w))):
+            fresh = [t for t in by_width[width] if t.number not in repeated and "replicate_of" not in t.user_attrs]
+            if fresh:
+                source = min(fresh, key=lambda t: t.value)
+                study.enqueue_trial(dict(source.params), user_attrs={"replicate_of": source.number}, skip_if_exists=False)
+                return

@@ -1,0 +1,116 @@
+"""Does the default study answer the question on real digits, reproducibly, in minutes?
+
+Runs `autolambda tune --trials 100 --seed S` for each seed in a fresh folder (wall time
+of the whole command: training, MLflow, the analysis at the end), reads each study's
+answer (`autolambda analyze --json`), checks that the intervals agree, then times
+`autolambda tune --precision P` (seconds until alpha's interval has half-width P).
+Writes a Markdown section; with --benchmarks FILE it replaces that file's section of
+the same heading (scripts/bench.py keeps it).
+
+    python scripts/answer_bench.py --seeds 0 1 2 --precision 0.25 --benchmarks BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HEADING = "## The answer on digits (the default study)"
+PY = sys.executable
+
+
+def run(cmd: list[str], cwd: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def answer(cwd: str) -> dict:
+    out = subprocess.run([PY, "-m", "autolambda", "analyze", "--json", "--no-mlflow", "--out", "json-report"], cwd=cwd,
+                         check=True, capture_output=True, text=True).stdout
+    a = json.loads(out)
+    if a["identified"]:
+        which, hat, ci = "optimum", a["alpha_hat"], a["alpha_ci"]
+    elif a["wall_identified"]:
+        which, hat, ci = "wall", a["wall_alpha_hat"], a["wall_alpha_ci"]
+    else:
+        which, hat, ci = "none", None, None
+    return {"which": which, "hat": hat, "ci": ci, "noise_sd": a["noise_sd"], "noise_source": a["noise_source"],
+            "informative_share": a["informative_share"], "dip_evidence": a["dip_evidence"],
+            "n_trials": a["n_trials"], "states": a["states"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--precision", type=float, default=0.25)
+    parser.add_argument("--precision-seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="write the raw results here")
+    parser.add_argument("--benchmarks", default=None, help="replace this file's section with the results")
+    args = parser.parse_args()
+    rows = []
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as folder:
+            wall = run([PY, "-m", "autolambda", "tune", "--trials", str(args.trials), "--seed", str(seed), "--no-progress"], folder)
+            rows.append({"seed": seed, "seconds": wall} | answer(folder))
+        print(json.dumps(rows[-1]), flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        wall = run([PY, "-m", "autolambda", "tune", "--precision", str(args.precision), "--seed", str(args.precision_seed),
+                    "--no-progress"], folder)
+        precise = {"seed": args.precision_seed, "seconds": wall} | answer(folder)
+    print(json.dumps(precise), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": rows, "precision": precise}, indent=1))
+    text = section(rows, precise, args)
+    print(text)
+    if args.benchmarks:
+        path = Path(args.benchmarks)
+        old = path.read_text() if path.exists() else ""
+        if HEADING in old:
+            start = old.index(HEADING)
+            nxt = old.find("\n## ", start + len(HEADING))
+            old = old[:start].rstrip() + "\n\n" + (old[nxt + 1:] if nxt >= 0 else "")
+        path.write_text(old.rstrip() + "\n\n" + text)
+
+
+def section(rows: list[dict], precise: dict, args: argparse.Namespace) -> str:
+    def ci(r: dict) -> str:
+        return f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]" if r["ci"] else "—"
+
+    lines = [HEADING, "",
+             f"Written by `python scripts/answer_bench.py` on {time.strftime('%Y-%m-%d')}: `autolambda tune --trials "
+             f"{args.trials} --seed S` in a fresh folder (the whole command: training, MLflow, the analysis at the end), "
+             "then `autolambda analyze --json`. The answer is the optimum's alpha when identified, else the wall's.", "",
+             "| seed | wall time (s) | answer | alpha | 95 % interval | half-width | noise SD | in the informative band | dip evidence |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows + [precise | {"seed": f"{precise['seed']} (--precision {args.precision:g})"}]:
+        half = f"{(r['ci'][1] - r['ci'][0]) / 2:.2f}" if r["ci"] else "—"
+        hat = f"{r['hat']:+.2f}" if r["hat"] is not None else "—"
+        share = f"{r['informative_share']:.0%}" if r["informative_share"] is not None else "—"
+        lines.append(f"| {r['seed']} | {r['seconds']:.0f} | {r['which']} | {hat} | {ci(r)} | {half} | "
+                     f"{r['noise_sd']:.3f} | {share} | {r['dip_evidence']:.1f} |")
+    answered = [r for r in rows if r["ci"]]
+    overlap = all(max(a["ci"][0], b["ci"][0]) <= min(a["ci"][1], b["ci"][1]) for a in answered for b in answered)
+    inside = all(b["ci"][0] <= a["hat"] <= b["ci"][1] for a in answered for b in answered)
+    walls = [r["seconds"] for r in rows]
+    lines += ["", f"Main job: median {statistics.median(walls):.0f} s of {len(walls)} runs (min {min(walls):.0f}, max "
+              f"{max(walls):.0f}). Goal: at most 5 minutes — **{'holds' if statistics.median(walls) <= 300 else 'does not hold'}**.",
+              "", f"Answers: {len(answered)} of {len(rows)} identified; every pair of intervals overlaps: "
+              f"**{'yes' if overlap and answered else 'no'}**; each estimate inside every other interval: "
+              f"**{'yes' if inside and answered else 'no'}**.", "",
+              f"`--precision {args.precision:g}`: {precise['seconds']:.0f} s to "
+              + (f"a {precise['which']} interval of half-width {(precise['ci'][1] - precise['ci'][0]) / 2:.2f} "
+                 f"({precise['n_trials']} trials)." if precise["ci"] else f"no interval ({precise['n_trials']} trials)."),
+              ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

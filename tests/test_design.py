@@ -1,0 +1,94 @@
+"""The study design: trials where the loss depends on lambda, replicates, stopping on the answer."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from autolambda.analysis import analyze_records, records_from_trials
+from autolambda.cli import app
+from autolambda.config import load_config
+from autolambda.curve import band_edges
+from autolambda.study import run_study
+
+runner = CliRunner()
+SURROGATE = dict(trainer="surrogate", epochs=6, pruner="none", storage="sqlite:///d.db", tracking_uri="sqlite:///m.db")
+
+
+def _share(sampler: str, seed: int = 0) -> float:
+    config = load_config(None, **SURROGATE, sampler=sampler, trials=60, seed=seed, study_name=sampler, replicate_every=0)
+    study = run_study(config, track=False).study
+    analysis = analyze_records(records_from_trials(study.trials), intervals=False)
+    return analysis.informative_share
+
+
+def test_design_puts_most_trials_where_the_loss_depends_on_lambda():
+    design, tpe = _share("design"), _share("tpe")
+    assert design >= 0.7, design
+    assert design > tpe + 0.1, (design, tpe)
+
+
+def test_band_holds_the_dip_and_the_wall_rise_not_the_floor():
+    params = {"alpha": 0.5, "c": -6.0, "s": 1.0, "depth": 0.05, "beta": 0.5, "c_wall": -3.0, "g": 3.0}
+    lo, hi = band_edges(params, x=0.0)
+    assert lo == pytest.approx(-6.0 - math.sqrt(2 * math.log(10)))  # the dip's tenth
+    assert hi == pytest.approx(-3.0 + math.log(9) / 3.0)  # 90 % up the wall
+    # At another size the band moves with the fitted exponents.
+    lo2, hi2 = band_edges(params, x=2.0)
+    assert lo2 == pytest.approx(lo - 1.0) and hi2 == pytest.approx(hi - 1.0)
+    # No dip in the fit: the band is the wall's rise.
+    assert band_edges(params | {"depth": 0.0}, 0.0)[0] == pytest.approx(-3.0 + math.log(0.01 / 0.99) / 3.0)
+
+
+def test_replicates_repeat_settings_with_another_seed_and_feed_the_noise():
+    config = load_config(None, **SURROGATE, trials=45, replicate_every=10, study_name="rep")
+    study = run_study(config, track=False).study
+    repeats = [t for t in study.trials if "replicate_of" in t.user_attrs]
+    assert len(repeats) == 3  # after 20, 30 and 40 finished trials
+    for t in repeats:
+        source = study.trials[t.user_attrs["replicate_of"]]
+        assert t.params == source.params and t.user_attrs["lambda_eff"] == source.user_attrs["lambda_eff"]
+        assert t.value != source.value  # another seed, another loss
+    assert not [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
+    analysis = analyze_records(records_from_trials(study.trials), intervals=False)
+    assert analysis.n_replicate_dof == 3 and analysis.replicate_noise_sd > 0
+
+
+def test_precision_stops_on_the_answer_and_resumes(tmp_path):
+    args = ["tune", "--trainer", "surrogate", "--epochs", "6", "--pruner", "none", "--surrogate-seed-noise", "0.005",
+            "--surrogate-dip", "0.15", "--precision", "0.5", "--trials", "150", "--no-progress", "--no-mlflow", "--no-analyze"]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    study = optuna.load_study(study_name="digits-l2-surrogate", storage="sqlite:///autolambda.db")
+    n = len(study.trials)
+    assert n < 150
+    analysis = analyze_records(records_from_trials(study.trials))
+    ci = analysis.alpha_ci if analysis.identified else analysis.wall_alpha_ci
+    assert ci is not None and (ci[1] - ci[0]) / 2 <= 0.5
+    # The same command again: the study already holds the answer, so no trial is added.
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0 and "(0 new)" in result.output, result.output
+    assert len(optuna.load_study(study_name="digits-l2-surrogate", storage="sqlite:///autolambda.db").trials) == n
+
+
+def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
+    base = ["tune", "--trainer", "surrogate", "--epochs", "6", "--trials", "30", "--no-progress"]
+    result = runner.invoke(app, base, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "alpha of the optimum" in result.output and "noise_sd" in result.output
+    assert (tmp_path / "autolambda-report" / "digits-l2-surrogate" / "report.md").exists()
+    from mlflow.tracking import MlflowClient
+
+    from autolambda.config import absolute_sqlite
+
+    client = MlflowClient(absolute_sqlite("sqlite:///mlflow.db"))
+    study = optuna.load_study(study_name="digits-l2-surrogate", storage="sqlite:///autolambda.db")
+    run_id = study.user_attrs["mlflow_parent_run_id"]
+    assert any(a.path == "analysis" for a in client.list_artifacts(run_id))
+    result = runner.invoke(app, base[:-3] + ["--trials", "32", "--no-progress", "--no-analyze", "--study-name", "other"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0 and "alpha of the optimum" not in result.output
+    assert "autolambda analyze --study-name other" in result.output
