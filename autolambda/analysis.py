@@ -375,7 +375,8 @@ def analyze_records(
         if alpha.identified:  # the optimum's position at the reported alpha (a grid point of the profile)
             c_opt = curve.fit(fixed={"alpha": alpha.estimate}, starts=[full.params], coarse=False).params["c"]
         every, _ = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
-        wall, wall_info = estimate_wall(every, floors, cost=wall_cost, grid=grid)
+        floor_cov = curve.floor_cov(full.params) * noise_sd**2 if noise_sd else None
+        wall, wall_info = estimate_wall(every, floors, cost=wall_cost, grid=grid, floor_cov=floor_cov)
         from autolambda.curve import CurveData, informative_share
 
         # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.

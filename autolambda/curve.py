@@ -196,6 +196,21 @@ class JointCurve:
         full = list(coef[:g]) + ([top] if wall is not None else []) + ([depth] if dip is not None else [])
         return residual, np.asarray(full, dtype=float)
 
+    def floor_cov(self, params: dict[str, float]) -> np.ndarray:
+        """Covariance of the fitted floors per unit noise variance, ``(D'D)^-1`` of the
+        linear part (floors, top, depth) at the curve shape ``params``: multiply by the
+        noise variance. The shape parameters' own uncertainty is not included."""
+        d = self.data
+        cols = [self._onehot]
+        if "beta" in params:
+            wall = 0.5 * (1.0 + np.tanh(0.5 * params["g"] * (d.l + params["beta"] * d.x - params["c_wall"])))
+            cols = [self._onehot * (1.0 - wall)[:, None], wall[:, None]]
+        if "alpha" in params and params.get("depth", 0.0) > 0:
+            z = (d.l + params["alpha"] * d.x - params["c"]) / params["s"]
+            cols.append(-np.exp(-0.5 * z * z)[:, None])
+        design = np.hstack(cols)
+        return np.linalg.pinv(design.T @ design)[: d.n_groups, : d.n_groups]
+
     def rss(self, theta: dict[str, float]) -> float:
         r = self.solve(theta)[0]
         return float(r @ r)
@@ -437,8 +452,13 @@ def _refine(delta_at: Any, grid: np.ndarray, delta: np.ndarray, level: float, ed
 _LAPSE = 0.02
 
 
+#: Floor draws used to carry the floors' uncertainty into the wall's interval.
+FLOOR_DRAWS = 60
+
+
 def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.25,
-                  grid: np.ndarray = EXPONENT_GRID) -> tuple[ExponentEstimate, dict[str, Any]]:
+                  grid: np.ndarray = EXPONENT_GRID, point_only: bool = False,
+                  floor_cov: np.ndarray | None = None, seed: int = 0) -> tuple[ExponentEstimate, dict[str, Any]]:
     """Where the penalty starts to hurt, and how that scales with N (the exponent beta).
 
     A trial is *hurt* when its loss exceeds its size's fitted floor by more than
@@ -447,7 +467,12 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
     (N / N_ref) ** -beta`` is the lambda at which half the trials cost more than
     ``cost``. Hurt-or-not does not care how far a collapsed net fell, so collapses (loss
     jumping to ln 10) do not dominate as they would in least squares. The interval is
-    the profile-likelihood one (chi-square, 1 degree of freedom).
+    the profile-likelihood one (chi-square, 1 degree of freedom), widened for the floors'
+    own uncertainty when ``floor_cov`` (their covariance) is given: "hurt" is measured
+    against fitted floors, and on digits moving them within their standard errors moved
+    the estimate by as much as the profile interval's own half-width. The estimate is
+    refitted for ``FLOOR_DRAWS`` floor vectors drawn from N(floors, floor_cov); the SD of
+    those estimates is added in quadrature to each side of the profile interval.
     """
     from scipy.optimize import minimize
     from scipy.special import chdtri
@@ -479,6 +504,8 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
         return float(res.fun), (beta, *res.x)
 
     best_nll, theta = fit(None)
+    if point_only:
+        return ExponentEstimate("beta", float(theta[0]), None, False, reason="point estimate only"), info
     level = float(chdtri(1, 0.05))  # the chi-square 95 % quantile, 1 degree of freedom
     delta = np.empty(len(grid))
     start = theta
@@ -494,7 +521,34 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
     ci, reason = profile_interval(grid, delta, level)
     if ci is None:
         return ExponentEstimate("beta", None, None, False, reason=reason, profile=prof), info
-    return ExponentEstimate("beta", float(min(max(theta[0], ci[0]), ci[1])), ci, True, profile=prof), info
+    estimate = float(min(max(theta[0], ci[0]), ci[1]))
+    if floor_cov is not None and len(grid):
+        spread = _floor_spread(data, floors, floor_cov, cost, seed)
+        info["floor_sd"] = spread
+        if spread > 0:
+            z = float(np.sqrt(level))  # 1.96
+            lo = estimate - math.hypot(estimate - ci[0], z * spread)
+            hi = estimate + math.hypot(ci[1] - estimate, z * spread)
+            if lo < grid[0] or hi > grid[-1]:
+                return ExponentEstimate("beta", None, None, False, profile=prof, reason=(
+                    f"with the floors' uncertainty its 95 % interval runs past the range examined "
+                    f"({grid[0]:+.1f} .. {grid[-1]:+.1f}): the data do not bound it")), info
+            ci = (lo, hi)
+    return ExponentEstimate("beta", estimate, ci, True, profile=prof), info
+
+
+def _floor_spread(data: CurveData, floors: Sequence[float], cov: np.ndarray, cost: float, seed: int) -> float:
+    """SD of the wall's exponent over floors drawn from N(floors, cov) (see estimate_wall)."""
+    rng = np.random.default_rng(seed)
+    k = len(floors)
+    chol = np.linalg.cholesky(np.asarray(cov, dtype=float) + 1e-12 * np.eye(k))
+    betas = []
+    for _ in range(FLOOR_DRAWS):
+        drawn = np.asarray(floors, dtype=float) + chol @ rng.standard_normal(k)
+        estimate = estimate_wall(data, list(drawn), cost=cost, point_only=True)[0].estimate
+        if estimate is not None:
+            betas.append(estimate)
+    return float(np.std(betas, ddof=1)) if len(betas) > 2 else 0.0
 
 
 def replicate_noise(keys: Sequence[Any], values: Sequence[float]) -> tuple[float, int]:

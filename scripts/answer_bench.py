@@ -53,18 +53,32 @@ def main() -> None:
     parser.add_argument("--precision", type=float, default=0.25)
     parser.add_argument("--precision-seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write the raw results here")
+    parser.add_argument("--keep", default=None, help="keep each study in DIR/seed-S (and DIR/precision) instead of a temporary folder")
+    parser.add_argument("--analyze-only", action="store_true",
+                        help="with --keep: re-analyze the kept studies (wall times from DIR/*/seconds.txt), tune nothing")
     parser.add_argument("--benchmarks", default=None, help="replace this file's section with the results")
     args = parser.parse_args()
+    if args.analyze_only and not args.keep:
+        parser.error("--analyze-only needs --keep DIR")
+
+    def study(name: str, cmd: list[str]) -> dict:
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(args.keep) / name if args.keep else Path(scratch)
+            folder.mkdir(parents=True, exist_ok=True)
+            if args.analyze_only:
+                wall = float((folder / "seconds.txt").read_text())
+            else:
+                wall = run(cmd, str(folder))
+                (folder / "seconds.txt").write_text(f"{wall:.2f}\n")
+            return {"seconds": wall} | answer(str(folder))
+
     rows = []
     for seed in args.seeds:
-        with tempfile.TemporaryDirectory() as folder:
-            wall = run([PY, "-m", "autolambda", "tune", "--trials", str(args.trials), "--seed", str(seed), "--no-progress"], folder)
-            rows.append({"seed": seed, "seconds": wall} | answer(folder))
+        cmd = [PY, "-m", "autolambda", "tune", "--trials", str(args.trials), "--seed", str(seed), "--no-progress"]
+        rows.append({"seed": seed} | study(f"seed-{seed}", cmd))
         print(json.dumps(rows[-1]), flush=True)
-    with tempfile.TemporaryDirectory() as folder:
-        wall = run([PY, "-m", "autolambda", "tune", "--precision", str(args.precision), "--seed", str(args.precision_seed),
-                    "--no-progress"], folder)
-        precise = {"seed": args.precision_seed, "seconds": wall} | answer(folder)
+    cmd = [PY, "-m", "autolambda", "tune", "--precision", str(args.precision), "--seed", str(args.precision_seed), "--no-progress"]
+    precise = {"seed": args.precision_seed} | study("precision", cmd)
     print(json.dumps(precise), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "precision": precise}, indent=1))

@@ -59,22 +59,27 @@ def true_wall_alpha(planted: float, cost: float, dip: float | None = None) -> fl
 def one_study(job: tuple) -> dict:
     """Run one surrogate study and analyze it (a worker process).
 
-    ``job``: (planted, seed, trials, dip, seed_noise, wall_cost[, pruner])."""
+    ``job``: (planted, seed, trials, dip, seed_noise, wall_cost[, pruner[, sampler]])."""
     import optuna
 
     from autolambda import LambdaScalingObjective
     from autolambda.analysis import analyze_records, records_from_trials
+    from autolambda.config import StudyConfig
+    from autolambda.design import Replicator
     from autolambda.study import make_pruner, make_sampler
 
     planted, seed, trials, dip, seed_noise, cost, *rest = job
-    pruner = rest[0] if rest else "median"
+    defaults = StudyConfig()
+    pruner = rest[0] if rest else defaults.pruner
+    sampler = rest[1] if len(rest) > 1 else defaults.sampler
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=f"calibration-{planted}-{seed}", sampler=make_sampler("tpe", seed),
+    study = optuna.create_study(study_name=f"calibration-{planted}-{seed}", sampler=make_sampler(sampler, seed),
                                 pruner=make_pruner(pruner, DEFAULT_EPOCHS))
+    callbacks = [Replicator(defaults.replicate_every, total=trials)] if defaults.replicate_every else []
     objective = LambdaScalingObjective(trainer="surrogate", planted_alpha=planted, epochs=DEFAULT_EPOCHS, seed=seed,
                                        surrogate_dip=dip, surrogate_seed_noise=seed_noise)
     started = time.perf_counter()
-    study.optimize(objective, n_trials=trials)
+    study.optimize(objective, n_trials=trials, callbacks=callbacks)
     # Threshold 0: every study gets its interval; summarize() applies the threshold after.
     a = analyze_records(records_from_trials(study.trials), wall_cost=cost, detection_threshold=0.0, half_threshold=0.0)
     return {"planted": planted, "seed": seed, "dip": dip, "seconds": time.perf_counter() - started,
@@ -168,7 +173,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--alphas", default=",".join(map(str, PLANTED)))
     parser.add_argument("--wall-cost", type=float, default=0.25)
-    parser.add_argument("--pruner", default="median", help="the study's pruner (median, the default, or none, ...)")
+    parser.add_argument("--pruner", default=None, help="the study's pruner (default: tune's, none)")
+    parser.add_argument("--sampler", default=None, help="the study's sampler (default: tune's, design)")
     parser.add_argument("--dip", type=float, default=None, help="the surrogate's dip (default: its own, 0.03)")
     parser.add_argument("--seed-noise", type=float, default=None, help="the surrogate's seed-to-seed SD (default: its own, 0.02)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
@@ -178,8 +184,11 @@ def main() -> None:
     args = parser.parse_args()
     args.flat_studies = args.studies if args.flat_studies is None else args.flat_studies
     alphas = [float(a) for a in args.alphas.split(",")]
-    jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost, args.pruner) for a in alphas for s in range(args.studies)]
-    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost, args.pruner) for s in range(args.flat_studies)]
+    from autolambda.config import StudyConfig
+
+    pruner, sampler = args.pruner or StudyConfig().pruner, args.sampler or StudyConfig().sampler
+    jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost, pruner, sampler) for a in alphas for s in range(args.studies)]
+    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost, pruner, sampler) for s in range(args.flat_studies)]
     started = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(args.jobs) as pool:
@@ -205,16 +214,22 @@ HEADING = "## Calibration of the intervals"
 
 
 def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
-    """Replace (or append) the calibration section at the end of ``path``."""
+    """Replace the calibration section of ``path`` (or append it); other sections stay."""
     old = path.read_text() if path.exists() else "# Benchmarks\n"
-    head = old[: old.index(HEADING)].rstrip() if HEADING in old else old.rstrip()
+    tail = ""
+    if HEADING in old:
+        start = old.index(HEADING)
+        after = old.find("\n## ", start + len(HEADING))
+        tail = old[after + 1:] if after >= 0 else ""
+        old = old[:start]
+    head = old.rstrip()
     command = f"python scripts/calibration.py --studies {args.studies} --benchmarks {path.name}"
     section = (f"{HEADING}\n\nWritten by `{command}` on {time.strftime('%Y-%m-%d')}. Goals: coverage of the 95 % "
                f"interval >= {GOALS['coverage']:.2f} for every planted alpha; a true hypothesis ruled out in <= "
                f"{GOALS['ruled_out']:.0%} of studies; a flat curve called identified in <= {GOALS['flat_identified']:.0%}. "
                "A study where alpha is not identified rules nothing out, so it counts as covering in \"coverage (all)\"; "
                "\"coverage (identified)\" counts only the studies that claimed an interval.\n\n" + table)
-    path.write_text(head + "\n\n" + section)
+    path.write_text(head + "\n\n" + section.rstrip() + "\n" + ("\n" + tail if tail else ""))
 
 
 if __name__ == "__main__":

@@ -184,3 +184,23 @@ def test_collapsed_trials_leave_the_dip_fit_but_count_for_the_wall():
     clean = analyze_records(records)
     assert result.noise_sd == pytest.approx(clean.noise_sd, rel=0.1)  # the 2.30s are not noise
     assert result.identified and result.wall_identified
+
+
+def test_the_walls_interval_carries_the_floors_uncertainty():
+    """'Hurt' is measured against fitted floors: uncertain floors widen the wall's
+    interval (on digits, as much as its own profile width); certain ones leave it."""
+    from autolambda.analysis import complete_curve_data
+    from autolambda.curve import estimate_wall
+
+    records = synthetic(0.5, noise=0.02, seed=4)
+    data, _ = complete_curve_data(records, drop_collapsed=False)
+    floors = [float(np.median([r.value for r in records if r.width == w and r.lambda_eff < 1e-5])) for w in WIDTHS]
+    plain, _ = estimate_wall(data, floors)
+    same, info = estimate_wall(data, floors, floor_cov=np.zeros((6, 6)))
+    assert same.ci == pytest.approx(plain.ci) and info["floor_sd"] < 1e-9
+    wide, info = estimate_wall(data, floors, floor_cov=np.eye(6) * 0.02**2)
+    assert info["floor_sd"] > 0
+    assert wide.ci[0] < plain.ci[0] and wide.ci[1] > plain.ci[1] and wide.estimate == plain.estimate
+    # The analysis passes the floors' covariance at the measured noise.
+    a = analyze_records(records)
+    assert a.wall_identified and a.wall_alpha_ci[1] - a.wall_alpha_ci[0] > plain.ci[1] - plain.ci[0] - 1e-9
