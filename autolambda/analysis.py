@@ -126,8 +126,18 @@ class Analysis:
     # (autolambda.curve.band_edges): the rest, on the flat floor or collapsed, inform little.
     informative_share: float | None = None
 
+    def answer(self) -> dict[str, Any]:
+        """The one answer to quote: the optimum's alpha when identified, else the wall's when
+        identified, else none. ``tune --precision`` stops on it."""
+        if self.identified:
+            return {"which": "optimum", "alpha": self.alpha_hat, "ci": self.alpha_ci}
+        if self.wall_identified:
+            return {"which": "wall", "alpha": self.wall_alpha_hat, "ci": self.wall_alpha_ci}
+        return {"which": "none", "alpha": None, "ci": None}
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["answer"] = self.answer()
         out["per_size"] = [s.to_dict() for s in self.per_size]
         return out
 
@@ -375,7 +385,9 @@ def analyze_records(
         if alpha.identified:  # the optimum's position at the reported alpha (a grid point of the profile)
             c_opt = curve.fit(fixed={"alpha": alpha.estimate}, starts=[full.params], coarse=False).params["c"]
         every, _ = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
-        floor_cov = curve.floor_cov(full.params) * noise_sd**2 if noise_sd else None
+        # The floors' covariance with each size's own noise (narrow nets are noisier),
+        # pooled to the measured noise: how uncertain "hurt" is.
+        floor_cov = curve.floor_cov(full.params, curve.group_sd(full.params, noise_sd)) if noise_sd else None
         wall, wall_info = estimate_wall(every, floors, cost=wall_cost, grid=grid, floor_cov=floor_cov)
         from autolambda.curve import CurveData, informative_share
 
@@ -409,10 +421,6 @@ def analyze_records(
     if not identified and intervals:
         notes.append("alpha of the optimum is not identified: " + alpha_reason + ". What would help: more epochs "
                      "(the penalty matters more once nets overfit), replicate trials, or a lambda range centred on the dip.")
-    if identified and alpha.evidence < 2 * detection_threshold:
-        notes.append(f"the dip's evidence ({alpha.evidence:.1f}) is less than twice the {detection_threshold:g} needed: in "
-                     "calibration, intervals this close to the detection edge held the true alpha less often than 95 % "
-                     "(BENCHMARKS.md). Treat this alpha as tentative; replicates or more epochs would settle it.")
     alpha_hat = alpha.estimate if identified else None
     alpha_ci = alpha.ci if identified else None
     wall_hat = wall.estimate if wall_identified else None

@@ -77,7 +77,7 @@ def tune(
     stratify_pruner: Annotated[Optional[bool], typer.Option("--stratify-pruner/--no-stratify-pruner", help="Prune a trial only against trials of its own width. Default: on.")] = None,
     balance_widths: Annotated[Optional[bool], typer.Option("--balance-widths/--no-balance-widths", help="Give every width an equal share of trials, sampling the rest per width. Default: on; off for only the single best model.")] = None,
     score: Annotated[Optional[str], typer.Option(help="final (mean of the last epochs, default) or best (best epoch; early stopping hides lambda).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the sampler, the data split and the trials. Default: 0.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the sampler and of each trial's initialisation and batch order (the data split is fixed: data_seed in a study file). Default: 0.")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help="keras (default) or surrogate (a stand-in with a planted alpha; no TensorFlow).")] = None,
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
@@ -127,7 +127,7 @@ def tune(
             workers=workers,
             precision=precision,
         )
-        if precision is not None and trials is None and not _file_sets(study, "trials"):
+        if config.precision is not None and trials is None and not _file_sets(study, "trials"):
             from dataclasses import replace
 
             config = replace(config, trials=300)  # a cap for a run that stops on the answer
@@ -160,10 +160,10 @@ def tune(
         raise typer.Exit(code=130) from None
     print_tune_summary(result, analyzed=analyze_after)
     if analyze_after:
-        _analyze_after_tune(config, track=not no_mlflow)
+        analyzed = _analyze_after_tune(config, track=not no_mlflow)
         from autolambda.console import print_next
 
-        print_next(config, bool(result.parent_run_id), analyzed=True)
+        print_next(config, bool(result.parent_run_id), analyzed=analyzed)
 
 
 def _file_sets(study_file: Path | None, key: str) -> bool:
@@ -178,8 +178,9 @@ def _file_sets(study_file: Path | None, key: str) -> bool:
         return False
 
 
-def _analyze_after_tune(config: Any, *, track: bool) -> None:
-    """The end of ``tune``: the analysis, its answer on the console, the report on disk and in MLflow."""
+def _analyze_after_tune(config: Any, *, track: bool) -> bool:
+    """The end of ``tune``: the analysis, its answer on the console, the report on disk and
+    in MLflow. False when there was nothing to analyse yet."""
     from autolambda.analyze import run_analysis
     from autolambda.console import console, print_analysis
     from autolambda.errors import AutolambdaError
@@ -190,8 +191,9 @@ def _analyze_after_tune(config: Any, *, track: bool) -> None:
                               tracking_uri=config.tracking_uri if track else None)
     except AutolambdaError as exc:  # too few trials, say: the tuning itself went fine
         console.print(f"No analysis: {exc}")
-        return
+        return False
     print_analysis(result)
+    return True
 
 
 @app.command()

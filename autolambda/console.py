@@ -221,6 +221,11 @@ def print_analysis(result: Any) -> None:
         hyp.add_row(f"{h['alpha']:+g}", h["meaning"], mark(h["inside_ci"]), mark(h["inside_wall_ci"]))
     console.print(hyp)
     console.print(a.verdict)
+    ans = a.answer()
+    if ans["ci"] is not None:
+        what = "the optimum's alpha" if ans["which"] == "optimum" else "the wall's alpha"
+        console.print(f"[bold]Answer:[/bold] {what} = {ans['alpha']:.2f}, 95% interval [{ans['ci'][0]:.2f}, {ans['ci'][1]:.2f}]"
+                      + ("" if ans["which"] == "optimum" else " (the optimum's is not identified)"))
     e = a.extrapolation
     if e:
         console.print(f"Extrapolation: alpha from widths {e['fitted_on_widths']} predicts lambda_eff {e['predicted_lambda_eff']:.3g} "

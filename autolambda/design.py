@@ -98,7 +98,9 @@ class DesignSampler(optuna.samplers.BaseSampler):
             return None
         done = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.COMPLETE,))
         alpha_dist = next((t.distributions["alpha"] for t in done if "alpha" in t.distributions), None)
-        n_params = next((t.user_attrs.get("n_params") for t in done if stratum_of(t, "width") == width), None)
+        shape = {k: trial.params.get(k) for k in ("depth", "kernel_size")}  # when searched, N depends on them too
+        n_params = next((t.user_attrs.get("n_params") for t in done if stratum_of(t, "width") == width
+                         and all(t.params.get(k) == v for k, v in shape.items())), None)
         if not isinstance(alpha_dist, FloatDistribution) or not n_params:
             return None
         fit = self._current_fit(done)
@@ -142,7 +144,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
         """The joint fit of the complete trials, refitted every ``refit_every`` new ones."""
         n = len(done)
         if self._fit is not None and n < self._fit[0] + self.refit_every:
-            return self._fit[1], self._fit[2]
+            return (self._fit[1], self._fit[2]) if self._fit[1] else None
         from autolambda.analysis import complete_curve_data, records_from_trials
         from autolambda.curve import JointCurve
 
@@ -152,6 +154,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
         try:
             params = JointCurve(data).fit().params
         except Exception:  # a failed fit must not stop the study: sample as the wrapped sampler would
+            self._fit = (n, {}, data.n_ref)  # and try again only after refit_every more trials
             return None
         self._fit = (n, params, data.n_ref)
         return params, data.n_ref
@@ -166,13 +169,15 @@ class Replicator:
     where the noise matters most and the repeat also informs the fit.
     """
 
-    def __init__(self, every: int = 10, *, start_after: int = 20, total: int | None = None) -> None:
+    def __init__(self, every: int = 10, *, start_after: int = 20, total: int | None = None,
+                 stop: Any = None) -> None:
         self.every = every
         self.start_after = start_after
         self.total = total
+        self.stop = stop  # a callable: True once the study is about to stop (--precision met)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if self.every <= 0:
+        if self.every <= 0 or (self.stop is not None and self.stop()):
             return
         trials = study.get_trials(deepcopy=False)
         finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]

@@ -44,7 +44,11 @@ class LambdaScalingObjective:
         space: The search space; ``SearchSpace()`` by default.
         epochs: Training budget per trial.
         batch_size: Mini-batch size.
-        seed: Base seed; trial ``k`` trains with ``seed + k``; also seeds the data split.
+        seed: Base seed; trial ``k`` trains with ``seed + k``; also seeds the data split
+            unless ``data_seed`` is given.
+        data_seed: Seed of the data split and subsets (which images train and which score);
+            ``None``: ``seed``. ``autolambda tune`` fixes it at 0, so ``--seed`` repeats a
+            study on the same data.
         n_train: Training images kept (a seeded, stratified subset); ``None`` keeps all.
         n_val: Validation images kept; ``None`` keeps all.
         pool_val: The training images ``n_train`` leaves out join the validation set
@@ -88,6 +92,7 @@ class LambdaScalingObjective:
         epochs: int = DEFAULT_EPOCHS,
         batch_size: int = DEFAULT_BATCH_SIZE,
         seed: int = 0,
+        data_seed: int | None = None,
         n_train: int | None = DEFAULT_N_TRAIN,
         n_val: int | None = None,
         pool_val: bool = True,
@@ -127,6 +132,7 @@ class LambdaScalingObjective:
         self.epochs = epochs
         self.batch_size = batch_size
         self.seed = seed
+        self.data_seed = data_seed
         self.n_train = n_train
         self.n_val = n_val
         self.pool_val = bool(pool_val)
@@ -146,7 +152,8 @@ class LambdaScalingObjective:
 
     def load_data(self) -> Dataset:
         """The data set this objective trains on (cached per process)."""
-        return load_dataset(self.dataset, n_train=self.n_train, n_val=self.n_val, seed=self.seed, spare_to_val=self.pool_val)
+        data_seed = self.seed if self.data_seed is None else self.data_seed
+        return load_dataset(self.dataset, n_train=self.n_train, n_val=self.n_val, seed=data_seed, spare_to_val=self.pool_val)
 
     def resolve_n_ref(self, study: Any | None, data: Dataset | None = None) -> float:
         """The study's reference count: stored on the study on first use, then reused."""
@@ -257,6 +264,7 @@ class LambdaScalingObjective:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "seed": self.seed,
+            "data_seed": self.data_seed,
             "n_train": self.n_train,
             "n_val": self.n_val,
             "pool_val": self.pool_val,

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from autolambda.analysis import HYPOTHESES, Analysis, TrialRecord
+from autolambda.curve import DETECTION_THRESHOLD, HALF_THRESHOLD
 
 log = logging.getLogger("autolambda")
 
@@ -130,7 +131,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
                       "seed-to-seed variation and is not used.")
     if a.dip_depth is not None:
         lines += ["", f"The fitted dip is {a.dip_depth:.4f} below the floor (evidence {a.dip_evidence:.1f}; the dip counts as seen from "
-                  "16, calibrated on flat surrogate studies)."]
+                  f"{DETECTION_THRESHOLD:g}, calibrated on surrogate studies and checked on digits)."]
     if a.informative_share is not None:
         lines += ["", f"{a.informative_share:.0%} of the complete trials lie in the informative band, where the fitted loss "
                   "depends on lambda (from a tenth of the dip's depth below the optimum up to 90 % of the way to a collapsed "
@@ -194,7 +195,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
         "when the study has them, whichever is larger.",
         "- alpha's 95% interval is a profile-likelihood interval: alpha is held on a grid from -2.5 to 3, the rest refitted, "
         "and the interval keeps the values whose residual sum of squares is within F(1, dof) noise variances of the best. "
-        "alpha is *not identified* when the dip does not improve the fit by at least 16 noise variances, and by 4 within "
+        f"alpha is *not identified* when the dip does not improve the fit by at least {DETECTION_THRESHOLD:g} noise variances, and by {HALF_THRESHOLD:g} within "
         "each half of the sizes (alpha is a slope: the dip must be seen at both ends; both calibrated on surrogate "
         "studies), or when the interval runs to the edge of the grid; then no hypothesis is ruled out.",
         f"- The wall: a trial is hurt when its loss is more than {a.wall_cost:.0%} above its size's fitted floor; the chance of "

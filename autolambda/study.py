@@ -22,6 +22,8 @@ from autolambda.errors import AutolambdaError, ConfigError
 CONFIG_KEY = "autolambda_config"
 RUN_CONFIG_KEY = "autolambda_run_config"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Fingerprint keys that studies made by earlier versions lack, with the behaviour they had.
+LEGACY_SETTINGS = {"pool_val": False, "lr_schedule": "constant"}
 
 log = logging.getLogger("autolambda")
 
@@ -150,6 +152,8 @@ def check_study(config: StudyConfig) -> bool:
         )
     stored = summary.user_attrs.get(CONFIG_KEY)
     if stored is not None:
+        # Settings added since a study was made: what the older version did.
+        stored = LEGACY_SETTINGS | {"data_seed": stored.get("seed")} | stored
         diff = _diff(stored, config.fingerprint())
         if diff:
             raise ConfigError(
@@ -292,13 +296,14 @@ def run_study(
     from autolambda.design import Replicator
 
     extra: list[Any] = []
-    if config.replicate_every and config.mode == "search":
-        extra.append(Replicator(config.replicate_every, total=config.trials))
     precise = None
     if config.precision is not None and config.mode == "search":
         precise = PrecisionStop(config.precision, on_answer=on_answer)
         precise.check(study)  # a resumed study may hold the answer already
-        extra.append(precise)
+        extra.append(precise)  # before the replicator: no repeat is queued once the answer holds
+    if config.replicate_every and config.mode == "search":
+        extra.append(Replicator(config.replicate_every, total=config.trials,
+                                stop=(lambda: precise.reached) if precise is not None else None))
     all_callbacks = ([tracker] if tracker else []) + extra + list(callbacks or []) + [failures, budget]
     before = len(study.trials)
     status = "FINISHED"
@@ -357,10 +362,16 @@ def run_study(
 class PrecisionStop:
     """Optuna callback: stop the study once alpha's 95 % interval has half-width <= ``precision``.
 
-    The interval is the optimum's alpha when identified, else the wall's (``answer``
-    says which). The full analysis (profile intervals, a few seconds) runs once the joint
-    fit has enough trials, then after every ``every`` finished trials.
+    The interval is ``Analysis.answer()``'s: the optimum's alpha when identified, else the
+    wall's (``answer`` says which). The full analysis (profile intervals, a few seconds)
+    runs after every ``every`` finished trials; the study stops once two checks in a row
+    meet the target (one narrow interval can be luck: stopping at the first would make
+    the stopped studies' intervals too narrow more often than 5 %). The decision is
+    stored on the study (user attribute ``precision_reached``), so every worker of a
+    shared study stops, and a resumed run does not start again.
     """
+
+    KEY = "precision_reached"
 
     def __init__(self, precision: float, *, every: int = 5, on_answer: Callable[[str], None] | None = None) -> None:
         self.precision = precision
@@ -370,36 +381,47 @@ class PrecisionStop:
         self.answer = ""
         self.half_width: float | None = None
         self._checked_at = -1
+        self._streak = 0
 
     def check(self, study: optuna.Study) -> bool:
-        """Analyse the study now; True (and ``reached``) when the interval is narrow enough."""
+        """Analyse the study now; True (and ``reached``) once the target holds on two checks in a row."""
         from autolambda.analysis import analyze_records, records_from_trials
 
+        stored = study.user_attrs.get(self.KEY)
+        if stored is not None and float(stored) <= self.precision:
+            self.reached = True  # this target (or a tighter one) was met before, here or by another worker
+            return True
         trials = study.get_trials(deepcopy=False)
         self._checked_at = sum(1 for t in trials if t.state in FINISHED)
-        records = records_from_trials(trials)
         try:
-            analysis = analyze_records(records)
+            analysis = analyze_records(records_from_trials(trials))
         except AutolambdaError:
             return False
-        if analysis.identified:
-            which, ci = "alpha", analysis.alpha_ci
-        elif analysis.wall_identified:
-            which, ci = "wall alpha", analysis.wall_alpha_ci
-        else:
-            self.answer = "alpha not identified yet"
-            self.half_width = None
+        except Exception as exc:  # an analysis that fails must not stop the tuning
+            log.warning("precision check failed: %s", short_error(exc))
+            return False
+        answer = analysis.answer()
+        which, ci = {"optimum": "alpha", "wall": "wall alpha"}.get(answer["which"]), answer["ci"]
+        if ci is None:
+            self.answer, self.half_width, self._streak = "alpha not identified yet", None, 0
             if self.on_answer:
                 self.on_answer(self.answer)
             return False
         self.half_width = (ci[1] - ci[0]) / 2
+        self._streak = self._streak + 1 if self.half_width <= self.precision else 0
         self.answer = f"{which} [{ci[0]:+.2f}, {ci[1]:+.2f}] (half-width {self.half_width:.2f}, target {self.precision:g})"
         if self.on_answer:
             self.on_answer(self.answer)
-        self.reached = self.half_width <= self.precision
+        self.reached = self._streak >= 2
+        if self.reached:
+            study.set_user_attr(self.KEY, self.precision)
         return self.reached
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.reached or study.user_attrs.get(self.KEY) is not None and float(study.user_attrs[self.KEY]) <= self.precision:
+            self.reached = True
+            study.stop()
+            return
         finished = sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED))
         if finished - self._checked_at >= self.every and self.check(study):
             study.stop()

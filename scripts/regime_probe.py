@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--score-window", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--schedule", choices=("constant", "cosine"), default="cosine", help="learning rate over the epochs")
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant", help="learning rate over the epochs")
     parser.add_argument("--json", default=None, help="write every trial's scores here")
     args = parser.parse_args()
 

@@ -43,7 +43,7 @@ def test_realistic_noise_rules_out_nothing_it_cannot_see_and_places_the_wall(pla
     tune("--planted-alpha", str(planted), "--trials", "100", "--epochs", "20", "--no-mlflow", *journal)
     data = analyze_json("--no-mlflow", *journal)
     assert data["n_trials"] == 100 and 0.01 < data["noise_sd"] < 0.03  # measured, near the planted 0.02
-    assert [s["width"] for s in data["per_size"]] == [4, 8, 16, 32, 64, 128]
+    assert [s["width"] for s in data["per_size"]] == [2, 4, 8, 16, 32, 64]
     inside = {h["alpha"]: h["inside_ci"] for h in data["hypotheses"]}
     assert set(inside) == {1.0, 0.5, 0.0, -0.25, -0.5}
     if data["identified"]:

@@ -75,7 +75,7 @@ def test_precision_stops_on_the_answer_and_resumes(tmp_path):
 
 
 def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
-    base = ["tune", "--trainer", "surrogate", "--epochs", "6", "--trials", "30", "--no-progress"]
+    base = ["tune", "--trainer", "surrogate", "--epochs", "6", "--trials", "8", "--no-progress"]
     result = runner.invoke(app, base, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "alpha of the optimum" in result.output and "noise_sd" in result.output
@@ -88,7 +88,31 @@ def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
     study = optuna.load_study(study_name="digits-l2-surrogate", storage="sqlite:///autolambda.db")
     run_id = study.user_attrs["mlflow_parent_run_id"]
     assert any(a.path == "analysis" for a in client.list_artifacts(run_id))
-    result = runner.invoke(app, base[:-3] + ["--trials", "32", "--no-progress", "--no-analyze", "--study-name", "other"],
+    result = runner.invoke(app, base[:-3] + ["--trials", "3", "--no-progress", "--no-analyze", "--study-name", "other"],
                            catch_exceptions=False)
     assert result.exit_code == 0 and "alpha of the optimum" not in result.output
     assert "autolambda analyze --study-name other" in result.output
+
+
+def test_precision_needs_search_mode_and_old_studies_stay_resumable():
+    from autolambda.errors import ConfigError
+    from autolambda.study import CONFIG_KEY, check_study
+
+    with pytest.raises(ConfigError, match="precision needs mode 'search'"):
+        load_config(None, mode="transfer", precision=0.25, trainer="surrogate")
+    # A study made before pool_val and lr_schedule existed: what it did then is what they mean now.
+    config = load_config(None, **SURROGATE, pool_val=False, study_name="old")
+    old = {k: v for k, v in config.fingerprint().items() if k not in ("pool_val", "lr_schedule")}
+    study = optuna.create_study(study_name="old", storage="sqlite:///d.db")
+    study.set_user_attr(CONFIG_KEY, old)
+    assert check_study(config) is True
+    with pytest.raises(ConfigError, match="pool_val"):
+        check_study(load_config(None, **SURROGATE, study_name="old"))  # pooled now: other scores
+
+
+def test_seed_repeats_the_study_on_the_same_images():
+    a, b = load_config(None, seed=0).objective(), load_config(None, seed=2).objective()
+    da, db = a.load_data(), b.load_data()
+    assert (da.x_train == db.x_train).all() and (da.y_val == db.y_val).all()
+    other = load_config(None, seed=0, data_seed=1).objective().load_data()
+    assert not (other.x_train == da.x_train).all()

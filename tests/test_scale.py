@@ -171,8 +171,9 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, postgres):
 def test_password_never_shown_or_logged(tmp_path, postgres):
     url = postgres("optuna_secret").replace("al@", "al:s3cretpw@")
     (tmp_path / "slow.toml").write_text(SLOW)
-    result = CliRunner().invoke(app, ["tune", "--study", "slow.toml", "--storage", url, "--trials", "3", "--no-progress"],
-                                catch_exceptions=False)
+    # --no-analyze: the closing hint then prints the storage URL (redacted) for `analyze`.
+    result = CliRunner().invoke(app, ["tune", "--study", "slow.toml", "--storage", url, "--trials", "3", "--no-progress",
+                                      "--no-analyze"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "s3cretpw" not in result.output and "al:***@" in result.output
     _, parents, children = _children(f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -15,10 +15,15 @@ from autolambda.study import make_pruner, make_sampler
 EPOCHS = 20
 
 
+# The widths these tests were measured on (the default before 2..64), pruned every epoch.
+WIDTHS = (4, 8, 16, 32, 64, 128)
+
+
 def run(sampler, pruner, *, n_trials=120, planted_alpha=0.0, space=None, seed=0, **surrogate):
     study = optuna.create_study(study_name="fair", sampler=sampler, pruner=pruner)
+    space = space or SearchSpace(widths=WIDTHS, lambda0=(1e-7, 1e-1))
     objective = LambdaScalingObjective(trainer="surrogate", epochs=EPOCHS, planted_alpha=planted_alpha, space=space, seed=seed,
-                                       **surrogate)
+                                       eval_every=1, **surrogate)
     study.optimize(objective, n_trials=n_trials)
     return study
 
