@@ -365,8 +365,8 @@ class PrecisionStop:
     The interval is ``Analysis.answer()``'s: the optimum's alpha when identified, else the
     wall's (``answer`` says which). The full analysis (profile intervals, a few seconds)
     runs after every ``every`` finished trials; the study stops once two checks in a row
-    meet the target (one narrow interval can be luck: stopping at the first would make
-    the stopped studies' intervals too narrow more often than 5 %). The decision is
+    meet the target (one narrow interval can be luck: a study stopped at the first would
+    quote the intervals that happened to come out narrow). The decision is
     stored on the study (user attribute ``precision_reached``), so every worker of a
     shared study stops, and a resumed run does not start again.
     """
