@@ -206,12 +206,8 @@ class JointCurve:
         lottery) than the wide ones (~0.015); one pooled SD overstates the wide nets' floors'
         uncertainty and understates the narrow ones'."""
         d = self.data
-        residual = self.solve(_shape(params))[0]
-        below = np.ones(len(residual), dtype=bool)
-        if "beta" in params:
-            share = 0.5 * (1.0 + np.tanh(0.5 * params["g"] * (d.l + params["beta"] * d.x - params["c_wall"])))
-            floors = self.solve(_shape(params))[1][: d.n_groups][d.group]
-            below = (params["top"] - floors) * share < 0.1 * floors
+        residual, coef = self.solve(_shape(params))
+        below = _below_wall(d, params, coef)
         sds = np.full(d.n_groups, np.nan)
         for k in range(d.n_groups):
             r = residual[(d.group == k) & below]
@@ -314,12 +310,7 @@ class JointCurve:
                     best_rss, best_theta = rss, unpack(res.x)
         residual, coef = self.solve(best_theta)
         g = self.data.n_groups
-        below = np.ones(len(residual), dtype=bool)
-        if wall:
-            d = self.data
-            share = 0.5 * (1.0 + np.tanh(0.5 * best_theta["g"] * (d.l + best_theta["beta"] * d.x - best_theta["c_wall"])))
-            floors = coef[:g][d.group]
-            below = (coef[g] - floors) * share < 0.1 * floors  # the wall adds less than 10 % to the loss
+        below = _below_wall(self.data, best_theta, coef)
         params = {k: v for k, v in best_theta.items() if k != "gap"}
         if wall:
             params["top"] = float(coef[g])
@@ -367,6 +358,17 @@ class JointCurve:
                 if high >= 3:
                     break
         return out
+
+
+def _below_wall(data: CurveData, theta: dict[str, float], coef: np.ndarray) -> np.ndarray:
+    """Trials the wall has not reached (it adds less than 10 % to their loss), given the
+    shape ``theta`` and the linear coefficients ``coef`` (floors, then top) of a fit."""
+    if "beta" not in theta:
+        return np.ones(len(data.y), dtype=bool)
+    g = data.n_groups
+    share = 0.5 * (1.0 + np.tanh(0.5 * theta["g"] * (data.l + theta["beta"] * data.x - theta["c_wall"])))
+    floors = coef[:g][data.group]
+    return (coef[g] - floors) * share < 0.1 * floors
 
 
 def profile_interval(grid: np.ndarray, delta: np.ndarray, level: float) -> tuple[tuple[float, float] | None, str]:

@@ -84,13 +84,10 @@ def main() -> None:
     text = section(rows, precise, args)
     print(text)
     if args.benchmarks:
-        path = Path(args.benchmarks)
-        old = path.read_text() if path.exists() else ""
-        if HEADING in old:
-            start = old.index(HEADING)
-            nxt = old.find("\n## ", start + len(HEADING))
-            old = old[:start].rstrip() + "\n\n" + (old[nxt + 1:] if nxt >= 0 else "")
-        path.write_text(old.rstrip() + "\n\n" + text)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from benchmarks_file import replace_section
+
+        replace_section(args.benchmarks, HEADING, text)
 
 
 def section(rows: list[dict], precise: dict, args: argparse.Namespace) -> str:

@@ -215,21 +215,16 @@ HEADING = "## Calibration of the intervals"
 
 def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
     """Replace the calibration section of ``path`` (or append it); other sections stay."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    tail = ""
-    if HEADING in old:
-        start = old.index(HEADING)
-        after = old.find("\n## ", start + len(HEADING))
-        tail = old[after + 1:] if after >= 0 else ""
-        old = old[:start]
-    head = old.rstrip()
     command = f"python scripts/calibration.py --studies {args.studies} --benchmarks {path.name}"
     section = (f"{HEADING}\n\nWritten by `{command}` on {time.strftime('%Y-%m-%d')}. Goals: coverage of the 95 % "
                f"interval >= {GOALS['coverage']:.2f} for every planted alpha; a true hypothesis ruled out in <= "
                f"{GOALS['ruled_out']:.0%} of studies; a flat curve called identified in <= {GOALS['flat_identified']:.0%}. "
                "A study where alpha is not identified rules nothing out, so it counts as covering in \"coverage (all)\"; "
                "\"coverage (identified)\" counts only the studies that claimed an interval.\n\n" + table)
-    path.write_text(head + "\n\n" + section.rstrip() + "\n" + ("\n" + tail if tail else ""))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchmarks_file import replace_section
+
+    replace_section(path, HEADING, section)
 
 
 if __name__ == "__main__":
