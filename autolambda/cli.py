@@ -131,6 +131,12 @@ def tune(
             from dataclasses import replace
 
             config = replace(config, trials=300)  # a cap for a run that stops on the answer
+        from autolambda.config import check_stores_usable
+
+        # Every store before any is created (and before the data and TensorFlow are
+        # loaded): one line, nothing left behind.
+        check_stores_usable(config.storage, None if no_mlflow else config.tracking_uri,
+                            folders=[Path("autolambda-report")] if analyze_after else [])
         config.objective().load_data()  # a bad data set fails before anything starts
     except AutolambdaError as exc:
         _fail(exc)

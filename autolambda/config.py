@@ -11,7 +11,7 @@ import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 from autolambda.data import BUILTIN
@@ -328,6 +328,90 @@ def check_storage_url(url: str) -> None:
         raise ConfigError(f"storage {redact(url)!r}: a SQLite URL needs three slashes, e.g. sqlite:///autolambda.db.")
     if scheme.startswith("postgresql") and not parts.hostname and "host=" not in parts.query:
         raise ConfigError(f"storage {redact(url)!r} names no host; e.g. postgresql://user@127.0.0.1:5432/optuna.")
+
+
+def check_stores_usable(storage: str, tracking_uri: str | None = None, *, folders: Sequence[Path] = ()) -> None:
+    """Raise ``ConfigError`` (one line) unless every store can be used: a SQLite or journal
+    file whose folder exists and takes new files, a server that answers on its port, and
+    each of ``folders`` (reports) creatable. Writes nothing and imports neither Optuna,
+    MLflow nor TensorFlow, so ``tune`` runs it before it creates any store: a bad second
+    store then leaves no first one behind."""
+    for label, url in (("storage", storage), ("tracking URI", tracking_uri)):
+        if not url:
+            continue
+        if url.startswith("journal:"):
+            _check_file_store(label, url, Path(url[len("journal:"):]))
+        elif url.startswith("sqlite:///"):
+            rest = url[len("sqlite:///"):].split("?", 1)[0]
+            if rest and not rest.startswith(":memory:"):
+                _check_file_store(label, url, Path(rest))
+        else:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            port = parts.port or next((p for s, p in DEFAULT_PORTS.items() if scheme.startswith(s)), None)
+            if parts.hostname and port:
+                _check_reachable(label, url, parts.hostname, port)
+    for folder in folders:
+        existing = Path(folder).resolve()
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir() or not _takes_files(existing):
+            raise ConfigError(f"cannot write the report folder {folder}: {existing} is not a writable folder.")
+
+
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "https": 443, "http": 80}
+
+
+def _takes_files(folder: Path) -> bool:
+    """Whether a new file can be created in ``folder`` (tried, not guessed from mode
+    bits: a read-only mount ignores them, and root ignores a folder's mode)."""
+    import os
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".autolambda-check-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
+def _check_file_store(label: str, url: str, path: Path) -> None:
+    path = path.expanduser().resolve()
+    folder = path.parent
+    if path.is_dir():
+        raise ConfigError(f"{label} {redact(url)!r}: {path} is a folder; name a file in it.")
+    if not folder.is_dir():
+        raise ConfigError(f"{label} {redact(url)!r}: the folder {folder} does not exist; create it or choose another path.")
+    # SQLite writes a journal beside its file, so the folder must take new files even
+    # when the database already exists.
+    if not _takes_files(folder) or (path.exists() and not _writable_file(path)):
+        raise ConfigError(f"{label} {redact(url)!r}: cannot write in {folder} (read-only or no permission); "
+                          "choose a writable folder.")
+
+
+def _writable_file(path: Path) -> bool:
+    try:
+        with open(path, "r+b"):
+            return True
+    except OSError:
+        return False
+
+
+def _check_reachable(label: str, url: str, host: str, port: int, timeout: float = 3.0) -> None:
+    """A server down is not bad input (exit 1, not 2), but it is found before anything starts."""
+    import socket
+
+    from autolambda.errors import AutolambdaError
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        store = "Optuna storage" if label == "storage" else "MLflow tracking store"
+        raise AutolambdaError(f"{store} {redact(url)} is not reachable: nothing answers on {host}:{port} ({reason}); "
+                              "is the server running?") from None
 
 
 def check_tracking_uri(uri: str) -> None:

@@ -100,6 +100,7 @@ def _load_cached(
         if xv.shape[1:] != x.shape[1:]:
             raise DataError(f"{name}: x_val images are {xv.shape[1:]} but x_train images are {x.shape[1:]}.")
     n_classes = int(y.max()) + 1
+    _no_empty_class(name, y, n_classes, "in y_train", "labels must be 0..n_classes-1 with every class present")
     if yv.max() >= n_classes:
         raise DataError(
             f"{name}: validation label {int(yv.max())} is out of range: training labels are 0..{n_classes - 1}."
@@ -112,6 +113,8 @@ def _load_cached(
             xv, yv = np.concatenate([xv, x_spare]), np.concatenate([yv, y_spare])
     if n_val is not None:
         xv, yv = _subset(xv, yv, n_val, seed + 1, "n_val", name)
+    _no_empty_class(name, y, n_classes, "in the training set after the split",
+                    "every class needs training images" + (f": raise n_train (now {n_train})" if n_train is not None else ""))
     arrays = [_as_images(a) for a in (x, xv)]
     for a in arrays + [y, yv]:
         a.flags.writeable = False
@@ -238,10 +241,13 @@ def _read_image_folder(path: Path):
         if not files:
             raise DataError(f"{folder}: class folder holds no images ({', '.join(IMAGE_SUFFIXES)}).")
         for file in files:
-            with Image.open(file) as img:
-                if mode is None:
-                    mode = "L" if img.mode in ("L", "1", "P", "I", "F") else "RGB"
-                arr = np.asarray(img.convert(mode))
+            try:
+                with Image.open(file) as img:
+                    if mode is None:
+                        mode = "L" if img.mode in ("L", "1", "P", "I", "F") else "RGB"
+                    arr = np.asarray(img.convert(mode))
+            except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+                raise DataError(f"{file}: not a readable image ({type(exc).__name__}: {exc}).") from None
             if shape is None:
                 shape = arr.shape
             elif arr.shape != shape:
@@ -263,7 +269,21 @@ def _check_arrays(name: str, xkey: str, ykey: str, x: np.ndarray, y: np.ndarray)
         raise DataError(f"{name}: {xkey} has {len(x)} images but {ykey} has {len(y)} labels.")
     if len(y) < 2:
         raise DataError(f"{name}: {xkey} holds {len(y)} image(s); need at least two.")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise DataError(f"{name}: {xkey} must hold numbers but holds {x.dtype} values.")
+    if np.issubdtype(x.dtype, np.inexact):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            images = int(bad.reshape(len(x), -1).any(axis=1).sum())
+            raise DataError(f"{name}: {xkey} has {int(bad.sum())} non-finite value(s) (NaN or inf) in {images} of "
+                            f"{len(x)} images; every pixel must be a finite number.")
     if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.number):
+            raise DataError(f"{name}: {ykey} must hold integer class labels but got {y.dtype} values.")
+        bad = ~np.isfinite(y)
+        if bad.any():
+            raise DataError(f"{name}: {ykey} has {int(bad.sum())} non-finite label(s) (NaN or inf) of {len(y)}; "
+                            "labels must be integers 0..n_classes-1.")
         if not np.all(np.equal(np.mod(y, 1), 0)):
             raise DataError(f"{name}: {ykey} must hold integer class labels but got {y.dtype} values.")
     y = y.astype(np.int64)
@@ -272,6 +292,14 @@ def _check_arrays(name: str, xkey: str, ykey: str, x: np.ndarray, y: np.ndarray)
     if x.ndim == 4 and x.shape[-1] not in (1, 3, 4):
         raise DataError(f"{name}: {xkey} has {x.shape[-1]} channels; expected 1, 3 or 4 (channels last).")
     return x, y
+
+
+def _no_empty_class(name: str, y: np.ndarray, n_classes: int, where: str, fix: str) -> None:
+    """A class without training images cannot be learnt, only lost: refuse it."""
+    empty = np.flatnonzero(np.bincount(y, minlength=n_classes) == 0)
+    if len(empty):
+        listed = ", ".join(str(int(c)) for c in empty[:10]) + (" …" if len(empty) > 10 else "")
+        raise DataError(f"{name}: class(es) {listed} of 0..{n_classes - 1} have no image {where}; {fix}.")
 
 
 def _as_images(x: np.ndarray) -> np.ndarray:

@@ -69,6 +69,19 @@ BAD = [
     ({"inputs/s.toml": "balance_widths = 'yes'\n"}, ["--study", "inputs/s.toml"], 2, "balance_widths must be true or false"),
     ({}, ["--trainer", "surrogate", "--surrogate-dip", "-0.1"], 2, "surrogate_dip must be a number in [0, 5] but got -0.1"),
     ({"inputs/s.toml": "surrogate_seed_noise = 'lots'\n"}, ["--study", "inputs/s.toml"], 2, "surrogate_seed_noise must be a number in [0, 5]"),
+    # Data checked when loaded: the file, the array, how many bad values.
+    ({"inputs/nan.npz": "npz-nan-images"}, ["--dataset", "inputs/nan.npz", "--n-train", "10"], 1,
+     "nan.npz: x_train has 3200 non-finite value(s) (NaN or inf) in 50 of 50 images"),
+    ({"inputs/inf.npz": "npz-inf-pixel"}, ["--dataset", "inputs/inf.npz"], 1, "inf.npz: x_train has 1 non-finite value(s) (NaN or inf) in 1 of 50"),
+    ({"inputs/lab.npz": "npz-nan-label"}, ["--dataset", "inputs/lab.npz"], 1, "lab.npz: y_train has 1 non-finite label(s) (NaN or inf) of 50"),
+    ({"inputs/gap.npz": "npz-label-gap"}, ["--dataset", "inputs/gap.npz"], 1, "gap.npz: class(es) 1 of 0..2 have no image in y_train"),
+    ({"inputs/rare.npz": "npz-rare-class"}, ["--dataset", "inputs/rare.npz", "--n-train", "4"], 1,
+     "rare.npz: class(es) 2 of 0..2 have no image in the training set after the split; every class needs training images: raise n_train (now 4)"),
+    ({"inputs/imgs": "folder-corrupt-image"}, ["--dataset", "inputs/imgs"], 1, "b/broken.png: not a readable image"),
+    # Stores checked before any is created.
+    ({}, ["--storage", "sqlite:///inputs/nowhere/x.db"], 2, "the folder"),
+    ({}, ["--tracking-uri", "sqlite:///inputs/nowhere/m.db"], 2, "inputs/nowhere/m.db': the folder"),
+    ({"inputs/dir.db/keep": "x"}, ["--storage", "sqlite:///inputs/dir.db"], 2, "is a folder; name a file in it"),
 ]
 
 
@@ -80,6 +93,27 @@ def _write_inputs(tmp_path, files):
             np.savez(path, x_train=np.zeros((4, 8, 8)))
         elif content == "npz-one-class":
             np.savez(path, x_train=np.zeros((6, 8, 8)), y_train=np.zeros(6, int))
+        elif content.startswith("npz-"):
+            x, y = np.zeros((50, 8, 8), np.float32), np.arange(50) % 10
+            if content == "npz-nan-images":
+                x[:] = np.nan
+            elif content == "npz-inf-pixel":
+                x[7, 3, 3] = np.inf
+            elif content == "npz-nan-label":
+                y = np.where(np.arange(50) == 3, np.nan, y)
+            elif content == "npz-label-gap":
+                y = (np.arange(50) % 2) * 2
+            elif content == "npz-rare-class":
+                y = np.r_[np.arange(48) % 2, 2, 2]
+            np.savez(path, x_train=x, y_train=y)
+        elif content == "folder-corrupt-image":
+            from PIL import Image
+
+            for label in ("a", "b"):
+                (path / label).mkdir(parents=True)
+                for i in range(3):
+                    Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(path / label / f"{i}.png")
+            (path / "b" / "broken.png").write_bytes(b"not an image")
         else:
             path.write_text(content)
 
@@ -92,6 +126,50 @@ def test_bad_input_table(tmp_path, files, args, code, message):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
     assert _files(tmp_path) == [], "nothing may be written"
+
+
+# The issue "Bad data and bad store paths" as a user meets it: the real command in a new
+# process, so that what it imports can be seen.
+FAST_FAIL = [
+    ("nan.npz", ["--dataset", "nan.npz", "--n-train", "10", "--trials", "3", "--epochs", "2"], 1, "x_train has 3200 non-finite"),
+    (None, ["--storage", "sqlite:////nonexistent/dir/x.db"], 2, "the folder /nonexistent/dir does not exist"),
+    (None, ["--storage", "journal:/nonexistent/j.log"], 2, "the folder /nonexistent does not exist"),
+    ("read-only", ["--trials", "3", "--epochs", "2"], 2, "cannot write in"),
+]
+PROBE = ("import atexit, sys; atexit.register(lambda: sys.stderr.write('IMPORTED TENSORFLOW\\n' "
+         "if 'tensorflow' in sys.modules else '')); from autolambda.cli import app; app(prog_name='autolambda')")
+
+
+def _read_only(folder):
+    """Make ``folder`` refuse new files, also to root (whose permission checks ignore a
+    folder's mode): the immutable attribute where this user can set it."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return lambda: folder.chmod(0o755)
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        return lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
+    pytest.skip("running as root without chattr +i: no way to make a folder read-only here")
+
+
+@pytest.mark.parametrize("setup, args, code, message", FAST_FAIL, ids=[" ".join(f[1][:2]) for f in FAST_FAIL])
+def test_bad_data_and_store_paths_fail_before_tensorflow_and_write_nothing(tmp_path, setup, args, code, message):
+    if setup == "nan.npz":
+        np.savez(tmp_path / "nan.npz", x_train=np.full((50, 8, 8), np.nan, np.float32), y_train=np.arange(50) % 10)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    undo = _read_only(tmp_path) if setup == "read-only" else None
+    try:
+        proc = subprocess.run([sys.executable, "-c", PROBE, "tune", *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        if undo:
+            undo()
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == code, lines
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing may be written"
 
 
 def test_existing_name_with_other_direction_or_space_writes_nothing(tmp_path):
