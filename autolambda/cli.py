@@ -150,9 +150,11 @@ def tune(
         devices = import_tensorflow_quietly()
         console.print(f"TensorFlow devices: {', '.join(sorted(set(devices)))}" + ("" if "GPU" in devices else " (no GPU seen; training on the CPU)"))
 
+    from autolambda.signals import exit_code, stop_signals_as_interrupt
+
     bar = progress_callback(config.trials, enabled=progress)
     try:
-        with bar:
+        with stop_signals_as_interrupt(), bar:
             if config.workers > 1:
                 from autolambda.workers import run_workers
 
@@ -161,12 +163,19 @@ def tune(
                 result = run_study(config, callbacks=[bar], track=not no_mlflow, on_start=bar.start, on_answer=bar.set_answer)
     except AutolambdaError as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        typer.echo("\nInterrupted: finished trials are saved; run the same command again to continue.", err=True)
-        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt as exc:
+        what = getattr(exc, "name", "Interrupted")
+        typer.echo(f"\n{what}: finished trials are saved; run the same command again to continue.", err=True)
+        raise typer.Exit(code=exit_code(exc)) from None
     print_tune_summary(result, analyzed=analyze_after)
     if analyze_after:
-        analyzed = _analyze_after_tune(config, track=not no_mlflow)
+        try:
+            with stop_signals_as_interrupt():
+                analyzed = _analyze_after_tune(config, track=not no_mlflow)
+        except KeyboardInterrupt as exc:
+            what = getattr(exc, "name", "Interrupted")
+            typer.echo(f"\n{what} during the analysis: the study is complete; `autolambda analyze` gives the answer.", err=True)
+            raise typer.Exit(code=exit_code(exc)) from None
         from autolambda.console import print_next
 
         print_next(config, bool(result.parent_run_id), analyzed=analyzed)
@@ -260,15 +269,18 @@ def worker(
     from autolambda.config import config_from_dict
     from autolambda.errors import AutolambdaError
 
+    from autolambda.signals import exit_code, stop_signals_as_interrupt
+
     _quiet_frameworks()
     try:
         from autolambda.workers import run_worker
 
-        run_worker(config_from_dict(json.loads(config_path.read_text())), index, track=not no_mlflow)
+        with stop_signals_as_interrupt():
+            run_worker(config_from_dict(json.loads(config_path.read_text())), index, track=not no_mlflow)
     except AutolambdaError as exc:
         _fail(exc)
-    except KeyboardInterrupt:
-        raise typer.Exit(code=130) from None
+    except KeyboardInterrupt as exc:
+        raise typer.Exit(code=exit_code(exc)) from None
 
 
 def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, experiment: str):
@@ -298,6 +310,11 @@ def sync(
         study, tracker, _ = _study_and_tracker(study_name, storage, tracking_uri, experiment)
         config = study.user_attrs.get("autolambda_run_config") or study.user_attrs.get("autolambda_config") or {}
         tracker.start(study, config)
+        from autolambda.study import fail_orphaned_trials
+
+        orphans = fail_orphaned_trials(study, tracker)  # FAIL (and retried), runs KILLED
+        if orphans:
+            typer.echo(f"Marked FAIL {len(orphans)} trial(s) left RUNNING by a process that is gone: {orphans}")
         added = tracker.sync(study)
         tracker.client.set_terminated(tracker.parent_run_id, status="FINISHED")
     except AutolambdaError as exc:
@@ -323,6 +340,11 @@ def check(
             raise AutolambdaError(f"study {study.study_name!r} has no MLflow parent run: run `autolambda sync`.")
         tracker.parent_run_id = parent
         problems = compare_stores(study, tracker.logged_trials(study))
+        from autolambda.study import orphaned_trials
+
+        for trial in orphaned_trials(study):
+            problems.append(f"trial {trial.number}: RUNNING in Optuna, but its process ({trial.user_attrs['worker']}) is gone; "
+                            "`autolambda sync` marks it FAIL, logs its run and queues it again")
     except AutolambdaError as exc:
         _fail(exc)
     if problems:
@@ -339,8 +361,10 @@ def ui(
     tracking_uri: Annotated[str, typer.Option(help=H_TRACKING)] = "sqlite:///mlflow.db",
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the UI.")] = 5000,
+    experiment: ExperimentOpt = "autolambda",
 ) -> None:
-    """Start the MLflow UI on the project's tracking store (Ctrl-C stops it)."""
+    """Start the MLflow UI on the project's tracking store and print the page of the
+    experiment's runs (Ctrl-C stops it)."""
     import subprocess
 
     from autolambda.config import check_tracking_uri, redact
@@ -350,18 +374,68 @@ def ui(
         check_tracking_uri(tracking_uri)
         if tracking_uri.startswith(("http://", "https://")):
             raise AutolambdaError(f"{redact(tracking_uri)} is already a tracking server: open it in a browser.")
+        _check_port_free(host, port)
     except AutolambdaError as exc:
         _fail(exc)
-    typer.echo(f"MLflow UI for {redact(tracking_uri)} at http://{host}:{port} (Ctrl-C to stop)")
+    from autolambda.signals import stop_process_group, stop_signals_as_interrupt
+
+    base = f"http://{host}:{port}"
+    typer.echo(f"MLflow UI for {redact(tracking_uri)} at {base} (Ctrl-C to stop)")
+    runs_page = _runs_page(tracking_uri, experiment, base)
+    if runs_page:
+        typer.echo(f"The runs of experiment {experiment!r}: {runs_page}")
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
            "--host", host, "--port", str(port), "--workers", "1"]
-    proc = subprocess.Popen(cmd)
+    # Its own process group, so that the server's children (uvicorn, the job runner, huey
+    # consumers) end with it, whatever ends this command.
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    code = 0
     try:
-        code = proc.wait()
+        with stop_signals_as_interrupt():
+            code = proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        code = proc.wait(timeout=30)
+        code = 0
+    finally:
+        stop_process_group(proc)
     raise typer.Exit(code=0 if code in (0, -15, 143) else code)
+
+
+def _runs_page(tracking_uri: str, experiment: str, base: str) -> str | None:
+    """The URL of the experiment's runs table, marking the experiment as model training
+    (studies logged before autolambda set the tag open on MLflow's GenAI overview);
+    ``None`` when the store has no such experiment yet."""
+    from autolambda.config import absolute_sqlite
+    from autolambda.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, runs_page_url
+
+    if tracking_uri.startswith("sqlite:///") and not Path(absolute_sqlite(tracking_uri)[len("sqlite:///"):]).exists():
+        return None
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(absolute_sqlite(tracking_uri))
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return runs_page_url(base, exp.experiment_id)
+    except Exception:  # the UI itself will say what is wrong with the store
+        return None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a taken port before MLflow starts (its own error is a log line and exit 0)."""
+    import socket
+
+    from autolambda.errors import AutolambdaError
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a listener still refuses it
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise AutolambdaError(f"port {port} on {host} is taken ({exc.strerror or exc}); choose another with --port, "
+                                  f"e.g. --port {port + 1}.") from None
 
 
 def _parse_ladder(text: str | None) -> tuple[int, ...] | None:

@@ -147,19 +147,27 @@ def print_tune_summary(result: Any, *, analyzed: bool = False) -> None:
 
 def print_next(config: Any, tracked: bool, *, analyzed: bool) -> None:
     """The commands to run next: the analysis (unless done) and the MLflow UI."""
+    from shlex import quote
+
     from autolambda.config import absolute_sqlite
 
     lines = []
     if not analyzed:
-        storage = "" if config.storage == absolute_sqlite("sqlite:///autolambda.db") else f" --storage '{redact(config.storage)}'"
-        lines.append(f"  autolambda analyze --study-name {config.name}{storage}   # which alpha the data support")
+        storage = "" if config.storage == absolute_sqlite("sqlite:///autolambda.db") else f" --storage {quote(redact(config.storage))}"
+        lines.append(f"  autolambda analyze --study-name {quote(config.name)}{storage}   # which alpha the data support")
     if tracked:
-        tracking = "" if config.tracking_uri == absolute_sqlite("sqlite:///mlflow.db") else f" --tracking-uri '{redact(config.tracking_uri)}'"
+        tracking = "" if config.tracking_uri == absolute_sqlite("sqlite:///mlflow.db") else f" --tracking-uri {quote(redact(config.tracking_uri))}"
         lines.append(f"  autolambda ui{tracking}   # browse lambda_eff against n_params in MLflow")
     if lines:
         console.print("\nNext:")
         for line in lines:
-            console.print(line)
+            print_command(line)
+
+
+def print_command(line: str) -> None:
+    """A command for the user to copy: never wrapped (a log file or CI would break it in
+    the middle of a path at 80 columns), never read as markup."""
+    console.print(line, soft_wrap=True, markup=False, highlight=False, crop=False, overflow="ignore")
 
 
 def _print_transfer(result: Any) -> None:

@@ -61,13 +61,10 @@ class LocalTrackingServer:
             time.sleep(0.3)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        from autolambda.signals import stop_process_group
+
+        if self.proc is not None:
+            stop_process_group(self.proc)
         self._log.close()
 
 

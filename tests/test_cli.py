@@ -182,3 +182,24 @@ def test_no_mlflow_writes_no_tracking_store(tmp_path):
 def test_python_dash_m_runs_the_cli():
     out = subprocess.run([sys.executable, "-m", "autolambda", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "tune" in out.stdout
+
+
+def test_printed_next_commands_are_whole_lines_that_run(tmp_path):
+    """Output to a file or CI is 80 columns wide to rich: a long storage path must still
+    come out on one line, and the line, copied, must run."""
+    import shlex
+
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 3) / "and-another-one"
+    deep.mkdir(parents=True)
+    journal = f"journal:{deep / 'autolambda.journal'}"
+    tracking = f"sqlite:///{deep / 'mlflow.db'}"
+    result = invoke("tune", *FAST, "--trials", "2", "--no-progress", "--no-analyze", "--storage", journal, "--tracking-uri", tracking)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    analyze_line = next(line for line in lines if line.strip().startswith("autolambda analyze"))
+    ui_line = next(line for line in lines if line.strip().startswith("autolambda ui"))
+    assert str(deep / "autolambda.journal") in analyze_line and str(deep / "mlflow.db") in ui_line
+    argv = shlex.split(analyze_line, comments=True)
+    copied = runner.invoke(app, argv[1:] + ["--no-mlflow", "--json"])
+    assert copied.exit_code != 2, copied.output  # the options parse as printed
+    assert "no complete trials" in copied.output or copied.exit_code == 0, copied.output

@@ -26,7 +26,36 @@ def _post(url, payload):
         return json.loads(r.read())
 
 
-def test_ui_serves_the_runs_on_loopback(tmp_path):
+def _descendants(pid):
+    """Every live process below ``pid`` (Linux /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ui_serves_the_runs_on_loopback_and_sigterm_ends_its_server(tmp_path):
+    """The server's REST API lists the study's runs; SIGTERM to `autolambda ui` (what
+    `kill`, `timeout` and service managers send) ends every process of the server and
+    frees the port. Before, the server, uvicorn, its job runner and 7 huey consumers
+    stayed, holding the port."""
     result = CliRunner().invoke(app, ["tune", "--trainer", "surrogate", "--epochs", "3", "--trials", "3", "--no-progress"])
     assert result.exit_code == 0, result.output
     port = _free_port()
@@ -37,6 +66,7 @@ def test_ui_serves_the_runs_on_loopback(tmp_path):
         text=True,
         start_new_session=True,
     )
+    server = set()
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 90
@@ -51,16 +81,41 @@ def test_ui_serves_the_runs_on_loopback(tmp_path):
             assert time.time() < deadline, "MLflow UI did not start in 90 s"
             time.sleep(0.5)
         with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=autolambda", timeout=5) as r:
-            exp_id = json.loads(r.read())["experiment"]["experiment_id"]
+            exp = json.loads(r.read())["experiment"]
+        exp_id = exp["experiment_id"]
+        # Tagged as model training, so MLflow 3's UI opens it on the runs, not the GenAI overview.
+        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in exp["tags"]
         runs = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id], "max_results": 100})["runs"]
         names = sorted(r["info"]["run_name"] for r in runs)
         assert names == ["digits-l2-surrogate", "trial-0000", "trial-0001", "trial-0002"]
+        server |= _descendants(proc.pid)
+        assert server, "the MLflow server runs below autolambda ui"
+        proc.send_signal(signal.SIGTERM)  # to autolambda only, not to its group
+        proc.wait(timeout=60)
+        left = [pid for pid in server if _alive(pid)]
+        assert left == [], f"processes of the server left running: {left}"
+        with socket.socket() as s:  # the port is free again for a server (which binds with SO_REUSEADDR)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            s.listen()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    first_line = proc.stdout.readline()
+        for pid in server | _descendants(proc.pid) | ({proc.pid} if proc.poll() is None else set()):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait()
+    first_line, second_line = proc.stdout.readline(), proc.stdout.readline()
     assert f"http://127.0.0.1:{port}" in first_line
+    assert second_line.strip() == f"The runs of experiment 'autolambda': http://127.0.0.1:{port}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+
+
+def test_ui_on_a_taken_port_says_so_before_mlflow_starts():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["ui", "--port", str(port)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"port {port} on 127.0.0.1 is taken" in lines[0] and "--port" in lines[0], result.output

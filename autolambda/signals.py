@@ -1,0 +1,99 @@
+"""SIGTERM and SIGHUP stop a command the way Ctrl-C does.
+
+``timeout``, ``kill``, ``docker stop``, systemd and batch schedulers send SIGTERM; a closed
+terminal sends SIGHUP. Python's default for both is to die on the spot: a running trial
+stays RUNNING, MLflow runs stay open, and a server the command started keeps its port.
+Inside ``stop_signals_as_interrupt`` they raise ``Terminated``, a ``KeyboardInterrupt``,
+so every ``except KeyboardInterrupt`` / ``finally`` on the way out runs as for Ctrl-C
+(the trial is marked FAIL with ``interrupted``, its run KILLED, servers stopped).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    import subprocess
+
+STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None)
+
+
+class Terminated(KeyboardInterrupt):
+    """A stop signal other than SIGINT, raised where the main thread was."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process the signal ended."""
+        return 128 + self.signum
+
+
+def exit_code(exc: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 128 + N for signal N."""
+    return exc.exit_code if isinstance(exc, Terminated) else 130
+
+
+@contextmanager
+def stop_signals_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM/SIGHUP into ``Terminated`` for the block (main thread only). A second
+    stop signal while the first is being handled is ignored, so the clean-up finishes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def stop_process_group(proc: "subprocess.Popen", timeout: float = 20.0) -> None:
+    """End ``proc`` and every process of its group (it must have been started with
+    ``start_new_session=True``): SIGTERM, then SIGKILL for whatever is left after
+    ``timeout`` seconds. ``mlflow server`` forks uvicorn, a job runner and huey consumers;
+    ending only the first leaves the others holding the port."""
+    import os
+    import time
+
+    pgid = proc.pid
+
+    def group_alive() -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    if proc.poll() is None or group_alive():
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc.poll()
+        if proc.returncode is not None and not group_alive():
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
