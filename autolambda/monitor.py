@@ -50,6 +50,8 @@ class TrialMonitor:
         self.epochs_run = 0
         self.evaluates = evaluates
         self._prune = prune and can_prune(trial)
+        # No should_prune() before the pruner can prune (each call reads the storage).
+        self._ask_from = _ask_from(trial) if self._prune else None
         self._warned = False
 
     def on_epoch(self, epoch: int, logs: dict[str, float]) -> None:
@@ -80,8 +82,18 @@ class TrialMonitor:
             return
         if self._prune:
             self.trial.report(float(value), step=epoch)
-            if self.trial.should_prune():
+            if self._ask_from is not None and epoch >= self._ask_from and self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor}={float(value):.4g}).")
+
+
+def _ask_from(trial: Any) -> int | None:
+    """The first step worth a ``should_prune()`` for ``trial``'s study (0 when unknown)."""
+    study = getattr(trial, "study", None)
+    if study is None or not hasattr(study, "pruner"):
+        return 0
+    from autolambda.pruners import first_pruning_step
+
+    return first_pruning_step(study.pruner)
 
 
 def can_prune(trial: Any) -> bool:

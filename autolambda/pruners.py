@@ -52,3 +52,23 @@ class WidthStratifiedPruner(optuna.pruners.BasePruner):
 
     def __getstate__(self) -> dict:
         return self.__dict__ | {"_views": {}}
+
+
+def first_pruning_step(pruner: optuna.pruners.BasePruner | None) -> int | None:
+    """The first step at which ``pruner`` can prune at all (``None``: never).
+
+    Before it, ``should_prune()`` only costs a storage round trip (on SQLite about 15 % of
+    a study's time when asked every epoch), so the objective does not ask. Pruners this
+    does not know are asked from step 0.
+    """
+    inner = pruner.pruner if isinstance(pruner, WidthStratifiedPruner) else pruner
+    if inner is None or isinstance(inner, optuna.pruners.NopPruner):
+        return None
+    if isinstance(inner, optuna.pruners.PercentilePruner):  # MedianPruner is one
+        return int(inner._n_warmup_steps)
+    if isinstance(inner, optuna.pruners.SuccessiveHalvingPruner) and isinstance(inner._min_resource, int):
+        # Rung 0 is reached at step min_resource * eta ** min_early_stopping_rate.
+        return int(inner._min_resource * inner._reduction_factor ** inner._min_early_stopping_rate)
+    if isinstance(inner, optuna.pruners.HyperbandPruner) and isinstance(inner._min_resource, int):
+        return int(inner._min_resource)
+    return 0

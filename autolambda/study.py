@@ -457,15 +457,8 @@ def fail_orphaned_trials(study: optuna.Study, tracker: Any = None) -> list[int]:
     ``host:pid`` of its process (user attribute ``worker``), so a later run on the same
     machine can tell. Trials of other machines are left to the RDB heartbeat.
     """
-    import socket
-
-    host = socket.gethostname()
     failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = str(trial.user_attrs.get("worker", ""))
-        name, _, pid = owner.rpartition(":")
-        if name != host or not pid.isdigit() or _alive(int(pid)):
-            continue
+    for trial in orphaned_trials(study):
         try:
             study._storage.set_trial_user_attr(trial._trial_id, "orphaned", True)
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
@@ -475,6 +468,20 @@ def fail_orphaned_trials(study: optuna.Study, tracker: Any = None) -> list[int]:
         # Retried and logged as a trial failed by the heartbeat would be.
         StaleTrialHandler(tracker)(study, study._storage.get_trial(trial._trial_id))
     return failed
+
+
+def orphaned_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """RUNNING trials whose process (``host:pid`` in user attribute ``worker``) ran on
+    this machine and is gone: nothing will ever finish them."""
+    import socket
+
+    host = socket.gethostname()
+    out = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        name, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            out.append(trial)
+    return out
 
 
 def _alive(pid: int) -> bool:

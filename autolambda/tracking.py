@@ -60,6 +60,19 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
+#: MLflow 3's UI opens an experiment by its kind: untagged, it guesses GenAI and lands on
+#: an empty traces overview; tagged as model training it lands on the runs table (read
+#: from the UI's source, mlflow/server/js: the "mlflow.experimentKind" tag).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
+def runs_page_url(base: str, experiment_id: str) -> str:
+    """The MLflow UI's page of an experiment's runs table, with the UI in its model
+    training mode (its side bar otherwise stays on GenAI's traces and judges)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 class MLflowTracker:
     """Log a study to MLflow: a parent run per study and a child run per trial.
 
@@ -98,9 +111,11 @@ class MLflowTracker:
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 self.client.restore_experiment(exp.experiment_id)
+            if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                self.client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return exp.experiment_id
         try:
-            return self.client.create_experiment(self.experiment)
+            return self.client.create_experiment(self.experiment, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
         except Exception:  # another worker created it a moment ago
             exp = self.client.get_experiment_by_name(self.experiment)
             if exp is None:

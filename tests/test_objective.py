@@ -57,6 +57,40 @@ def test_pruner_says_keep_trial_completes():
     assert sorted(study.trials[0].intermediate_values) == [9, 19, 25, 26, 27, 28, 29]
 
 
+class CountingMedian(optuna.pruners.MedianPruner):
+    """A median pruner that counts the steps it was asked at."""
+
+    asked: list
+
+    def prune(self, study, trial) -> bool:
+        self.asked.append(trial.last_step)
+        return super().prune(study, trial)
+
+
+@pytest.mark.parametrize("stratify", [False, True])
+def test_the_pruner_is_not_asked_before_it_can_prune(stratify):
+    """Every report is kept (plots, replays), but should_prune() before the warm-up
+    would only cost storage round trips."""
+    from autolambda.pruners import WidthStratifiedPruner
+
+    inner = CountingMedian(n_startup_trials=0, n_warmup_steps=5)
+    inner.asked = []
+    study = optuna.create_study(pruner=WidthStratifiedPruner(inner) if stratify else inner)
+    study.optimize(surrogate(epochs=8, eval_every=1), n_trials=2)
+    assert all(len(t.intermediate_values) == 8 for t in study.trials if t.state == TrialState.COMPLETE)
+    assert inner.asked and min(inner.asked) == 5
+
+
+def test_a_study_without_pruning_never_asks():
+    class Never(optuna.pruners.NopPruner):
+        def prune(self, study, trial):
+            raise AssertionError("asked")
+
+    study = optuna.create_study(pruner=Never())
+    study.optimize(surrogate(epochs=4, eval_every=1), n_trials=2)
+    assert all(t.state == TrialState.COMPLETE and len(t.intermediate_values) == 4 for t in study.trials)
+
+
 def test_divergence_is_recorded_as_pruned_and_the_study_goes_on():
     space = SearchSpace(lambda0=(50.0, 100.0), alpha=0.0)  # far beyond the surrogate's divergence
     study = optuna.create_study()

@@ -189,7 +189,10 @@ def test_existing_name_with_other_direction_or_space_writes_nothing(tmp_path):
 # ---- Ctrl-C ------------------------------------------------------------------------------
 
 
-def test_sigint_mid_trial_loses_nothing_and_resumes(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_stop_signal_mid_trial_loses_nothing_and_resumes(tmp_path, signum, code):
+    """Ctrl-C, and SIGTERM (what kill, timeout, docker stop and schedulers send), stop
+    within seconds: the trial FAIL (interrupted), its run and the parent KILLED."""
     (tmp_path / "slow.toml").write_text('trainer = "surrogate"\nsurrogate_epoch_seconds = 0.25\nepochs = 12\n')
     cmd = [sys.executable, "-m", "autolambda", "tune", "--study", "slow.toml", "--trials", "3", "--no-progress"]
     # A shell that starts jobs in the background sets SIGINT to "ignore", and children
@@ -208,9 +211,9 @@ def test_sigint_mid_trial_loses_nothing_and_resumes(tmp_path):
         if len(trials) >= 2 and trials[-1].state == TrialState.RUNNING and len(trials[-1].intermediate_values) >= 2:
             break
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=30)  # stops within seconds, not at the end of the trial
-    assert proc.returncode == 130, out
+    assert proc.returncode == code, out
     assert "run the same command again" in out and "Traceback" not in out
     study = optuna.load_study(study_name="digits-l2-surrogate", storage=storage)
     interrupted = study.trials[-1]
@@ -229,6 +232,24 @@ def test_sigint_mid_trial_loses_nothing_and_resumes(tmp_path):
     _, parents, _ = mlflow_runs()
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     check_consistent()
+
+
+def test_check_reports_a_trial_whose_process_is_gone_and_sync_repairs_it(tmp_path):
+    import socket
+
+    assert invoke("tune", *FAST, "--trials", "2", "--no-analyze").exit_code == 0
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    study = optuna.load_study(study_name="digits-l2-surrogate", storage=f"sqlite:///{tmp_path}/autolambda.db")
+    orphan = study.ask({"width": optuna.distributions.IntDistribution(1, 64)})  # RUNNING, as a killed run leaves it
+    orphan.set_user_attr("worker", f"{socket.gethostname()}:{gone.pid}")
+    result = invoke("check")
+    assert result.exit_code == 1
+    assert f"trial {orphan.number}: RUNNING in Optuna, but its process" in result.output and "autolambda sync" in result.output
+    assert invoke("sync").exit_code == 0
+    check_consistent()
+    study = optuna.load_study(study_name="digits-l2-surrogate", storage=f"sqlite:///{tmp_path}/autolambda.db")
+    assert study.trials[orphan.number].state == TrialState.FAIL
 
 
 # ---- divergence and failing trials ---------------------------------------------------

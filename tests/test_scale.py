@@ -106,21 +106,73 @@ def test_two_processes_on_postgres_share_one_study(tmp_path, postgres):
         assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
 
 
-def test_workers_on_one_machine(tmp_path):
-    (tmp_path / "slow.toml").write_text(SLOW)
-    runner = CliRunner()
-    result = runner.invoke(app, ["tune", "--study", "slow.toml", "--workers", "2", "--trials", "10", "--no-progress"],
-                           catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+def _descendants(pid):
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_workers_on_one_machine_stop_on_sigterm_and_resume(tmp_path):
+    """Two workers share one study; SIGTERM to the coordinator alone (as a scheduler sends
+    it) stops the workers and the local MLflow server cleanly; the same command resumes
+    to the total, with one parent run and one run per trial."""
+    (tmp_path / "slow.toml").write_text('trainer = "surrogate"\nepochs = 6\nsurrogate_epoch_seconds = 0.3\n')
+    cmd = [sys.executable, "-m", "autolambda", "tune", "--study", "slow.toml", "--workers", "2", "--trials", "10",
+           "--no-progress", "--no-analyze"]
     journal = f"journal:{tmp_path / 'autolambda.journal'}"
     from autolambda.study import make_storage
 
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline, below = time.time() + 180, set()
+    while True:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline, "the workers did not get going"
+        try:
+            trials = optuna.load_study(study_name="digits-l2-surrogate", storage=make_storage(journal)).trials
+        except Exception:
+            trials = []
+        below |= _descendants(proc.pid)
+        if sum(t.state == TrialState.COMPLETE for t in trials) >= 1 and sum(t.state == TrialState.RUNNING for t in trials) >= 1:
+            break
+        time.sleep(0.2)
+    below |= _descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 143, out
+    assert "run the same command again" in out and "Traceback" not in out
+    assert [pid for pid in below if _alive(pid)] == [], "workers or the MLflow server outlived the coordinator"
+    study = optuna.load_study(study_name="digits-l2-surrogate", storage=make_storage(journal))
+    assert all(t.state != TrialState.RUNNING for t in study.trials)
+    assert any(t.user_attrs.get("interrupted") for t in study.trials if t.state == TrialState.FAIL)
+    _, parents, _ = _children(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(parents) == 1 and parents[0].info.status == "KILLED"
+
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
     study = optuna.load_study(study_name="digits-l2-surrogate", storage=make_storage(journal))
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 10
-    assert len({t.number for t in study.trials}) == len(study.trials) == 10
+    assert len({t.number for t in study.trials}) == len(study.trials)
     _, parents, children = _children(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == 10
-    check = runner.invoke(app, ["check", "--storage", journal])
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == len(study.trials)
+    check = CliRunner().invoke(app, ["check", "--storage", journal])
     assert check.exit_code == 0, check.output
 
 
