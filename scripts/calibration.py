@@ -2,7 +2,8 @@
 
 For each planted alpha, runs ``--studies`` surrogate studies of ``--trials`` trials with
 the default sampler, pruner and budget (in memory, no TensorFlow) at the surrogate's
-default, realistic noise (seed-to-seed SD 0.02, dip 0.03, as measured on digits), then
+default, realistic noise (seed-to-seed SD 0.02, ~2.5x that at the narrowest width, dip
+0.03, a soft wall cut short by a collapse: as measured on digits), then
 ``analyze_records`` on each, and reports:
 
 - how often alpha of the optimum is identified, the coverage of its 95 % interval
@@ -89,6 +90,32 @@ def one_study(job: tuple) -> dict:
             "evidence_by_half": a.dip_evidence_by_half}
 
 
+def agreement(rows: list[dict], threshold: float, half: float = HALF_THRESHOLD) -> float | None:
+    """Share of all triples of studies (same planted alpha) whose answers agree as the issue "The default study answers" asks of three seeds on digits: each
+    answers, and each estimate lies inside the other two intervals. The answer is the
+    optimum's alpha where identified at ``threshold``, else the wall's; the two estimate
+    different exponents, so a triple that mixes them counts as disagreeing."""
+    def answer(r: dict) -> tuple[str, float, tuple[float, float]] | None:
+        if identified(r, threshold, half):
+            return "optimum", r["alpha_hat"], r["alpha_ci"]
+        if r["wall_identified"]:
+            return "wall", r["wall_alpha_hat"], r["wall_alpha_ci"]
+        return None
+
+    from itertools import combinations
+
+    triples = list(combinations(rows, 3))
+    if not triples:
+        return None
+    held = 0
+    for triple in triples:
+        answers = [answer(r) for r in triple]
+        if any(a is None for a in answers) or len({a[0] for a in answers}) > 1:
+            continue
+        held += all(o[2][0] <= a[1] <= o[2][1] for a in answers for o in answers if o is not a)
+    return held / len(triples)
+
+
 def identified(row: dict, threshold: float, half: float = HALF_THRESHOLD) -> bool:
     """Whether the analysis would call alpha identified at ``threshold`` (and ``half``)."""
     return bool(row["identified"] and row["evidence"] >= threshold and min(row["evidence_by_half"]) >= half)
@@ -113,6 +140,7 @@ def summarize(rows: list[dict], wall_truth: dict[float, float], threshold: float
             "wall_truth": truth, "wall_identified": len(wall) / len(rs),
             "wall_coverage": float(np.mean(wall_covers)) if wall_covers else None,
             "wall_median_width": float(np.median([r["wall_alpha_ci"][1] - r["wall_alpha_ci"][0] for r in wall])) if wall else None,
+            "three_agree": agreement(rs, threshold, half),
             "median_noise_sd": float(np.median([r["noise_sd"] for r in rs if r["noise_sd"] is not None])),
             "seconds_per_study": float(np.median([r["seconds"] for r in rs])),
         })
@@ -145,20 +173,28 @@ def markdown(summary: list[dict], args: argparse.Namespace, seconds: float) -> s
     noise = "default" if args.seed_noise is None else str(args.seed_noise)
     dip = "default" if args.dip is None else str(args.dip)
     lines = [
-        f"Surrogate with seed-to-seed SD {noise} and dip {dip} (defaults: 0.02 and 0.03), {args.trials} trials a study, "
-        f"default sampler, pruner and {DEFAULT_EPOCHS} epochs; {args.studies} studies per planted alpha, "
+        f"Surrogate with seed-to-seed SD {noise} and dip {dip} (defaults: 0.02, ~2.5x at the narrowest width, and 0.03), "
+        f"{args.trials} trials a study, "
+        f"{'the default sampler' if args.sampler is None else 'sampler ' + args.sampler}, "
+        f"{'the default pruner' if args.pruner is None else 'pruner ' + args.pruner} and {DEFAULT_EPOCHS} epochs; "
+        f"{args.studies} studies per planted alpha, "
         f"{args.flat_studies} flat ones; {seconds / 60:.1f} min on {args.jobs} processes.",
         "",
         "| planted alpha | studies | identified | coverage (identified) | coverage (all) | median width | true hypothesis ruled out | "
-        "wall alpha (true) | wall identified | wall coverage | wall median width |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "wall alpha (true) | wall identified | wall coverage | wall median width | three seeds agree |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         if "coverage_all" not in s:
             continue
         lines.append(f"| {s['planted']:+.1f} | {s['studies']} | {s['identified']:.0%} | {f(s['coverage_identified'])} | "
                      f"{s['coverage_all']:.2f} | {f(s['median_width'])} | {s['ruled_out']:.0%} | {s['wall_truth']:+.2f} | "
-                     f"{s['wall_identified']:.0%} | {f(s['wall_coverage'])} | {f(s['wall_median_width'])} |")
+                     f"{s['wall_identified']:.0%} | {f(s['wall_coverage'])} | {f(s['wall_median_width'])} | "
+                     f"{'—' if s['three_agree'] is None else format(s['three_agree'], '.0%')} |")
+    lines += ["", "\"Three seeds agree\": the share of all triples of studies (the same planted alpha) where each answers "
+              "(the optimum's alpha, else the wall's) and each estimate lies inside the other two 95 % intervals. With honest "
+              "intervals this is far from certain: an estimate falls outside another study's 95 % interval about one time "
+              "in six, and a triple has six such chances."]
     flat = [s for s in summary if "coverage_all" not in s]
     if flat:
         lines += ["", f"Flat surrogate (dip 0, no optimum): alpha claimed identified in {flat[0]['identified']:.0%} of "
@@ -181,6 +217,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every study's result here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     parser.add_argument("--benchmarks", type=Path, help="write the table as the last section of this file (BENCHMARKS.md)")
+    parser.add_argument("--from-json", type=Path, help="summarise the studies of an earlier --json instead of running new ones")
     args = parser.parse_args()
     args.flat_studies = args.studies if args.flat_studies is None else args.flat_studies
     alphas = [float(a) for a in args.alphas.split(",")]
@@ -190,20 +227,26 @@ def main() -> None:
     jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost, pruner, sampler) for a in alphas for s in range(args.studies)]
     jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost, pruner, sampler) for s in range(args.flat_studies)]
     started = time.perf_counter()
-    rows = []
-    with ProcessPoolExecutor(args.jobs) as pool:
-        for i, row in enumerate(pool.map(one_study, jobs), 1):
-            rows.append(row)
-            print(f"\r{i}/{len(jobs)} studies", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    if args.from_json:
+        stored = json.loads(args.from_json.read_text())
+        rows = stored["studies"]
+        seconds = stored.get("seconds", sum(r["seconds"] for r in rows) / args.jobs)
+    else:
+        rows = []
+        with ProcessPoolExecutor(args.jobs) as pool:
+            for i, row in enumerate(pool.map(one_study, jobs), 1):
+                rows.append(row)
+                print(f"\r{i}/{len(jobs)} studies", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        seconds = time.perf_counter() - started
     truth = {a: true_wall_alpha(a, args.wall_cost, args.dip) for a in alphas}
     summary = summarize(rows, truth, DETECTION_THRESHOLD)
-    text = markdown(summary, args, time.perf_counter() - started)
+    text = markdown(summary, args, seconds)
     text += (f"\nAt other detection thresholds (the defaults are {DETECTION_THRESHOLD:g} in all and {HALF_THRESHOLD:g} in "
              "each half of the sizes):\n\n" + threshold_table(rows, truth))
     print(text)
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "studies": rows}, indent=1, default=float))
+        args.json.write_text(json.dumps({"summary": summary, "studies": rows, "seconds": seconds}, indent=1, default=float))
     if args.markdown:
         args.markdown.write_text(text)
     if args.benchmarks:

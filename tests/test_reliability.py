@@ -193,7 +193,7 @@ def test_existing_name_with_other_direction_or_space_writes_nothing(tmp_path):
 def test_a_stop_signal_mid_trial_loses_nothing_and_resumes(tmp_path, signum, code):
     """Ctrl-C, and SIGTERM (what kill, timeout, docker stop and schedulers send), stop
     within seconds: the trial FAIL (interrupted), its run and the parent KILLED."""
-    (tmp_path / "slow.toml").write_text('trainer = "surrogate"\nsurrogate_epoch_seconds = 0.25\nepochs = 12\n')
+    (tmp_path / "slow.toml").write_text('trainer = "surrogate"\nsurrogate_epoch_seconds = 0.2\nepochs = 10\n')
     cmd = [sys.executable, "-m", "autolambda", "tune", "--study", "slow.toml", "--trials", "3", "--no-progress"]
     # A shell that starts jobs in the background sets SIGINT to "ignore", and children
     # inherit that; restore the default so Python turns Ctrl-C into KeyboardInterrupt.
@@ -224,6 +224,8 @@ def test_a_stop_signal_mid_trial_loses_nothing_and_resumes(tmp_path, signum, cod
     assert runs[interrupted.number].info.status == "KILLED"
     assert parents[0].info.status == "KILLED"
     check_consistent()
+    if signum != signal.SIGINT:
+        return  # resuming does not depend on which signal stopped the run
     # The same command continues to the requested total.
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -241,7 +243,7 @@ def test_check_reports_a_trial_whose_process_is_gone_and_sync_repairs_it(tmp_pat
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a pid that no longer runs
     study = optuna.load_study(study_name="digits-l2-surrogate", storage=f"sqlite:///{tmp_path}/autolambda.db")
-    orphan = study.ask({"width": optuna.distributions.IntDistribution(1, 64)})  # RUNNING, as a killed run leaves it
+    orphan = study.ask()  # RUNNING, as a killed run leaves it
     orphan.set_user_attr("worker", f"{socket.gethostname()}:{gone.pid}")
     result = invoke("check")
     assert result.exit_code == 1
