@@ -377,7 +377,7 @@ def ui(
         _check_port_free(host, port)
     except AutolambdaError as exc:
         _fail(exc)
-    from autolambda.signals import stop_process_group, stop_signals_as_interrupt
+    from autolambda.signals import Terminated, exit_code, stop_process_group, stop_signals_as_interrupt
 
     base = f"http://{host}:{port}"
     typer.echo(f"MLflow UI for {redact(tracking_uri)} at {base} (Ctrl-C to stop)")
@@ -388,16 +388,17 @@ def ui(
            "--host", host, "--port", str(port), "--workers", "1"]
     # Its own process group, so that the server's children (uvicorn, the job runner, huey
     # consumers) end with it, whatever ends this command.
-    proc = subprocess.Popen(cmd, start_new_session=True)
-    code = 0
-    try:
-        with stop_signals_as_interrupt():
+    # The clean-up runs inside the block: a second stop signal cannot cut it short.
+    with stop_signals_as_interrupt():
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        try:
             code = proc.wait()
-    except KeyboardInterrupt:
-        code = 0
-    finally:
-        stop_process_group(proc)
-    raise typer.Exit(code=0 if code in (0, -15, 143) else code)
+            code = 0 if code in (0, -15, 143) else code
+        except KeyboardInterrupt as exc:  # Ctrl-C is how a UI is meant to stop: 0; SIGTERM/SIGHUP: 128+N
+            code = exit_code(exc) if isinstance(exc, Terminated) else 0
+        finally:
+            stop_process_group(proc)
+    raise typer.Exit(code=code)
 
 
 def _runs_page(tracking_uri: str, experiment: str, base: str) -> str | None:

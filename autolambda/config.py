@@ -333,9 +333,10 @@ def check_storage_url(url: str) -> None:
 def check_stores_usable(storage: str, tracking_uri: str | None = None, *, folders: Sequence[Path] = ()) -> None:
     """Raise ``ConfigError`` (one line) unless every store can be used: a SQLite or journal
     file whose folder exists and takes new files, a server that answers on its port, and
-    each of ``folders`` (reports) creatable. Writes nothing and imports neither Optuna,
-    MLflow nor TensorFlow, so ``tune`` runs it before it creates any store: a bad second
-    store then leaves no first one behind."""
+    each of ``folders`` (reports) creatable. Leaves nothing behind (a probe file is
+    created and removed) and imports neither Optuna, MLflow nor TensorFlow, so ``tune``
+    runs it before it creates any store: a bad second store then leaves no first one.
+    A server reached through a Unix socket or an HTTP proxy is left to its client."""
     for label, url in (("storage", storage), ("tracking URI", tracking_uri)):
         if not url:
             continue
@@ -348,8 +349,13 @@ def check_stores_usable(storage: str, tracking_uri: str | None = None, *, folder
         else:
             parts = urlsplit(url)
             scheme = parts.scheme.lower()
-            port = parts.port or next((p for s, p in DEFAULT_PORTS.items() if scheme.startswith(s)), None)
-            if parts.hostname and port:
+            try:
+                port = parts.port or next((p for s, p in DEFAULT_PORTS.items() if scheme.startswith(s)), None)
+            except ValueError:
+                raise ConfigError(f"{label} {redact(url)!r} has an invalid port; use HOST:PORT with a port in 1..65535.") from None
+            via_socket = any(key in parts.query for key in ("host=", "unix_socket="))
+            via_proxy = scheme.startswith("http") and _proxied(parts.hostname or "")
+            if parts.hostname and port and not via_socket and not via_proxy:
                 _check_reachable(label, url, parts.hostname, port)
     for folder in folders:
         existing = Path(folder).resolve()
@@ -360,6 +366,13 @@ def check_stores_usable(storage: str, tracking_uri: str | None = None, *, folder
 
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "https": 443, "http": 80}
+
+
+def _proxied(host: str) -> bool:
+    """Whether HTTP clients (MLflow's) would reach ``host`` through a proxy."""
+    import urllib.request
+
+    return bool(urllib.request.getproxies()) and not urllib.request.proxy_bypass(host)
 
 
 def _takes_files(folder: Path) -> bool:

@@ -246,7 +246,7 @@ def _read_image_folder(path: Path):
                     if mode is None:
                         mode = "L" if img.mode in ("L", "1", "P", "I", "F") else "RGB"
                     arr = np.asarray(img.convert(mode))
-            except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+            except Exception as exc:  # UnidentifiedImageError (an OSError), DecompressionBombError, truncated files
                 raise DataError(f"{file}: not a readable image ({type(exc).__name__}: {exc}).") from None
             if shape is None:
                 shape = arr.shape
@@ -277,6 +277,8 @@ def _check_arrays(name: str, xkey: str, ykey: str, x: np.ndarray, y: np.ndarray)
             images = int(bad.reshape(len(x), -1).any(axis=1).sum())
             raise DataError(f"{name}: {xkey} has {int(bad.sum())} non-finite value(s) (NaN or inf) in {images} of "
                             f"{len(x)} images; every pixel must be a finite number.")
+    if y.dtype == bool:
+        y = y.astype(np.int64)
     if not np.issubdtype(y.dtype, np.integer):
         if not np.issubdtype(y.dtype, np.number):
             raise DataError(f"{name}: {ykey} must hold integer class labels but got {y.dtype} values.")

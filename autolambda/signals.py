@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     import subprocess
 
-STOP_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class Terminated(KeyboardInterrupt):
@@ -45,23 +45,56 @@ def exit_code(exc: KeyboardInterrupt) -> int:
 
 @contextmanager
 def stop_signals_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM/SIGHUP into ``Terminated`` for the block (main thread only). A second
-    stop signal while the first is being handled is ignored, so the clean-up finishes."""
+    """For the block (main thread only): SIGTERM/SIGHUP raise ``Terminated``, SIGINT a
+    plain ``KeyboardInterrupt``; once one has arrived, further stop signals are ignored
+    until the block is left, so the clean-up on the way out finishes (SIGKILL still
+    ends it). A signal the process was started to ignore (``nohup``, a background job's
+    SIGINT) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: object) -> None:
-        for s in STOP_SIGNALS:
+        for s in previous:
             signal.signal(s, signal.SIG_IGN)
-        raise Terminated(signum)
+        raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
-    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    previous = {}
+    for s in STOP_SIGNALS:
+        old = signal.getsignal(s)
+        if old is not signal.SIG_IGN:
+            previous[s] = signal.signal(s, handler)
     try:
         yield
     finally:
         for s, old in previous.items():
-            signal.signal(s, old)
+            signal.signal(s, signal.SIG_DFL if old is None else old)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies do not count: as PID 1
+    in a container nobody may ever reap them)."""
+    import os
+
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # not Linux: ask the kernel (zombies count there)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def stop_process_group(proc: "subprocess.Popen", timeout: float = 20.0) -> None:
@@ -73,23 +106,14 @@ def stop_process_group(proc: "subprocess.Popen", timeout: float = 20.0) -> None:
     import time
 
     pgid = proc.pid
-
-    def group_alive() -> bool:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-
-    if proc.poll() is None or group_alive():
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         proc.poll()
-        if proc.returncode is not None and not group_alive():
+        if proc.returncode is not None and not _group_alive(pgid):
             return
         time.sleep(0.1)
     try:

@@ -236,11 +236,12 @@ class SurrogateTrainer:
         planted_alpha: The exponent A in ``lambda_star(N) = c * N ** -A``.
         lambda_star_ref: ``lambda_star`` at ``n_star`` parameters (so ``c = lambda_star_ref * n_star ** A``).
         noise: Standard deviation of the per-epoch noise on the loss.
-        seed_noise: Standard deviation of the per-trial (seed-to-seed) offset.
+        seed_noise: Standard deviation of the per-trial (seed-to-seed) offset of wide nets.
         dip: How far the loss at ``lambda_star`` lies below the flat floor.
-        narrow_noise: How much noisier the narrowest default net (``narrow_n`` parameters)
-            is than the wide ones, as a multiple of ``seed_noise``; the excess falls off as
-            ``N ** -1.5`` (0: the same noise at every width).
+        narrow_noise: The narrowest default net's (``narrow_n`` parameters) extra
+            seed-to-seed SD, as a multiple of ``seed_noise``, added in quadrature (2.25: its
+            SD is ~2.5x the wide nets'); the excess falls off as ``N ** -1.5`` (0: the same
+            noise at every width). A collapsed net gets no offset.
     """
 
     planted_alpha: float = 0.0
@@ -267,6 +268,10 @@ class SurrogateTrainer:
         excess = self.narrow_noise * (n_params / self.narrow_n) ** -1.5
         return self.seed_noise * math.sqrt(1.0 + excess * excess)
 
+    def collapsed(self, n_params: float, strength: float) -> bool:
+        """Whether the penalty has collapsed the net (it then predicts uniformly)."""
+        return math.log(max(strength, 1e-300) / self.lambda_star(n_params)) > self.collapse_offset
+
     def lambda_star(self, n_params: float) -> float:
         """The planted best penalty for a model of ``n_params`` parameters."""
         return self.lambda_star_ref * (n_params / self.n_star) ** (-self.planted_alpha)
@@ -276,7 +281,7 @@ class SurrogateTrainer:
         base = 0.1 + 0.4 * (n_params / 1_000.0) ** -0.3
         u = math.log(max(strength, 1e-300) / self.lambda_star(n_params))
         dip = self.dip * math.exp(-(u**2) / (2 * self.dip_width**2))
-        if u > self.collapse_offset:
+        if self.collapsed(n_params, strength):
             return math.log(n_classes)  # a collapsed net predicts every class alike
         wall = (self.wall_top - base) * _sigmoid(self.wall_steepness * (u - self.wall_offset))
         return base - dip + wall
@@ -320,7 +325,7 @@ class SurrogateTrainer:
         rng = np.random.default_rng(seed)
         final = self.final_loss(n_params, strength, data.n_classes)
         offset = rng.normal(0.0, self.seed_sd(n_params))
-        if final < math.log(data.n_classes):  # a collapsed net's loss is exactly ln(C), as on digits
+        if not self.collapsed(n_params, strength):  # a collapsed net's loss is exactly ln(C), as on digits
             final += offset
         start = math.log(data.n_classes)
         for epoch in range(epochs):

@@ -41,9 +41,12 @@ class LocalTrackingServer:
 
     def __enter__(self) -> "LocalTrackingServer":
         env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+        # Artifacts as plain files the clients write themselves (every worker is on this
+        # machine), not proxied through the server: the report that `analyze` logs after
+        # the server is gone, and later, then lands beside them instead of failing.
         cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
-               "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
-               "--workers", "1"]
+               "--default-artifact-root", self.artifacts.as_uri(), "--no-serve-artifacts",
+               "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.time() + 120
         while True:
@@ -123,9 +126,12 @@ def run_workers(
                         on_progress(study)
             except KeyboardInterrupt:
                 status = "KILLED"
+                # SIGTERM, which the workers handle like Ctrl-C: a background job's
+                # workers inherit SIGINT ignored, and a terminal's Ctrl-C has reached
+                # them already (a second stop signal is ignored during their clean-up).
                 for p, _ in procs:
                     if p.poll() is None:
-                        p.send_signal(signal.SIGINT)
+                        p.send_signal(signal.SIGTERM)
                 for p, _ in procs:
                     try:
                         p.wait(timeout=60)

@@ -177,3 +177,10 @@ def test_missing_keras_file_offline_is_a_clear_error(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     with pytest.raises(DataError, match="missing cache file"):
         load_dataset("fashion_mnist")
+
+
+def test_boolean_labels_are_two_classes(tmp_path):
+    path = tmp_path / "b.npz"
+    np.savez(path, x_train=np.random.default_rng(0).random((40, 8, 8)), y_train=np.arange(40) % 2 == 1)
+    data = load_dataset(str(path))
+    assert data.n_classes == 2 and set(np.unique(data.y_train)) == {0, 1}
