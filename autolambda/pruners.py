@@ -58,8 +58,8 @@ def first_pruning_step(pruner: optuna.pruners.BasePruner | None) -> int | None:
     """The first step at which ``pruner`` can prune at all (``None``: never).
 
     Before it, ``should_prune()`` only costs a storage round trip, so the objective does
-    not ask (BENCHMARKS.md, "Pruning calls before the warm-up": 1,200 calls and ~5 s of
-    the default 100-trial study). Pruners this does not know are asked from step 0.
+    not ask (BENCHMARKS.md, "Pruning calls before the warm-up": 1,200 calls fewer in the
+    default 100-trial study). Pruners this does not know are asked from step 0.
     """
     inner = pruner.pruner if isinstance(pruner, WidthStratifiedPruner) else pruner
     if inner is None or isinstance(inner, optuna.pruners.NopPruner):

@@ -121,3 +121,18 @@ def stop_process_group(proc: "subprocess.Popen", timeout: float = 20.0) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """Hold stop signals back for the block (they arrive when it ends): a write that must
+    not be left half done, such as a trial's MLflow run (created, then its params, metrics
+    and status), cannot be cut in the middle by Ctrl-C or SIGTERM."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

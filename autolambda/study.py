@@ -333,8 +333,14 @@ def run_study(
         # leave the parent run resumable: the same command continues the study.
         status = "KILLED"
         if tracker is not None:
+            from autolambda.objective import worker_id
+
+            me = worker_id()
             for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-3:]:
-                if trial.number >= before and trial.number not in tracker.logged:
+                # Only this process's own trial: the other workers of a shared study stop
+                # at the same moment, and each logs its own (else a trial gets two runs).
+                mine = trial.user_attrs.get("worker") in (None, me)
+                if mine and trial.number >= before and trial.number not in tracker.logged:
                     tracker(study, trial)
         raise
     finally:

@@ -173,9 +173,12 @@ class MLflowTracker:
         """Optuna callback: log a finished trial as a child run. Never raises: a tracking
         outage must not cost the study its finished work (the trial is in Optuna and
         ``autolambda sync`` can back-fill it)."""
+        from autolambda.signals import stop_signals_deferred
+
         try:
-            self.log_trial(study, trial)
-            self.logged.add(trial.number)
+            with stop_signals_deferred():  # a stop signal mid-write left a RUNNING run without params
+                self.log_trial(study, trial)
+                self.logged.add(trial.number)  # with the write: else a second run for it after a stop
         except Exception as exc:
             self.failed_trials.append(trial.number)
             logging.getLogger("autolambda").warning(

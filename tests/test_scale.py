@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from autolambda.cli import app
+from tests.procs import alive, descendants
 from autolambda.workers import LocalTrackingServer
 
 SLOW = 'trainer = "surrogate"\nepochs = 6\nsurrogate_epoch_seconds = 0.05\n'
@@ -106,30 +107,6 @@ def test_two_processes_on_postgres_share_one_study(tmp_path, postgres):
         assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
 
 
-def _descendants(pid):
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {c for c, p in parents.items() if p in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_workers_on_one_machine_stop_on_sigterm_and_resume(tmp_path):
     """Two workers share one study; SIGTERM to the coordinator alone (as a scheduler sends
     it) stops the workers and the local MLflow server cleanly; the same command resumes
@@ -149,16 +126,16 @@ def test_workers_on_one_machine_stop_on_sigterm_and_resume(tmp_path):
             trials = optuna.load_study(study_name="digits-l2-surrogate", storage=make_storage(journal)).trials
         except Exception:
             trials = []
-        below |= _descendants(proc.pid)
+        below |= descendants(proc.pid)
         if sum(t.state == TrialState.COMPLETE for t in trials) >= 1 and sum(t.state == TrialState.RUNNING for t in trials) >= 1:
             break
         time.sleep(0.2)
-    below |= _descendants(proc.pid)
+    below |= descendants(proc.pid)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 143, out
     assert "run the same command again" in out and "Traceback" not in out
-    assert [pid for pid in below if _alive(pid)] == [], "workers or the MLflow server outlived the coordinator"
+    assert [pid for pid in below if alive(pid)] == [], "workers or the MLflow server outlived the coordinator"
     study = optuna.load_study(study_name="digits-l2-surrogate", storage=make_storage(journal))
     assert all(t.state != TrialState.RUNNING for t in study.trials)
     _, parents, _ = _children(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -170,7 +147,10 @@ def test_workers_on_one_machine_stop_on_sigterm_and_resume(tmp_path):
     assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 6
     assert len({t.number for t in study.trials}) == len(study.trials)
     _, parents, children = _children(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == len(study.trials)
+    import collections
+    per_trial = collections.Counter(r.data.tags.get("autolambda.trial_number") for r in children)
+    states = {t.number: (t.state.name, t.system_attrs.get("failed_trial"), t.user_attrs.get("worker")) for t in study.trials}
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED" and len(children) == len(study.trials), (per_trial, states)
     check = CliRunner().invoke(app, ["check", "--storage", journal])
     assert check.exit_code == 0, check.output
 

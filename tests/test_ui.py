@@ -12,6 +12,7 @@ import urllib.request
 from typer.testing import CliRunner
 
 from autolambda.cli import app
+from tests.procs import alive, descendants
 
 
 def _free_port():
@@ -24,31 +25,6 @@ def _post(url, payload):
     req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=5) as r:
         return json.loads(r.read())
-
-
-def _descendants(pid):
-    """Every live process below ``pid`` (Linux /proc)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_ui_serves_the_runs_on_loopback_and_sigterm_ends_its_server(tmp_path):
@@ -88,18 +64,18 @@ def test_ui_serves_the_runs_on_loopback_and_sigterm_ends_its_server(tmp_path):
         runs = _post(f"{base}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id], "max_results": 100})["runs"]
         names = sorted(r["info"]["run_name"] for r in runs)
         assert names == ["digits-l2-surrogate", "trial-0000", "trial-0001", "trial-0002"]
-        server |= _descendants(proc.pid)
+        server |= descendants(proc.pid)
         assert server, "the MLflow server runs below autolambda ui"
         proc.send_signal(signal.SIGTERM)  # to autolambda only, not to its group
         proc.wait(timeout=60)
-        left = [pid for pid in server if _alive(pid)]
+        left = [pid for pid in server if alive(pid)]
         assert left == [], f"processes of the server left running: {left}"
         with socket.socket() as s:  # the port is free again for a server (which binds with SO_REUSEADDR)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", port))
             s.listen()
     finally:
-        for pid in server | _descendants(proc.pid) | ({proc.pid} if proc.poll() is None else set()):
+        for pid in server | descendants(proc.pid) | ({proc.pid} if proc.poll() is None else set()):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
