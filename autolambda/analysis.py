@@ -125,6 +125,10 @@ class Analysis:
     # Share of the complete trials inside the band where the fitted loss depends on lambda
     # (autolambda.curve.band_edges): the rest, on the flat floor or collapsed, inform little.
     informative_share: float | None = None
+    mode: str = "search"
+    # Transfer mode: the pairs, the best one's loss at each rung against its size's floor
+    # (``transfer_summary``); None in search mode.
+    transfer: dict[str, Any] | None = None
 
     def answer(self) -> dict[str, Any]:
         """The one answer to quote: the optimum's alpha when identified, else the wall's when
@@ -154,12 +158,19 @@ def noise_of(history: Sequence[float] | None, window: int = 5) -> float:
 
 
 def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list[TrialRecord]:
-    """Turn Optuna ``FrozenTrial`` objects into ``TrialRecord`` s."""
+    """Turn Optuna ``FrozenTrial`` objects into ``TrialRecord`` s.
+
+    A transfer trial (``autolambda.transfer``) gives one record per rung of its ladder
+    (see ``rung_records``), so both modes enter the same analysis.
+    """
     from autolambda.tracking import trial_state
 
     out = []
     for t in trials:
         attrs = t.user_attrs
+        if is_transfer_trial(t):
+            out.extend(rung_records(t, trial_state(t)))
+            continue
         width = attrs.get("width", t.params.get("width"))
         history = (attrs.get("history") or {}).get("val_ce")
         value = t.value if t.values is not None and len(t.values) == 1 else None
@@ -173,8 +184,8 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list
                 value=float(value) if value is not None and math.isfinite(value) else None,
                 noise=noise_of(history, score_window),
                 diverged_at_epoch=attrs.get("diverged_at_epoch"),
-                lambda0=t.params.get("lambda0", (attrs.get("trial_params") or {}).get("lambda0")),
-                alpha=t.params.get("alpha", (attrs.get("trial_params") or {}).get("alpha")),
+                lambda0=trial_param(t, "lambda0"),
+                alpha=trial_param(t, "alpha"),
             )
         )
     return out
@@ -278,6 +289,46 @@ def divergence_boundary(records: Sequence[TrialRecord]) -> list[dict[str, Any]]:
 #: (digits: ln 10 = 2.30 against ~0.2): it says "beyond the wall", which the wall's
 #: hurt-or-not fit uses, but its height would dominate the least-squares fit of the dip.
 COLLAPSED = 5.0
+
+
+def trial_param(trial: Any, name: str) -> Any:
+    """A trial's parameter: searched (``trial.params``) or fixed (``trial_params``)."""
+    return trial.params.get(name, (trial.user_attrs.get("trial_params") or {}).get(name))
+
+
+def is_transfer_trial(trial: Any) -> bool:
+    """Whether ``trial`` trained a ladder of widths (transfer mode)."""
+    return "ladder" in trial.user_attrs
+
+
+def rung_records(trial: Any, state: str) -> list[TrialRecord]:
+    """The records of one transfer trial: one ``complete`` record per rung it finished,
+    and, if it diverged, failed or is still running, one record in that state at the
+    rung where it stopped.
+
+    Each rung is a whole training at its own ``lambda_eff`` with its own seed: one
+    observation of the loss at (N, lambda_eff), like a search trial. The finished rungs
+    of a *pruned* pair count too: the pruner stopped the pair on the values of those very
+    rungs, so leaving the unseen rungs out does not bias a fit to the seen ones (missing
+    at random, given what was observed).
+    """
+    attrs = trial.user_attrs
+    rungs = attrs.get("history") or {}
+    lambda0, alpha = trial_param(trial, "lambda0"), trial_param(trial, "alpha")
+    out = []
+    finished = list(zip(rungs.get("rung_width", []), rungs.get("rung_n_params", []),
+                        rungs.get("rung_lambda_eff", []), rungs.get("rung_val_ce", [])))
+    for width, n_params, lam, value in finished:
+        ok = value is not None and math.isfinite(value)
+        out.append(TrialRecord(number=trial.number, state="complete" if ok else "diverged", width=int(width),
+                               n_params=int(n_params), lambda_eff=float(lam), value=float(value) if ok else None,
+                               lambda0=lambda0, alpha=alpha))
+    stopped = attrs.get("rung")
+    if state in ("diverged", "failed", "running") and stopped and len(finished) < len(attrs.get("ladder", [])):
+        out.append(TrialRecord(number=trial.number, state=state, width=int(stopped["width"]),
+                               n_params=int(stopped["n_params"]), lambda_eff=float(stopped["lambda_eff"]), value=None,
+                               diverged_at_epoch=attrs.get("diverged_at_epoch"), lambda0=lambda0, alpha=alpha))
+    return out
 
 
 def complete_curve_data(records: Sequence[TrialRecord], widths: Sequence[int] | None = None, *,
@@ -510,30 +561,48 @@ def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary],
     }
 
 
-def analyze_transfer(records: Sequence[TrialRecord], *, tolerance: float = 0.02) -> dict[str, Any]:
-    """A transfer study: the best (lambda0, alpha) pair and the alphas of the near-best
-    pairs (trials whose mean loss over the ladder is within ``tolerance`` of the best)."""
-    from autolambda.errors import AutolambdaError
+def analyze_transfer(trials: Sequence[Any], *, top: int = 5, **kwargs: Any) -> Analysis:
+    """A transfer study: the joint fit of its rungs (``analyze_records`` on
+    ``records_from_trials``, the same estimators and intervals as search mode) plus the
+    pairs' view (``transfer_summary``). ``kwargs`` go to ``analyze_records``.
 
-    done = [r for r in records if r.state == "complete" and r.value is not None and r.alpha is not None]
-    if not done:
-        raise AutolambdaError("the transfer study has no complete trials: nothing to analyze yet.")
-    best = min(done, key=lambda r: r.value)
-    near = [r for r in done if r.value <= best.value + tolerance * abs(best.value)]
-    alphas = [r.alpha for r in near]
-    return {
-        "mode": "transfer",
-        "n_trials": len(records),
-        "n_complete": len(done),
-        "best": {"number": best.number, "value": best.value, "lambda0": best.lambda0, "alpha": best.alpha},
-        "alpha_hat": best.alpha,
-        "near_best_alpha_range": [min(alphas), max(alphas)],
-        "n_near_best": len(near),
-        "tolerance": tolerance,
-        "hypotheses": [
-            {"alpha": a, "meaning": m, "near_best": bool(min(alphas) <= a <= max(alphas))} for a, m in HYPOTHESES
-        ],
-    }
+    Why the joint fit answers the transfer question: a pair (lambda0, alpha) transfers
+    when ``lambda0 * (N / N_ref) ** -alpha`` is each size's best lambda, and the joint fit's
+    optimum is exactly ``exp(c) * (N / N_ref) ** -alpha``. The mean loss over the ladder
+    of the single best pair is not an estimator: with a flat optimum it is the luckiest
+    pair, and its alpha is noise (a 40-trial study gave an "interval" of one point).
+    """
+    records = records_from_trials(trials)
+    analysis = analyze_records(records, **kwargs)
+    analysis.mode = "transfer"
+    analysis.transfer = transfer_summary(trials, analysis, top=top)
+    return analysis
+
+
+def transfer_summary(trials: Sequence[Any], analysis: Analysis, *, top: int = 5) -> dict[str, Any]:
+    """The pairs of a transfer study: how many, and the ``top`` best complete pairs with
+    each rung's loss and its cost over the size's fitted floor (None before the fit)."""
+    from autolambda.tracking import trial_state
+
+    pairs = [t for t in trials if is_transfer_trial(t)]
+    states: dict[str, int] = {}
+    for t in pairs:
+        state = trial_state(t)
+        states[state] = states.get(state, 0) + 1
+    floors = {s.width: s.floor for s in analysis.per_size}
+    done = sorted((t for t in pairs if trial_state(t) == "complete" and t.value is not None and math.isfinite(t.value)),
+                  key=lambda t: t.value)
+    best = []
+    for t in done[:top]:
+        rungs = []
+        for r in rung_records(t, "complete"):
+            floor = floors.get(r.width)
+            rungs.append({"width": r.width, "n_params": r.n_params, "lambda_eff": r.lambda_eff, "value": r.value,
+                          "floor": floor, "over_floor": None if floor is None or r.value is None else r.value - floor})
+        best.append({"number": t.number, "value": t.value, "lambda0": trial_param(t, "lambda0"),
+                     "alpha": trial_param(t, "alpha"), "rungs": rungs})
+    ladder = list(pairs[0].user_attrs.get("ladder", [])) if pairs else []
+    return {"n_pairs": len(pairs), "pair_states": states, "ladder": ladder, "best_pairs": best}
 
 
 def verdict(

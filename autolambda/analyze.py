@@ -21,7 +21,7 @@ class AnalysisResult:
     """An analysis with where its files went."""
 
     study_name: str
-    analysis: Analysis | dict[str, Any]  # a dict for a transfer study (see analyze_transfer)
+    analysis: Analysis
     out: Path
     files: list[Path]
     logged_run_id: str | None = None
@@ -29,7 +29,7 @@ class AnalysisResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object."""
-        data = self.analysis.to_dict() if isinstance(self.analysis, Analysis) else dict(self.analysis)
+        data = self.analysis.to_dict()
         data["study_name"] = self.study_name
         data["report"] = str(self.out / "report.md")
         data["mlflow_run_id"] = self.logged_run_id
@@ -80,21 +80,20 @@ def run_analysis(
         check_tracking_uri(tracking_uri)
     study = load_study(study_name, storage)
     config = study.user_attrs.get("autolambda_config", {})
-    records = records_from_trials(study.get_trials(deepcopy=False), score_window=config.get("score_window", 5))
+    trials = study.get_trials(deepcopy=False)
+    records = records_from_trials(trials, score_window=config.get("score_window", 5))
     out = Path(out) if out is not None else Path("autolambda-report") / study.study_name
+    options = {"tolerance": tolerance, "min_trials": min_trials, "wall_cost": wall_cost}
     if config.get("mode") == "transfer":
         from autolambda.analysis import analyze_transfer
-        from autolambda.report import write_transfer_report
 
-        transfer = analyze_transfer(records, tolerance=tolerance)
-        files = write_transfer_report(transfer, out, study=study)
-        result = AnalysisResult(study.study_name, transfer, out, files)
-        if tracking_uri is not None:
-            result.logged_run_id = _log_to_mlflow(study, absolute_sqlite(tracking_uri), out, None, result.warnings)
-        return result
-    analysis = analyze_records(records, tolerance=tolerance, min_trials=min_trials, wall_cost=wall_cost)
+        analysis = analyze_transfer(trials, **options)
+    else:
+        analysis = analyze_records(records, **options)
     n_ref = study.user_attrs.get("n_ref")
-    context = {"study": study.study_name, "trials": len(records), "n_ref": round(n_ref) if n_ref else None}
+    context = {"study": study.study_name, "trials": len(trials), "n_ref": round(n_ref) if n_ref else None}
+    if config.get("mode") == "transfer":
+        context |= {"mode": "transfer", "ladder": ",".join(map(str, analysis.transfer["ladder"])), "rungs": len(records)}
     for key in ("dataset", "epochs", "score", "trainer"):
         if key in config:
             context[key] = config[key]

@@ -83,7 +83,7 @@ def tune(
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
     surrogate_seed_noise: Annotated[Optional[float], typer.Option(help="The surrogate's seed-to-seed SD of the loss (default 0.02, as on digits; 0: a clean surrogate).")] = None,
     surrogate_dip: Annotated[Optional[float], typer.Option(help="How far the surrogate's optimum lies below its flat floor (default 0.03, as on digits; 0: flat, no optimum).")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="search (each trial one width, default) or transfer (each trial one lambda0/alpha on every width of --ladder, scored by the mean loss).")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="search (each trial one width, default) or transfer (each trial one lambda0/alpha on every width of --ladder, scored by the mean loss; every rung enters the same analysis).")] = None,
     ladder: Annotated[Optional[str], typer.Option(help="Transfer mode: widths of each trial, comma-separated (e.g. 4,16,64). Default: every width of the space.")] = None,
     max_failures: Annotated[Optional[int], typer.Option(help="Stop when this many trials fail in a row. Default: 5.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes on this machine sharing the study (journal:autolambda.journal unless --storage). Default: 1.")] = None,

@@ -128,8 +128,6 @@ class StudyConfig:
         _int_at_least("replicate_every", self.replicate_every, 0)
         if self.precision is not None and not (_is_number(self.precision) and 0 < self.precision <= 5):
             raise ConfigError(f"precision must be a half-width in (0, 5] but got {self.precision!r}.")
-        if self.precision is not None and self.mode != "search":
-            raise ConfigError("precision needs mode 'search': a transfer study has no interval of alpha to narrow.")
         _int_at_least("seed", self.seed, 0)
         _int_at_least("data_seed", self.data_seed, 0)
         _int_at_least("max_failures", self.max_failures, 1)

@@ -113,9 +113,10 @@ def print_tune_summary(result: Any, *, analyzed: bool = False) -> None:
         f"({result.new_trials} new) — complete {states['complete']}, pruned {states['pruned']}, "
         f"diverged {states['diverged']}, failed {states['failed']}"
     )
-    if config.mode == "transfer":
+    transfer = config.mode == "transfer"
+    if transfer:
         _print_transfer(result)
-    table = Table(title="Best lambda_eff per width (score: penalty-free val_ce)")
+    table = Table(title="Best lambda_eff per width (score: penalty-free val_ce" + ("; counts are rungs)" if transfer else ")"))
     for col in ("width", "N", "done", "pruned", "div.", "fail", "val_ce", "lambda_eff"):
         table.add_column(col, justify="right")
     for row in summary["per_width"]:
@@ -132,7 +133,10 @@ def print_tune_summary(result: Any, *, analyzed: bool = False) -> None:
     if summary["per_width"]:
         console.print(table)
     best = summary.get("best")
-    if best:
+    if best and transfer:
+        console.print(f"Best pair #{best['number']}: mean val_ce over the ladder {best['value']:.4f} "
+                      f"(lambda0 {best['params'].get('lambda0', float('nan')):.3g}, alpha {best['params'].get('alpha', float('nan')):.3g})")
+    elif best:
         console.print(
             f"Best trial #{best['number']}: val_ce {best['value']:.4f}, width {best['params'].get('width', '-')}, "
             + (f"N {best['n_params']:,}, lambda_eff {best['lambda_eff']:.3g} " if best["n_params"] else "")
@@ -184,6 +188,25 @@ def _print_transfer(result: Any) -> None:
     console.print(table)
 
 
+def _print_transfer_pairs(a: Any) -> None:
+    t = a.transfer
+    states = ", ".join(f"{v} {k}" for k, v in sorted(t["pair_states"].items()))
+    console.print(f"Transfer mode: {t['n_pairs']} pairs ({states}) on the ladder {','.join(map(str, t['ladder']))}; "
+                  "the table above and the answer below are the joint fit of every finished rung.")
+    pairs = t["best_pairs"]
+    if not pairs:
+        return
+    table = Table(title="Best pairs by mean val_ce (a check, not the estimate): val_ce at each rung (over the fitted floor)")
+    for col in ("trial", "lambda0", "alpha", "mean"):
+        table.add_column(col, justify="right")
+    for r in pairs[0]["rungs"]:
+        table.add_column(f"width {r['width']}", justify="right")
+    for p in pairs:
+        cells = [f"{r['value']:.4f} ({_fmt(r['over_floor'], '+.4f')})" for r in p["rungs"]]
+        table.add_row(str(p["number"]), f"{p['lambda0']:.3g}", f"{p['alpha']:+.3f}", f"{p['value']:.4f}", *cells)
+    console.print(table)
+
+
 def _fmt(value: Any, spec: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -193,15 +216,8 @@ def _fmt(value: Any, spec: str) -> str:
 def print_analysis(result: Any) -> None:
     """Human-readable summary of ``autolambda analyze``."""
     a = result.analysis
-    if isinstance(a, dict):  # a transfer study
-        b = a["best"]
-        low, high = a["near_best_alpha_range"]
-        console.print(f"\nTransfer study [bold]{result.study_name}[/bold]: {a['n_complete']} complete of {a['n_trials']} trials")
-        console.print(f"Best pair: lambda0 {b['lambda0']:.3g}, alpha [bold]{b['alpha']:.3f}[/bold] (mean val_ce {b['value']:.4f}); "
-                      f"{a['n_near_best']} near-best pairs have alpha in [{low:.3f}, {high:.3f}]")
-        console.print(f"\nReport: {result.out / 'report.md'}")
-        return
-    console.print(f"\nStudy [bold]{result.study_name}[/bold]: {a.n_trials} trials " + ", ".join(f"{k} {v}" for k, v in sorted(a.states.items())))
+    what = f"{a.n_trials} rungs of {a.transfer['n_pairs']} transfer pairs" if a.transfer is not None else f"{a.n_trials} trials"
+    console.print(f"\nStudy [bold]{result.study_name}[/bold]: {what} " + ", ".join(f"{k} {v}" for k, v in sorted(a.states.items())))
     table = Table(title="Per model size")
     for col in ("width", "N", "done", "floor", "optimum", "wall", "best val_ce", "best trial's lambda", "flags"):
         table.add_column(col, justify="right")
@@ -209,6 +225,8 @@ def print_analysis(result: Any) -> None:
         table.add_row(str(s.width), f"{s.n_params:,}", str(s.n_complete), _fmt(s.floor, ".4f"), _fmt(s.lambda_opt, ".3g"),
                       _fmt(s.lambda_wall, ".3g"), _fmt(s.best_value, ".4f"), _fmt(s.best_lambda_eff, ".3g"), ",".join(s.flags) or "-")
     console.print(table)
+    if a.transfer is not None:
+        _print_transfer_pairs(a)
     console.print(f"noise_sd = {_fmt(a.noise_sd, '.4f')} ({a.noise_source})")
     if a.informative_share is not None:
         console.print(f"{a.informative_share:.0%} of the complete trials lie in the informative band "

@@ -207,8 +207,11 @@ class LambdaScalingObjective:
         out = tuple(values[name] for name in self.objectives)
         return out[0] if len(out) == 1 else out
 
-    def train(self, trial: Any, params: Any, n_params: int, strength: float, data: Dataset, monitor: TrialMonitor) -> None:
+    def train(self, trial: Any, params: Any, n_params: int, strength: float, data: Dataset, monitor: TrialMonitor,
+              *, seed: int | None = None) -> None:
         """Train ``params`` at penalty ``strength``, feeding ``monitor`` each epoch.
+
+        ``seed`` defaults to the objective's ``seed`` plus the trial number.
 
         A divergence is recorded on the trial and ends it PRUNED; any other error is
         recorded (user attribute ``error``) and re-raised, so Optuna marks the trial FAIL.
@@ -231,7 +234,7 @@ class LambdaScalingObjective:
                 data=data,
                 epochs=self.epochs,
                 batch_size=self.batch_size,
-                seed=self.seed + number,
+                seed=self.seed + number if seed is None else seed,
                 on_epoch=monitor.on_epoch,
                 evaluate=self.evaluates,
             )

@@ -43,6 +43,9 @@ def write_report(
     plots["loss_vs_lambda"] = files[-1].name
     files.append(_plot_best_lambda_vs_n(analysis, out / "best_lambda_vs_n.png"))
     plots["best_lambda_vs_n"] = files[-1].name
+    if analysis.transfer is not None:
+        files.append(_plot_transfer_pairs(analysis, out / "transfer_pairs.png"))
+        plots["transfer_pairs"] = files[-1].name
     html = _html_loss_vs_lambda(records, out / "loss_vs_lambda.html")
     if html:
         files.append(html)
@@ -65,42 +68,13 @@ def summary_plots(analysis: Analysis, records: Sequence[TrialRecord], out: str |
 
     matplotlib.use("Agg")
     out = Path(out)
-    return [
+    files = [
         _plot_loss_vs_lambda(records, analysis, out / "loss_vs_lambda.png"),
         _plot_best_lambda_vs_n(analysis, out / "best_lambda_vs_n.png"),
     ]
-
-
-def write_transfer_report(transfer: dict[str, Any], out: str | Path, *, study: Any = None) -> list[Path]:
-    """``report.md``, ``analysis.json`` and Optuna's plots for a transfer study."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    plots = _optuna_plots(study, out) if study is not None else {}
-    b = transfer["best"]
-    low, high = transfer["near_best_alpha_range"]
-    lines = [
-        f"# Transfer check: {study.study_name if study is not None else ''}",
-        "",
-        "Each trial trained one (lambda0, alpha) pair on every width of a fixed ladder and was scored by the mean "
-        "penalty-free validation loss over the ladder.",
-        "",
-        f"Best pair: lambda0 = {b['lambda0']:.3g}, alpha = {b['alpha']:.3f} (mean val_ce {b['value']:.4f}, trial {b['number']}).",
-        f"The {transfer['n_near_best']} pairs within {transfer['tolerance']:.0%} of the best have alpha in [{low:.3f}, {high:.3f}].",
-        "",
-        "| alpha | meaning | among the near-best pairs? |",
-        "|---|---|---|",
-    ]
-    lines += [f"| {h['alpha']:+g} | {h['meaning']} | {'yes' if h['near_best'] else 'no'} |" for h in transfer["hypotheses"]]
-    lines.append("")
-    for key, path in plots.items():
-        if path.suffix == ".png":
-            lines += [f"![{key}]({path.name})", ""]
-    (out / "report.md").write_text("\n".join(lines))
-    (out / "analysis.json").write_text(json.dumps(transfer, indent=2, default=str))
-    return list(plots.values()) + [out / "report.md", out / "analysis.json"]
+    if analysis.transfer is not None:
+        files.append(_plot_transfer_pairs(analysis, out / "transfer_pairs.png"))
+    return files
 
 
 def _ci(ci: Any) -> str:
@@ -136,6 +110,8 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
         lines += ["", f"{a.informative_share:.0%} of the complete trials lie in the informative band, where the fitted loss "
                   "depends on lambda (from a tenth of the dip's depth below the optimum up to 90 % of the way to a collapsed "
                   "net); trials on the flat floor or collapsed inform alpha little."]
+    if a.transfer is not None:
+        lines += transfer_section(a)
     lines += ["", "## Hypotheses", "", "| alpha | meaning | inside the optimum's interval? | inside the wall's interval? |", "|---|---|---|---|"]
     for h in a.hypotheses:
         lines.append(f"| {h['alpha']:+g} | {h['meaning']} | {_mark(h['inside_ci'])} | {_mark(h['inside_wall_ci'])} |")
@@ -175,7 +151,10 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
         "contour": "Optuna: contour of the score over lambda0 and alpha",
         "importances": "Optuna: parameter importances",
         "intermediate": "Optuna: intermediate values (val_ce per epoch)",
+        "transfer_pairs": "The best pairs: val_ce at each rung of the ladder, against each size's fitted floor",
     }
+    if a.transfer is not None:
+        captions["intermediate"] = "Optuna: intermediate values (the running mean val_ce, one step per rung)"
     for key, caption in captions.items():
         if key in plots:
             lines += [f"### {caption}", "", f"![{caption}]({plots[key]})", ""]
@@ -205,6 +184,53 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
         "",
     ]
     return "\n".join(lines)
+
+
+def transfer_section(a: Analysis) -> list[str]:
+    """What a transfer study adds: its pairs and how the best ones fare at each rung."""
+    t = a.transfer or {}
+    states = ", ".join(f"{v} {k}" for k, v in sorted(t.get("pair_states", {}).items()))
+    lines = ["", "## Transfer pairs", "",
+             f"Each of the {t.get('n_pairs', 0)} trials ({states}) trained one (lambda0, alpha) pair on every width of the "
+             f"ladder {', '.join(map(str, t.get('ladder', [])))} and was scored by the mean val_ce over it. Every finished "
+             "rung (pruned pairs' too) is one observation of the loss at its size and lambda_eff, and the answer above is "
+             "the joint fit of those rungs, as in search mode: the optimum's alpha is the alpha of the pair whose "
+             "lambda0 is best at every size. The best pair by mean loss is shown as a check, not as an estimate: on a "
+             "curve flat within noise it is the luckiest pair.", ""]
+    pairs = t.get("best_pairs", [])
+    if not pairs:
+        return lines + ["No pair has finished every rung yet.", ""]
+    lines += ["| pair (trial) | lambda0 | alpha | mean val_ce | " + " | ".join(f"width {r['width']}: val_ce (over floor)" for r in pairs[0]["rungs"]) + " |",
+              "|---|---|---|---|" + "---|" * len(pairs[0]["rungs"])]
+    for p in pairs:
+        cells = [f"{r['value']:.4f} ({'—' if r['over_floor'] is None else format(r['over_floor'], '+.4f')})" for r in p["rungs"]]
+        lines.append(f"| {p['number']} | {p['lambda0']:.3g} | {p['alpha']:+.3f} | {p['value']:.4f} | " + " | ".join(cells) + " |")
+    noise = f" (the noise SD is {a.noise_sd:.4f})" if a.noise_sd else ""
+    return lines + ["", f"A pair transfers when it is near the floor or below it at every size{noise}.", ""]
+
+
+def _plot_transfer_pairs(analysis: Analysis, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    t = analysis.transfer or {}
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for p in t.get("best_pairs", []):
+        n = [r["n_params"] for r in p["rungs"]]
+        ax.plot(n, [r["value"] for r in p["rungs"]], marker="o", alpha=0.8,
+                label=f"#{p['number']}: lambda0 {p['lambda0']:.2g}, alpha {p['alpha']:+.2f}")
+    sized = [s for s in analysis.per_size if s.floor is not None]
+    if sized:
+        ax.plot([s.n_params for s in sized], [s.floor for s in sized], "k--", lw=1.2, label="fitted floor (negligible penalty)")
+    ax.set_xscale("log")
+    ax.set_xlabel("N (trainable parameters)")
+    ax.set_ylabel("penalty-free val_ce at the rung")
+    ax.set_title("The best transfer pairs at each size of the ladder")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _fmt3(v: Any) -> str:

@@ -231,23 +231,18 @@ class TuneResult:
                 "lambda_eff": best.user_attrs.get("lambda_eff"),
             }
         per_width: dict[int, dict[str, Any]] = {}
-        from autolambda.tracking import trial_state
+        from autolambda.analysis import records_from_trials
 
-        for t in trials:
-            width = t.user_attrs.get("width", t.params.get("width"))
-            if width is None:
+        for r in records_from_trials(trials):  # a transfer trial: one record per rung
+            if r.width is None:
                 continue
-            row = per_width.setdefault(int(width), {"width": int(width), "n_params": t.user_attrs.get("n_params"),
-                                                    "complete": 0, "pruned": 0, "diverged": 0, "failed": 0,
-                                                    "best_value": None, "best_lambda_eff": None})
-            state = trial_state(t)
-            if state in row:
-                row[state] += 1
-            if t.state == TrialState.COMPLETE and t.value is not None and (
-                row["best_value"] is None or t.value < row["best_value"]
-            ):
-                row["best_value"] = t.value
-                row["best_lambda_eff"] = t.user_attrs.get("lambda_eff")
+            row = per_width.setdefault(r.width, {"width": r.width, "n_params": r.n_params, "complete": 0, "pruned": 0,
+                                                 "diverged": 0, "failed": 0, "best_value": None, "best_lambda_eff": None})
+            if r.state in row:
+                row[r.state] += 1
+            if r.state == "complete" and r.value is not None and (row["best_value"] is None or r.value < row["best_value"]):
+                row["best_value"] = r.value
+                row["best_lambda_eff"] = r.lambda_eff
         out["per_width"] = [per_width[w] for w in sorted(per_width)]
         return out
 
@@ -297,7 +292,7 @@ def run_study(
 
     extra: list[Any] = []
     precise = None
-    if config.precision is not None and config.mode == "search":
+    if config.precision is not None:  # transfer mode too: its rungs enter the same joint fit
         precise = PrecisionStop(config.precision, on_answer=on_answer)
         precise.check(study)  # a resumed study may hold the answer already
         extra.append(precise)  # before the replicator: no repeat is queued once the answer holds
@@ -527,12 +522,16 @@ def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:
     the full report with Optuna's plots is `autolambda analyze`)."""
     import tempfile
 
-    from autolambda.analysis import analyze_records, records_from_trials
+    from autolambda.analysis import analyze_records, analyze_transfer, is_transfer_trial, records_from_trials
     from autolambda.report import summary_plots
 
-    records = records_from_trials(study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    records = records_from_trials(trials)
     try:
-        analysis = analyze_records(records, intervals=False)  # the per-size view; intervals are `analyze`'s
+        if any(is_transfer_trial(t) for t in trials):  # adds the best pairs' rungs
+            analysis = analyze_transfer(trials, intervals=False)
+        else:
+            analysis = analyze_records(records, intervals=False)  # the per-size view; intervals are `analyze`'s
     except AutolambdaError:
         return  # nothing complete yet: no plot to draw
     with tempfile.TemporaryDirectory() as folder:

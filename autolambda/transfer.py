@@ -5,6 +5,14 @@ own ``lambda_eff``, and is scored by the mean penalty-free validation loss over 
 ladder. The running mean is reported after each rung (step = rung index, the same
 ladder order for every trial), so pruners compare like with like and stop a pair that
 already fails on the first sizes.
+
+Each rung is a whole training at its own ``lambda_eff``, with its own seed: to the
+analysis (``autolambda.analysis.records_from_trials``) a rung is one observation of the
+loss at (N, lambda_eff), as a search trial is, so both modes are analysed by the same
+joint fit. Rung ``k`` of trial ``t`` trains with seed ``seed + t + RUNG_SEED_STRIDE * k``:
+rung 0 is the search trial's seed; the other rungs' initialisation and batch order are
+independent of it (the same seed at another width would share the batch order, and on
+the surrogate the whole seed offset).
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from autolambda.monitor import TrialMonitor, can_prune
 from autolambda.objective import LambdaScalingObjective, score_history, worker_id
 from autolambda.scaling import count_convnet_params, lambda_eff
 from autolambda.space import suggest_params
+
+RUNG_SEED_STRIDE = 100_003
 
 
 class TransferObjective(LambdaScalingObjective):
@@ -45,7 +55,8 @@ class TransferObjective(LambdaScalingObjective):
         """Train every rung, report the running mean, return the mean over the ladder."""
         data = self.load_data()
         n_ref = self.resolve_n_ref(getattr(trial, "study", None), data)
-        rungs: dict[str, list[float]] = {"rung_width": [], "rung_n_params": [], "rung_lambda_eff": [], "rung_val_ce": []}
+        rungs: dict[str, list[float]] = {"rung_width": [], "rung_n_params": [], "rung_lambda_eff": [], "rung_val_ce": [],
+                                         "rung_seconds": []}
         started = time.perf_counter()
         epochs_run = 0
         trial.set_user_attr("trainer", self.trainer)
@@ -61,13 +72,19 @@ class TransferObjective(LambdaScalingObjective):
                 strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
                 if step == 0:
                     trial.set_user_attr("trial_params", params.as_dict() | {"width": None})
+                # Where a trial that diverges or fails stopped (its finished rungs are in "history").
+                trial.set_user_attr("rung", {"width": width, "n_params": n_params, "lambda_eff": strength})
                 monitor = TrialMonitor(trial, divergence_threshold=self.divergence_threshold, prune=False, evaluates=self.evaluates)
+                number = getattr(trial, "number", 0) or 0
+                rung_started = time.perf_counter()
                 try:
-                    self.train(trial, params, n_params, strength, data, monitor)
+                    self.train(trial, params, n_params, strength, data, monitor,
+                               seed=self.seed + number + RUNG_SEED_STRIDE * step)
                 finally:
                     epochs_run += monitor.epochs_run
                 score = score_history(monitor.history["val_ce"], self.score, self.score_window)
-                for key, value in (("rung_width", width), ("rung_n_params", n_params), ("rung_lambda_eff", strength), ("rung_val_ce", score)):
+                for key, value in (("rung_width", width), ("rung_n_params", n_params), ("rung_lambda_eff", strength),
+                                   ("rung_val_ce", score), ("rung_seconds", time.perf_counter() - rung_started)):
                     rungs[key].append(float(value))
                 mean = sum(rungs["rung_val_ce"]) / len(rungs["rung_val_ce"])
                 if prunable:

@@ -43,8 +43,8 @@ PLANTED = (-0.5, 0.0, 0.5, 1.0)
 GOALS = {"coverage": 0.90, "ruled_out": 0.10, "flat_identified": 0.10}
 
 
-def true_wall_alpha(planted: float, cost: float, dip: float | None = None) -> float:
-    """The surrogate's wall exponent over the default widths (``SurrogateTrainer.wall_alpha``)."""
+def true_wall_alpha(planted: float, cost: float, dip: float | None = None, widths: tuple[int, ...] | None = None) -> float:
+    """The surrogate's wall exponent over ``widths`` (default: the space's) (``SurrogateTrainer.wall_alpha``)."""
     from autolambda.data import load_dataset
     from autolambda.scaling import count_convnet_params
     from autolambda.space import SearchSpace
@@ -52,7 +52,7 @@ def true_wall_alpha(planted: float, cost: float, dip: float | None = None) -> fl
 
     data = load_dataset("digits", n_train=50, seed=0)
     space = SearchSpace()
-    sizes = [count_convnet_params(w, space.depth, space.kernel_size, data.input_shape, data.n_classes) for w in space.widths]
+    sizes = [count_convnet_params(w, space.depth, space.kernel_size, data.input_shape, data.n_classes) for w in widths or space.widths]
     extra = {"dip": dip} if dip is not None else {}
     return SurrogateTrainer(planted_alpha=planted, **extra).wall_alpha(sizes, cost, data.n_classes)
 
@@ -60,7 +60,8 @@ def true_wall_alpha(planted: float, cost: float, dip: float | None = None) -> fl
 def one_study(job: tuple) -> dict:
     """Run one surrogate study and analyze it (a worker process).
 
-    ``job``: (planted, seed, trials, dip, seed_noise, wall_cost[, pruner[, sampler]])."""
+    ``job``: (planted, seed, trials, dip, seed_noise, wall_cost[, pruner[, sampler[, ladder]]]);
+    a ladder (a tuple of widths) makes it a transfer study (``autolambda.transfer``)."""
     import optuna
 
     from autolambda import LambdaScalingObjective
@@ -68,22 +69,30 @@ def one_study(job: tuple) -> dict:
     from autolambda.config import StudyConfig
     from autolambda.design import Replicator
     from autolambda.study import make_pruner, make_sampler
+    from autolambda.transfer import TransferObjective
 
     planted, seed, trials, dip, seed_noise, cost, *rest = job
     defaults = StudyConfig()
     pruner = rest[0] if rest else defaults.pruner
     sampler = rest[1] if len(rest) > 1 else defaults.sampler
+    ladder = rest[2] if len(rest) > 2 else None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    steps = len(ladder) if ladder else DEFAULT_EPOCHS  # what a pruner's resources count
     study = optuna.create_study(study_name=f"calibration-{planted}-{seed}", sampler=make_sampler(sampler, seed),
-                                pruner=make_pruner(pruner, DEFAULT_EPOCHS))
-    callbacks = [Replicator(defaults.replicate_every, total=trials)] if defaults.replicate_every else []
-    objective = LambdaScalingObjective(trainer="surrogate", planted_alpha=planted, epochs=DEFAULT_EPOCHS, seed=seed,
-                                       surrogate_dip=dip, surrogate_seed_noise=seed_noise)
+                                pruner=make_pruner(pruner, steps))
+    callbacks = [Replicator(defaults.replicate_every, total=trials)] if defaults.replicate_every and not ladder else []
+    kind, extra = (TransferObjective, {"ladder": ladder}) if ladder else (LambdaScalingObjective, {})
+    objective = kind(trainer="surrogate", planted_alpha=planted, epochs=DEFAULT_EPOCHS, seed=seed,
+                     surrogate_dip=dip, surrogate_seed_noise=seed_noise, **extra)
     started = time.perf_counter()
     study.optimize(objective, n_trials=trials, callbacks=callbacks)
     # Threshold 0: every study gets its interval; summarize() applies the threshold after.
-    a = analyze_records(records_from_trials(study.trials), wall_cost=cost, detection_threshold=0.0, half_threshold=0.0)
+    records = records_from_trials(study.trials)
+    a = analyze_records(records, wall_cost=cost, detection_threshold=0.0, half_threshold=0.0)
     return {"planted": planted, "seed": seed, "dip": dip, "seconds": time.perf_counter() - started,
+            "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in study.trials),
+            "rungs": sum(r.state == "complete" for r in records),
+            "rungs_by_width": {str(w): sum(r.state == "complete" and r.width == w for r in records) for w in (ladder or ())},
             "identified": a.identified, "alpha_hat": a.alpha_hat, "alpha_ci": a.alpha_ci,
             "wall_identified": a.wall_identified, "wall_alpha_hat": a.wall_alpha_hat, "wall_alpha_ci": a.wall_alpha_ci,
             "noise_sd": a.noise_sd, "reason": a.alpha_reason, "evidence": a.dip_evidence,
@@ -168,13 +177,16 @@ def threshold_table(rows: list[dict], wall_truth: dict[float, float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown(summary: list[dict], args: argparse.Namespace, seconds: float) -> str:
+def markdown(summary: list[dict], args: argparse.Namespace, seconds: float, rows: list[dict]) -> str:
     f = lambda v, spec=".2f": "—" if v is None else format(v, spec)  # noqa: E731
     noise = "default" if args.seed_noise is None else str(args.seed_noise)
     dip = "default" if args.dip is None else str(args.dip)
     lines = [
         f"Surrogate with seed-to-seed SD {noise} and dip {dip} (defaults: 0.02, ~2.5x at the narrowest width, and 0.03), "
-        f"{args.trials} trials a study, "
+        f"{args.trials} trials a study"
+        + (f" in transfer mode on the ladder {args.ladder} (each trial one pair on every width; median "
+           f"{np.median([r['rungs'] for r in rows]):.0f} finished rungs, {np.median([r['epochs'] for r in rows]):.0f} epochs a study)"
+           if args.ladder else "") + ", "
         f"{'the default sampler' if args.sampler is None else 'sampler ' + args.sampler}, "
         f"{'the default pruner' if args.pruner is None else 'pruner ' + args.pruner} and {DEFAULT_EPOCHS} epochs; "
         f"{args.studies} studies per planted alpha, "
@@ -213,6 +225,7 @@ def main() -> None:
     parser.add_argument("--sampler", default=None, help="the study's sampler (default: tune's, design)")
     parser.add_argument("--dip", type=float, default=None, help="the surrogate's dip (default: its own, 0.03)")
     parser.add_argument("--seed-noise", type=float, default=None, help="the surrogate's seed-to-seed SD (default: its own, 0.02)")
+    parser.add_argument("--ladder", default=None, help="transfer mode on this ladder of widths, e.g. 4,16,64 (default: search mode)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, help="write every study's result here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
@@ -224,8 +237,9 @@ def main() -> None:
     from autolambda.config import StudyConfig
 
     pruner, sampler = args.pruner or StudyConfig().pruner, args.sampler or StudyConfig().sampler
-    jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost, pruner, sampler) for a in alphas for s in range(args.studies)]
-    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost, pruner, sampler) for s in range(args.flat_studies)]
+    ladder = tuple(int(w) for w in args.ladder.split(",")) if args.ladder else None
+    jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost, pruner, sampler, ladder) for a in alphas for s in range(args.studies)]
+    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost, pruner, sampler, ladder) for s in range(args.flat_studies)]
     started = time.perf_counter()
     if args.from_json:
         stored = json.loads(args.from_json.read_text())
@@ -239,9 +253,9 @@ def main() -> None:
                 print(f"\r{i}/{len(jobs)} studies", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         seconds = time.perf_counter() - started
-    truth = {a: true_wall_alpha(a, args.wall_cost, args.dip) for a in alphas}
+    truth = {a: true_wall_alpha(a, args.wall_cost, args.dip, ladder) for a in alphas}
     summary = summarize(rows, truth, DETECTION_THRESHOLD)
-    text = markdown(summary, args, seconds)
+    text = markdown(summary, args, seconds, rows)
     text += (f"\nAt other detection thresholds (the defaults are {DETECTION_THRESHOLD:g} in all and {HALF_THRESHOLD:g} in "
              "each half of the sizes):\n\n" + threshold_table(rows, truth))
     print(text)
@@ -254,12 +268,17 @@ def main() -> None:
 
 
 HEADING = "## Calibration of the intervals"
+TRANSFER_HEADING = "## Calibration of transfer mode"
 
 
 def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
     """Replace the calibration section of ``path`` (or append it); other sections stay."""
-    command = f"python scripts/calibration.py --studies {args.studies} --benchmarks {path.name}"
-    section = (f"{HEADING}\n\nWritten by `{command}` on {time.strftime('%Y-%m-%d')}. Goals: coverage of the 95 % "
+    heading = TRANSFER_HEADING if args.ladder else HEADING
+    options = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("trials", args.trials), ("ladder", args.ladder),
+                      ("pruner", args.pruner), ("sampler", args.sampler), ("alphas", args.alphas))
+                      if v is not None and not (k == "trials" and v == 100) and not (k == "alphas" and v == ",".join(map(str, PLANTED))))
+    command = f"python scripts/calibration.py --studies {args.studies}{options} --benchmarks {path.name}"
+    section = (f"{heading}\n\nWritten by `{command}` on {time.strftime('%Y-%m-%d')}. Goals: coverage of the 95 % "
                f"interval >= {GOALS['coverage']:.2f} for every planted alpha; a true hypothesis ruled out in <= "
                f"{GOALS['ruled_out']:.0%} of studies; a flat curve called identified in <= {GOALS['flat_identified']:.0%}. "
                "A study where alpha is not identified rules nothing out, so it counts as covering in \"coverage (all)\"; "
@@ -267,7 +286,7 @@ def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from benchmarks_file import replace_section
 
-    replace_section(path, HEADING, section)
+    replace_section(path, heading, section)
 
 
 if __name__ == "__main__":

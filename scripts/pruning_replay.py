@@ -10,6 +10,10 @@ at every epoch can be replayed exactly: trials are fed in their original order (
 reporting ``val_ce`` epoch by epoch. The sampler's reaction to pruning is not replayed.
 For each pruner: the share of epochs saved, how many per-width best trials survive,
 the best score found, and alpha_hat with its interval from the surviving trials.
+
+A transfer study (``--mode transfer``) is replayed rung by rung: the running mean over
+the ladder is reported after each rung, a pruned pair keeps the rungs it finished, and
+the cost is the measured seconds of the kept rungs (``rung_seconds``).
 """
 
 from __future__ import annotations
@@ -77,6 +81,85 @@ def replay(trials: list, make_pruner, score_window: int) -> tuple[list[TrialReco
     return records, epochs
 
 
+def transfer_candidates(rungs: int) -> dict[str, object]:
+    """Pruners for a transfer study, whose steps are the rungs of the ladder."""
+    from autolambda.study import make_pruner
+
+    P = optuna.pruners
+    return {
+        "none (tune's default)": lambda: P.NopPruner(),
+        "median as tune builds it (5 start-up, warm-up to the 2nd rung)": lambda: make_pruner("median", rungs),
+        "median, 5 start-up, from the 1st rung": lambda: P.MedianPruner(5, 0),
+        "successive halving as tune builds it": lambda: make_pruner("successive-halving", rungs),
+    }
+
+
+def replay_transfer(trials: list, make_pruner) -> tuple[list[TrialRecord], float]:
+    """Feed each pair's running mean rung by rung; a pruned pair keeps the rungs it
+    finished (they are data). Returns the rung records and the seconds of the kept rungs."""
+    from autolambda.analysis import rung_records
+
+    study = optuna.create_study(pruner=make_pruner())
+    records, seconds = [], 0.0
+    for source in trials:
+        rungs = source.user_attrs["history"]
+        values, cost = rungs["rung_val_ce"], rungs.get("rung_seconds") or [1.0] * len(rungs["rung_val_ce"])
+        trial = study.ask()
+        kept = len(values)
+        for step in range(len(values)):
+            trial.report(sum(values[:step + 1]) / (step + 1), step)
+            if step < len(values) - 1 and trial.should_prune():
+                kept = step + 1
+                break
+        seconds += sum(cost[:kept])
+        if kept < len(values):
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, sum(values) / len(values))
+        records += rung_records(source, "complete")[:kept]
+    return records, seconds
+
+
+def main_transfer(study: optuna.Study, orders: int) -> None:
+    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(trials) < len(study.trials) or not trials:
+        sys.exit("the source transfer study must be tuned with --pruner none and have only complete pairs.")
+    ladder = trials[0].user_attrs["ladder"]
+    total = sum(sum(t.user_attrs["history"].get("rung_seconds") or [1.0] * len(ladder)) for t in trials)
+    full = analyze_records(records_from_trials(trials))
+    print(f"source: {len(trials)} pairs on the ladder {ladder}, {total:.0f} s of training; unpruned: {_answer(full)}\n")
+    print("| pruner | seconds saved | rungs kept per width | optimum identified | its 95 % CI width | wall's 95 % CI width | "
+          "precision per second vs none: optimum, wall |")
+    print("|---|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    order_list = [list(range(len(trials)))] + [list(rng.permutation(len(trials))) for _ in range(orders - 1)]
+    base: dict[str, float] = {}
+    for name, make in transfer_candidates(len(ladder)).items():
+        saved, per_width, opt, wall = [], [], [], []
+        for order in order_list:
+            records, used = replay_transfer([trials[i] for i in order], make)
+            saved.append(1 - used / total)
+            per_width.append([sum(r.width == w for r in records) for w in ladder])
+            a = analyze_records(records)
+            opt.append(a.alpha_ci[1] - a.alpha_ci[0] if a.identified else float("nan"))
+            wall.append(a.wall_alpha_ci[1] - a.wall_alpha_ci[0] if a.wall_identified else float("nan"))
+        cost = 1 - statistics.median(saved)
+        merits = []
+        for key, widths in (("optimum", opt), ("wall", wall)):
+            known = [w for w in widths if w == w]
+            # precision (1 / variance) per second; a study that does not identify it has none
+            merit = (len(known) / len(widths)) / (statistics.median(known) ** 2 * cost) if known else 0.0
+            base.setdefault(key, merit)
+            merits.append(f"{merit / base[key]:.2f}" if base[key] else "—")
+
+        def fmt(values: list[float]) -> str:
+            known = [v for v in values if v == v]
+            return f"{statistics.median(known):.2f} ({min(known):.2f}..{max(known):.2f})" if known else "—"
+
+        print(f"| {name} | {statistics.median(saved):.0%} | {'/'.join(str(round(statistics.median(c))) for c in zip(*per_width))} | "
+              f"{sum(v == v for v in opt)}/{len(opt)} | {fmt(opt)} | {fmt(wall)} | {', '.join(merits)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", default="sqlite:///autolambda.db")
@@ -87,6 +170,8 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
     config = study.user_attrs.get("autolambda_config", {})
+    if config.get("mode") == "transfer":
+        return main_transfer(study, args.orders)
     window = int(config.get("score_window", 5))
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("history")]
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)

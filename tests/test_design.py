@@ -96,12 +96,10 @@ def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
     assert "autolambda analyze --study-name other" in result.output
 
 
-def test_precision_needs_search_mode_and_old_studies_stay_resumable():
+def test_old_studies_stay_resumable():
     from autolambda.errors import ConfigError
     from autolambda.study import CONFIG_KEY, check_study
 
-    with pytest.raises(ConfigError, match="precision needs mode 'search'"):
-        load_config(None, mode="transfer", precision=0.25, trainer="surrogate")
     # A study made before pool_val and lr_schedule existed: what it did then is what they mean now.
     config = load_config(None, **SURROGATE, pool_val=False, study_name="old")
     old = {k: v for k, v in config.fingerprint().items() if k not in ("pool_val", "lr_schedule")}

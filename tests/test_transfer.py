@@ -43,23 +43,122 @@ def test_bad_ladder():
         TransferObjective(ladder=(8,))
 
 
-def test_transfer_mode_from_the_cli_and_its_analysis(tmp_path):
+def test_rungs_train_with_their_own_seeds(monkeypatch):
+    """Each rung is an independent observation: another seed than the other rungs of its
+    pair (the same seed at another width would share the batch order, and on the
+    surrogate the whole seed offset) and than the other trials' rungs."""
+    seen = []
+    original = TransferObjective.train
+
+    def spy(self, trial, params, n_params, strength, data, monitor, *, seed=None):
+        seen.append((trial.number, params.width, seed))
+        return original(self, trial, params, n_params, strength, data, monitor, seed=seed)
+
+    monkeypatch.setattr(TransferObjective, "train", spy)
+    study = optuna.create_study()
+    study.optimize(TransferObjective(trainer="surrogate", ladder=(4, 16, 64), epochs=3, seed=7), n_trials=2)
+    assert [(n, w) for n, w, _ in seen] == [(0, 4), (0, 16), (0, 64), (1, 4), (1, 16), (1, 64)]
+    assert len({s for _, _, s in seen}) == 6 and seen[0][2] == 7  # rung 0 keeps a search trial's seed
+    first = [t.user_attrs["history"]["rung_val_ce"] for t in study.trials]
+    # The surrogate's noise now differs between the rungs of a pair: the offsets from the
+    # noise-free curve are not one number scaled by width.
+    assert first[0] != first[1]
+
+
+def test_a_pair_gives_one_record_per_finished_rung():
+    """Pruned pairs' finished rungs are observations too; a pair that diverged leaves one
+    diverged record at the rung where it stopped."""
+    from autolambda.analysis import records_from_trials
+
+    class PruneAfterSecond(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return max(trial.intermediate_values) >= 1
+
+    study = optuna.create_study(pruner=PruneAfterSecond())
+    study.optimize(TransferObjective(trainer="surrogate", ladder=(4, 16, 64), epochs=5), n_trials=2)
+    records = records_from_trials(study.trials)
+    assert [(r.number, r.width, r.state) for r in records] == [(0, 4, "complete"), (0, 16, "complete"),
+                                                                 (1, 4, "complete"), (1, 16, "complete")]
+    rungs = study.trials[0].user_attrs["history"]
+    assert [r.lambda_eff for r in records[:2]] == rungs["rung_lambda_eff"] and [r.value for r in records[:2]] == rungs["rung_val_ce"]
+    assert all(r.lambda0 == study.trials[0].params["lambda0"] for r in records[:2])
+
+    # A pair that diverged at its third rung, and one still running there.
+    from optuna.distributions import FloatDistribution
+
+    history = {"rung_width": [4, 16], "rung_n_params": [1626, 9930], "rung_lambda_eff": [1e-3, 5e-4], "rung_val_ce": [0.4, 0.3]}
+    attrs = {"ladder": [4, 16, 64], "history": history, "rung": {"width": 64, "n_params": 94986, "lambda_eff": 2e-4}}
+    dists = {"lambda0": FloatDistribution(1e-5, 1e-1, log=True), "alpha": FloatDistribution(-1, 2)}
+    diverged = optuna.trial.create_trial(state=TrialState.PRUNED, params={"lambda0": 1e-3, "alpha": 0.5}, distributions=dists,
+                                         user_attrs=attrs | {"diverged_at_epoch": 3}, intermediate_values={0: 0.4, 1: 0.35})
+    records = records_from_trials([diverged])
+    assert [(r.width, r.state) for r in records] == [(4, "complete"), (16, "complete"), (64, "diverged")]
+    assert records[-1].value is None and records[-1].diverged_at_epoch == 3 and records[-1].lambda_eff == 2e-4
+    running = optuna.trial.create_trial(state=TrialState.FAIL, params={"lambda0": 1e-3, "alpha": 0.5}, distributions=dists,
+                                        user_attrs={k: v for k, v in attrs.items()})
+    assert [(r.width, r.state) for r in records_from_trials([running])][-1] == (64, "failed")
+
+
+def test_transfer_mode_from_the_cli_answers_with_an_interval(tmp_path):
+    """The joint fit of the rungs: search mode's keys and verdicts; the plots and tables
+    fit the mode (no log-scale warning, no "width -"); the best pairs are a check."""
     runner = CliRunner()
-    # The clean surrogate: at the default (digits-like) noise a 40-trial transfer study's best
-    # pair is a lucky seed (alpha -0.65, near-best range -0.9..0.9 measured); issue 16's to fix.
     args = ["tune", "--mode", "transfer", "--ladder", "4,16,64", "--trainer", "surrogate", "--planted-alpha", "0.5",
             "--surrogate-seed-noise", "0.005", "--surrogate-dip", "0.15", "--trials", "40", "--epochs", "8", "--no-progress"]
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "Best transfer pair" in result.output
+    assert "Best transfer pair" in result.output and "Best pair #" in result.output
+    assert "width -" not in result.output and "Warning" not in result.output and "log-scal" not in result.output
+    assert "counts are rungs" in " ".join(result.output.split())  # a table title, wrapped at 80 columns
+    from mlflow.tracking import MlflowClient
+
+    from autolambda.config import absolute_sqlite
+
+    run_id = optuna.load_study(study_name="digits-l2-surrogate-transfer", storage="sqlite:///autolambda.db").user_attrs["mlflow_parent_run_id"]
+    summary = {a.path for a in MlflowClient(absolute_sqlite("sqlite:///mlflow.db")).list_artifacts(run_id, "summary")}
+    assert {"summary/transfer_pairs.png", "summary/loss_vs_lambda.png"} <= summary
     result = runner.invoke(app, ["analyze", "--json"], catch_exceptions=False)
     data = json.loads(result.stdout)
     assert data["mode"] == "transfer" and data["study_name"] == "digits-l2-surrogate-transfer"
-    low, high = data["near_best_alpha_range"]
-    assert low <= data["alpha_hat"] <= high
-    assert -0.5 < data["alpha_hat"] < 1.5
+    assert {"alpha_hat", "alpha_ci", "identified", "noise_sd", "wall_alpha_ci", "answer"} <= set(data)
+    assert data["identified"] and data["alpha_ci"][0] <= 0.5 <= data["alpha_ci"][1]
+    assert data["alpha_ci"][1] - data["alpha_ci"][0] < 1.0
+    assert data["noise_sd"] > 0 and "residuals" in data["noise_source"]
+    t = data["transfer"]
+    assert t["n_pairs"] == 40 and t["ladder"] == [4, 16, 64] and sum(t["pair_states"].values()) == 40
+    assert [r["width"] for r in t["best_pairs"][0]["rungs"]] == [4, 16, 64]
+    assert [s["n_complete"] for s in data["per_size"]] == [40, 40, 40]  # every rung of every pair
+    report = (tmp_path / "autolambda-report" / "digits-l2-surrogate-transfer")
+    assert (report / "transfer_pairs.png").exists() and "## Transfer pairs" in (report / "report.md").read_text()
+    text = " ".join(runner.invoke(app, ["analyze"], catch_exceptions=False).output.split())
+    assert "120 rungs of 40 transfer pairs" in text and "Answer: the optimum's alpha" in text
     bad = runner.invoke(app, ["tune", "--mode", "transfer", "--ladder", "4,x"])
     assert bad.exit_code == 2 and "ladder must be comma-separated" in bad.output
+
+
+def test_transfer_and_search_agree_on_one_surrogate():
+    """Both modes, the same surrogate and widths: intervals that overlap and hold the truth."""
+    from autolambda import LambdaScalingObjective
+    from autolambda.analysis import analyze_records, analyze_transfer, records_from_trials
+    from autolambda.space import SearchSpace
+
+    common = {"trainer": "surrogate", "planted_alpha": -0.5, "surrogate_seed_noise": 0.005, "surrogate_dip": 0.15,
+              "epochs": 8, "space": SearchSpace(widths=(4, 16, 64))}
+    nop = optuna.pruners.NopPruner()
+    transfer = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), pruner=nop)
+    transfer.optimize(TransferObjective(ladder=(4, 16, 64), **common), n_trials=40)
+    search = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0), pruner=nop)
+    search.optimize(LambdaScalingObjective(**common), n_trials=120)
+    a, b = analyze_transfer(transfer.trials), analyze_records(records_from_trials(search.trials))
+    assert a.identified and b.identified and a.mode == "transfer"
+    assert a.alpha_ci[0] <= b.alpha_ci[1] and b.alpha_ci[0] <= a.alpha_ci[1]
+    assert a.alpha_ci[0] <= -0.5 <= a.alpha_ci[1]
+    # `tune --precision` works in transfer mode too: the same interval, from the rungs.
+    from autolambda.study import PrecisionStop
+
+    stop = PrecisionStop(1.0)
+    stop.check(transfer)
+    assert stop.half_width == pytest.approx((a.alpha_ci[1] - a.alpha_ci[0]) / 2)
 
 
 def test_extrapolation_regret_is_small_when_alpha_holds():
