@@ -60,7 +60,7 @@ def true_wall_alpha(planted: float, cost: float, dip: float | None = None, width
 def one_study(job: tuple) -> dict:
     """Run one surrogate study and analyze it (a worker process).
 
-    ``job``: (planted, seed, trials, dip, seed_noise, wall_cost[, pruner[, sampler[, ladder]]]);
+    ``job``: (planted, seed, trials, dip, seed_noise, wall_cost[, pruner[, sampler[, ladder[, widths]]]]);
     a ladder (a tuple of widths) makes it a transfer study (``autolambda.transfer``)."""
     import optuna
 
@@ -76,12 +76,17 @@ def one_study(job: tuple) -> dict:
     pruner = rest[0] if rest else defaults.pruner
     sampler = rest[1] if len(rest) > 1 else defaults.sampler
     ladder = rest[2] if len(rest) > 2 else None
+    widths = rest[3] if len(rest) > 3 else None  # search mode on these widths (default: the space's)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     steps = len(ladder) if ladder else DEFAULT_EPOCHS  # what a pruner's resources count
     study = optuna.create_study(study_name=f"calibration-{planted}-{seed}", sampler=make_sampler(sampler, seed),
                                 pruner=make_pruner(pruner, steps))
     callbacks = [Replicator(defaults.replicate_every, total=trials)] if defaults.replicate_every and not ladder else []
     kind, extra = (TransferObjective, {"ladder": ladder}) if ladder else (LambdaScalingObjective, {})
+    if widths:
+        from autolambda.space import SearchSpace
+
+        extra["space"] = SearchSpace(widths=widths)
     objective = kind(trainer="surrogate", planted_alpha=planted, epochs=DEFAULT_EPOCHS, seed=seed,
                      surrogate_dip=dip, surrogate_seed_noise=seed_noise, **extra)
     started = time.perf_counter()
@@ -186,8 +191,9 @@ def markdown(summary: list[dict], args: argparse.Namespace, seconds: float, rows
         f"{args.trials} trials a study"
         + (f" in transfer mode on the ladder {args.ladder} (each trial one pair on every width; median "
            f"{np.median([r['rungs'] for r in rows]):.0f} finished rungs, {np.median([r['epochs'] for r in rows]):.0f} epochs a study)"
-           if args.ladder else "") + ", "
-        f"{'the default sampler' if args.sampler is None else 'sampler ' + args.sampler}, "
+           if args.ladder else f" on the widths {args.widths}" if args.widths else "") + ", "
+        f"{'the default sampler' if args.sampler is None else 'sampler ' + args.sampler}"
+        f"{' (in transfer mode width-balanced TPE: the design has no single width to design for)' if args.ladder and args.sampler in (None, 'design') else ''}, "
         f"{'the default pruner' if args.pruner is None else 'pruner ' + args.pruner} and {DEFAULT_EPOCHS} epochs; "
         f"{args.studies} studies per planted alpha, "
         f"{args.flat_studies} flat ones; {seconds / 60:.1f} min on {args.jobs} processes.",
@@ -226,6 +232,7 @@ def main() -> None:
     parser.add_argument("--dip", type=float, default=None, help="the surrogate's dip (default: its own, 0.03)")
     parser.add_argument("--seed-noise", type=float, default=None, help="the surrogate's seed-to-seed SD (default: its own, 0.02)")
     parser.add_argument("--ladder", default=None, help="transfer mode on this ladder of widths, e.g. 4,16,64 (default: search mode)")
+    parser.add_argument("--widths", default=None, help="search mode on these widths, e.g. 4,16,64 (default: the space's)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", type=Path, help="write every study's result here")
     parser.add_argument("--markdown", type=Path, help="write the table here")
@@ -238,8 +245,10 @@ def main() -> None:
 
     pruner, sampler = args.pruner or StudyConfig().pruner, args.sampler or StudyConfig().sampler
     ladder = tuple(int(w) for w in args.ladder.split(",")) if args.ladder else None
-    jobs = [(a, s, args.trials, args.dip, args.seed_noise, args.wall_cost, pruner, sampler, ladder) for a in alphas for s in range(args.studies)]
-    jobs += [(0.0, 1000 + s, args.trials, 0.0, args.seed_noise, args.wall_cost, pruner, sampler, ladder) for s in range(args.flat_studies)]
+    widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else None
+    common = (args.seed_noise, args.wall_cost, pruner, sampler, ladder, widths)
+    jobs = [(a, s, args.trials, args.dip, *common) for a in alphas for s in range(args.studies)]
+    jobs += [(0.0, 1000 + s, args.trials, 0.0, *common) for s in range(args.flat_studies)]
     started = time.perf_counter()
     if args.from_json:
         stored = json.loads(args.from_json.read_text())
@@ -253,7 +262,7 @@ def main() -> None:
                 print(f"\r{i}/{len(jobs)} studies", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         seconds = time.perf_counter() - started
-    truth = {a: true_wall_alpha(a, args.wall_cost, args.dip, ladder) for a in alphas}
+    truth = {a: true_wall_alpha(a, args.wall_cost, args.dip, ladder or widths) for a in alphas}
     summary = summarize(rows, truth, DETECTION_THRESHOLD)
     text = markdown(summary, args, seconds, rows)
     text += (f"\nAt other detection thresholds (the defaults are {DETECTION_THRESHOLD:g} in all and {HALF_THRESHOLD:g} in "
@@ -273,8 +282,8 @@ TRANSFER_HEADING = "## Calibration of transfer mode"
 
 def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
     """Replace the calibration section of ``path`` (or append it); other sections stay."""
-    heading = TRANSFER_HEADING if args.ladder else HEADING
-    options = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("trials", args.trials), ("ladder", args.ladder),
+    heading = TRANSFER_HEADING if args.ladder else f"{HEADING}: search mode on the widths {args.widths}" if args.widths else HEADING
+    options = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("trials", args.trials), ("ladder", args.ladder), ("widths", args.widths),
                       ("pruner", args.pruner), ("sampler", args.sampler), ("alphas", args.alphas))
                       if v is not None and not (k == "trials" and v == 100) and not (k == "alphas" and v == ",".join(map(str, PLANTED))))
     command = f"python scripts/calibration.py --studies {args.studies}{options} --benchmarks {path.name}"
