@@ -302,9 +302,10 @@ def is_transfer_trial(trial: Any) -> bool:
 
 
 def rung_records(trial: Any, state: str) -> list[TrialRecord]:
-    """The records of one transfer trial: one ``complete`` record per rung it finished,
-    and, if it diverged, failed or is still running, one record in that state at the
-    rung where it stopped.
+    """The records of one transfer trial: one ``complete`` record per rung it finished;
+    if it diverged, failed or is still running, one record in that state at the rung
+    where it stopped; if it was pruned, one ``pruned`` record (no value, no lambda_eff)
+    per width it did not reach.
 
     Each rung is a whole training at its own ``lambda_eff`` with its own seed: one
     observation of the loss at (N, lambda_eff), like a search trial. The finished rungs
@@ -324,10 +325,17 @@ def rung_records(trial: Any, state: str) -> list[TrialRecord]:
                                n_params=int(n_params), lambda_eff=float(lam), value=float(value) if ok else None,
                                lambda0=lambda0, alpha=alpha))
     stopped = attrs.get("rung")
-    if state in ("diverged", "failed", "running") and stopped and len(finished) < len(attrs.get("ladder", [])):
+    ladder = list(attrs.get("ladder", []))
+    # "step" tells the rung being trained from one finished before the stop (older trials lack it).
+    at_stopped = stopped and stopped.get("step", len(finished)) == len(finished) < len(ladder)
+    if state in ("diverged", "failed", "running") and at_stopped:
         out.append(TrialRecord(number=trial.number, state=state, width=int(stopped["width"]),
                                n_params=int(stopped["n_params"]), lambda_eff=float(stopped["lambda_eff"]), value=None,
                                diverged_at_epoch=attrs.get("diverged_at_epoch"), lambda0=lambda0, alpha=alpha))
+    elif state == "pruned":
+        sizes = list(attrs.get("ladder_n_params") or [None] * len(ladder))
+        out += [TrialRecord(number=trial.number, state="pruned", width=int(w), n_params=n, lambda_eff=None, value=None,
+                            lambda0=lambda0, alpha=alpha) for w, n in zip(ladder[len(finished):], sizes[len(finished):])]
     return out
 
 
@@ -574,6 +582,12 @@ def analyze_transfer(trials: Sequence[Any], *, top: int = 5, **kwargs: Any) -> A
     """
     records = records_from_trials(trials)
     analysis = analyze_records(records, **kwargs)
+    old = sum(1 for t in trials if is_transfer_trial(t) and (t.user_attrs.get("history") or {}).get("rung_val_ce")
+              and "rung_seconds" not in t.user_attrs["history"])
+    if old:
+        analysis.notes.append(f"{old} pair(s) were trained before autolambda gave each rung its own seed: their rungs "
+                              "share a seed, so their noise is not independent and the intervals may be too narrow. "
+                              "Re-run the study in a new one for an interval to trust.")
     analysis.mode = "transfer"
     analysis.transfer = transfer_summary(trials, analysis, top=top)
     return analysis

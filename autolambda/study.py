@@ -238,6 +238,7 @@ class TuneResult:
                 continue
             row = per_width.setdefault(r.width, {"width": r.width, "n_params": r.n_params, "complete": 0, "pruned": 0,
                                                  "diverged": 0, "failed": 0, "best_value": None, "best_lambda_eff": None})
+            row["n_params"] = row["n_params"] or r.n_params
             if r.state in row:
                 row[r.state] += 1
             if r.state == "complete" and r.value is not None and (row["best_value"] is None or r.value < row["best_value"]):

@@ -72,8 +72,10 @@ class TransferObjective(LambdaScalingObjective):
                 strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
                 if step == 0:
                     trial.set_user_attr("trial_params", params.as_dict() | {"width": None})
+                    trial.set_user_attr("ladder_n_params", [count_convnet_params(
+                        w, params.depth, params.kernel_size, data.input_shape, data.n_classes) for w in self.ladder])
                 # Where a trial that diverges or fails stopped (its finished rungs are in "history").
-                trial.set_user_attr("rung", {"width": width, "n_params": n_params, "lambda_eff": strength})
+                trial.set_user_attr("rung", {"step": step, "width": width, "n_params": n_params, "lambda_eff": strength})
                 monitor = TrialMonitor(trial, divergence_threshold=self.divergence_threshold, prune=False, evaluates=self.evaluates)
                 number = getattr(trial, "number", 0) or 0
                 rung_started = time.perf_counter()
@@ -86,6 +88,7 @@ class TransferObjective(LambdaScalingObjective):
                 for key, value in (("rung_width", width), ("rung_n_params", n_params), ("rung_lambda_eff", strength),
                                    ("rung_val_ce", score), ("rung_seconds", time.perf_counter() - rung_started)):
                     rungs[key].append(float(value))
+                trial.set_user_attr("history", rungs)  # each finished rung is kept, even if the worker dies
                 mean = sum(rungs["rung_val_ce"]) / len(rungs["rung_val_ce"])
                 if prunable:
                     trial.report(mean, step=step)

@@ -190,7 +190,7 @@ def markdown(summary: list[dict], args: argparse.Namespace, seconds: float, rows
         f"Surrogate with seed-to-seed SD {noise} and dip {dip} (defaults: 0.02, ~2.5x at the narrowest width, and 0.03), "
         f"{args.trials} trials a study"
         + (f" in transfer mode on the ladder {args.ladder} (each trial one pair on every width; median "
-           f"{np.median([r['rungs'] for r in rows]):.0f} finished rungs, {np.median([r['epochs'] for r in rows]):.0f} epochs a study)"
+           f"{np.median([r.get('rungs', np.nan) for r in rows]):.0f} finished rungs, {np.median([r.get('epochs', np.nan) for r in rows]):.0f} epochs a study)"
            if args.ladder else f" on the widths {args.widths}" if args.widths else "") + ", "
         f"{'the default sampler' if args.sampler is None else 'sampler ' + args.sampler}"
         f"{' (in transfer mode width-balanced TPE: the design has no single width to design for)' if args.ladder and args.sampler in (None, 'design') else ''}, "
@@ -278,12 +278,18 @@ def main() -> None:
 
 HEADING = "## Calibration of the intervals"
 TRANSFER_HEADING = "## Calibration of transfer mode"
+# Other set-ups get headings that are no prefix of these (replace_section matches the first occurrence).
 
 
 def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
     """Replace the calibration section of ``path`` (or append it); other sections stay."""
-    heading = TRANSFER_HEADING if args.ladder else f"{HEADING}: search mode on the widths {args.widths}" if args.widths else HEADING
+    heading = TRANSFER_HEADING if args.ladder else HEADING
+    if args.widths or args.pruner or args.sampler:
+        heading = (f"## Calibration, {'transfer mode' if args.ladder else 'search mode'}"
+                   + "".join(f", {k} {v}" for k, v in (("widths", args.widths), ("pruner", args.pruner), ("sampler", args.sampler)) if v))
     options = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("trials", args.trials), ("ladder", args.ladder), ("widths", args.widths),
+                      ("flat_studies", args.flat_studies if args.flat_studies != args.studies else None), ("dip", args.dip),
+                      ("seed_noise", args.seed_noise), ("wall_cost", args.wall_cost if args.wall_cost != 0.25 else None),
                       ("pruner", args.pruner), ("sampler", args.sampler), ("alphas", args.alphas))
                       if v is not None and not (k == "trials" and v == 100) and not (k == "alphas" and v == ",".join(map(str, PLANTED))))
     command = f"python scripts/calibration.py --studies {args.studies}{options} --benchmarks {path.name}"

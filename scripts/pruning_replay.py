@@ -120,7 +120,7 @@ def replay_transfer(trials: list, make_pruner) -> tuple[list[TrialRecord], float
     return records, seconds
 
 
-def main_transfer(study: optuna.Study, orders: int) -> None:
+def main_transfer(study: optuna.Study, orders: int, only: list[str] | None = None) -> None:
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(trials) < len(study.trials) or not trials:
         sys.exit("the source transfer study must be tuned with --pruner none and have only complete pairs.")
@@ -134,7 +134,8 @@ def main_transfer(study: optuna.Study, orders: int) -> None:
     rng = np.random.default_rng(0)
     order_list = [list(range(len(trials)))] + [list(rng.permutation(len(trials))) for _ in range(orders - 1)]
     base: dict[str, float] = {}
-    for name, make in transfer_candidates(len(ladder)).items():
+    chosen = {k: v for k, v in transfer_candidates(len(ladder)).items() if not only or k.startswith("none") or any(k.startswith(o) for o in only)}
+    for name, make in chosen.items():  # "none" always: the baseline of the last column
         saved, per_width, opt, wall = [], [], [], []
         for order in order_list:
             records, used = replay_transfer([trials[i] for i in order], make)
@@ -171,7 +172,7 @@ def main() -> None:
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
     config = study.user_attrs.get("autolambda_config", {})
     if config.get("mode") == "transfer":
-        return main_transfer(study, args.orders)
+        return main_transfer(study, args.orders, args.only)
     window = int(config.get("score_window", 5))
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("history")]
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)

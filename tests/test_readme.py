@@ -11,7 +11,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
 def test_ci_runs_the_readme_test_command():
-    command = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
+    command = "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest -n 2"
     assert command in README
     assert command.replace(".venv/bin/pip install -e", ".venv/bin/pip install -q -e") in (ROOT / ".ci" / "run").read_text()
 

@@ -44,31 +44,30 @@ def test_bad_ladder():
 
 
 def test_rungs_train_with_their_own_seeds(monkeypatch):
-    """Each rung is an independent observation: another seed than the other rungs of its
-    pair (the same seed at another width would share the batch order, and on the
-    surrogate the whole seed offset) and than the other trials' rungs."""
+    """Each rung is an independent observation: the trainer gets another seed than for
+    the other rungs of its pair (the same seed at another width would share the batch
+    order, and on the surrogate the whole seed offset) and than for the other trials."""
+    from autolambda.trainers import SurrogateTrainer
+
     seen = []
-    original = TransferObjective.train
+    original = SurrogateTrainer.train
 
-    def spy(self, trial, params, n_params, strength, data, monitor, *, seed=None):
-        seen.append((trial.number, params.width, seed))
-        return original(self, trial, params, n_params, strength, data, monitor, seed=seed)
+    def spy(self, params, **kwargs):
+        seen.append((params.width, kwargs["seed"]))
+        return original(self, params, **kwargs)
 
-    monkeypatch.setattr(TransferObjective, "train", spy)
+    monkeypatch.setattr(SurrogateTrainer, "train", spy)
     study = optuna.create_study()
     study.optimize(TransferObjective(trainer="surrogate", ladder=(4, 16, 64), epochs=3, seed=7), n_trials=2)
-    assert [(n, w) for n, w, _ in seen] == [(0, 4), (0, 16), (0, 64), (1, 4), (1, 16), (1, 64)]
-    assert len({s for _, _, s in seen}) == 6 and seen[0][2] == 7  # rung 0 keeps a search trial's seed
-    first = [t.user_attrs["history"]["rung_val_ce"] for t in study.trials]
-    # The surrogate's noise now differs between the rungs of a pair: the offsets from the
-    # noise-free curve are not one number scaled by width.
-    assert first[0] != first[1]
+    assert [w for w, _ in seen] == [4, 16, 64, 4, 16, 64]
+    assert len({s for _, s in seen}) == 6 and seen[0][1] == 7  # rung 0 keeps a search trial's seed
+    assert study.trials[0].user_attrs["ladder_n_params"] == study.trials[0].user_attrs["history"]["rung_n_params"]
 
 
 def test_a_pair_gives_one_record_per_finished_rung():
     """Pruned pairs' finished rungs are observations too; a pair that diverged leaves one
     diverged record at the rung where it stopped."""
-    from autolambda.analysis import records_from_trials
+    from autolambda.analysis import records_from_trials, rung_records
 
     class PruneAfterSecond(optuna.pruners.BasePruner):
         def prune(self, study, trial):
@@ -77,8 +76,9 @@ def test_a_pair_gives_one_record_per_finished_rung():
     study = optuna.create_study(pruner=PruneAfterSecond())
     study.optimize(TransferObjective(trainer="surrogate", ladder=(4, 16, 64), epochs=5), n_trials=2)
     records = records_from_trials(study.trials)
-    assert [(r.number, r.width, r.state) for r in records] == [(0, 4, "complete"), (0, 16, "complete"),
-                                                                 (1, 4, "complete"), (1, 16, "complete")]
+    assert [(r.number, r.width, r.state) for r in records] == [(0, 4, "complete"), (0, 16, "complete"), (0, 64, "pruned"),
+                                                                 (1, 4, "complete"), (1, 16, "complete"), (1, 64, "pruned")]
+    assert records[2].n_params == study.trials[0].user_attrs["ladder_n_params"][2] and records[2].value is None
     rungs = study.trials[0].user_attrs["history"]
     assert [r.lambda_eff for r in records[:2]] == rungs["rung_lambda_eff"] and [r.value for r in records[:2]] == rungs["rung_val_ce"]
     assert all(r.lambda0 == study.trials[0].params["lambda0"] for r in records[:2])
@@ -94,9 +94,14 @@ def test_a_pair_gives_one_record_per_finished_rung():
     records = records_from_trials([diverged])
     assert [(r.width, r.state) for r in records] == [(4, "complete"), (16, "complete"), (64, "diverged")]
     assert records[-1].value is None and records[-1].diverged_at_epoch == 3 and records[-1].lambda_eff == 2e-4
-    running = optuna.trial.create_trial(state=TrialState.FAIL, params={"lambda0": 1e-3, "alpha": 0.5}, distributions=dists,
-                                        user_attrs={k: v for k, v in attrs.items()})
-    assert [(r.width, r.state) for r in records_from_trials([running])][-1] == (64, "failed")
+    failed = optuna.trial.create_trial(state=TrialState.FAIL, params={"lambda0": 1e-3, "alpha": 0.5}, distributions=dists,
+                                       user_attrs=attrs)
+    assert [(r.width, r.state) for r in records_from_trials([failed])][-1] == (64, "failed")
+    assert [(r.width, r.state) for r in rung_records(failed, "running")][-1] == (64, "running")
+    # Stopped after rung 1 finished but before rung 2 began: no record for a rung that never ran.
+    between = optuna.trial.create_trial(state=TrialState.FAIL, params={"lambda0": 1e-3, "alpha": 0.5}, distributions=dists,
+                                        user_attrs=attrs | {"rung": attrs["rung"] | {"width": 16, "step": 1}})
+    assert [(r.width, r.state) for r in records_from_trials([between])] == [(4, "complete"), (16, "complete")]
 
 
 def test_transfer_mode_from_the_cli_answers_with_an_interval(tmp_path):
