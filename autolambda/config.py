@@ -202,6 +202,10 @@ class StudyConfig:
         out = self.to_dict()
         for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner", "max_failures", "surrogate_epoch_seconds", "workers", "heartbeat_seconds", "precision", "eval_every", "replicate_every"):
             out.pop(key)
+        if self.mode == "transfer":
+            # Each rung trains with its own seed (autolambda.transfer); studies made before
+            # shared one seed per pair (study.LEGACY_SETTINGS), so their rungs are not independent.
+            out["rung_seeds"] = "independent"
         return out
 
     def objective(self):

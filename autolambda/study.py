@@ -24,6 +24,8 @@ RUN_CONFIG_KEY = "autolambda_run_config"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Fingerprint keys that studies made by earlier versions lack, with the behaviour they had.
 LEGACY_SETTINGS = {"pool_val": False, "lr_schedule": "constant"}
+#: The same for a transfer study made before each rung had its own seed.
+LEGACY_TRANSFER_SETTINGS = {"rung_seeds": "shared"}
 
 log = logging.getLogger("autolambda")
 
@@ -153,7 +155,8 @@ def check_study(config: StudyConfig) -> bool:
     stored = summary.user_attrs.get(CONFIG_KEY)
     if stored is not None:
         # Settings added since a study was made: what the older version did.
-        stored = LEGACY_SETTINGS | {"data_seed": stored.get("seed")} | stored
+        legacy = LEGACY_SETTINGS | (LEGACY_TRANSFER_SETTINGS if stored.get("mode") == "transfer" else {})
+        stored = legacy | {"data_seed": stored.get("seed")} | stored
         diff = _diff(stored, config.fingerprint())
         if diff:
             raise ConfigError(

@@ -108,6 +108,13 @@ def test_old_studies_stay_resumable():
     assert check_study(config) is True
     with pytest.raises(ConfigError, match="pool_val"):
         check_study(load_config(None, **SURROGATE, study_name="old"))  # pooled now: other scores
+    # A transfer study whose rungs shared one seed per pair is not topped up with independent ones.
+    transfer = load_config(None, **SURROGATE, mode="transfer", ladder=(4, 16), study_name="old-transfer")
+    assert transfer.fingerprint()["rung_seeds"] == "independent"
+    old = {k: v for k, v in transfer.fingerprint().items() if k != "rung_seeds"}
+    optuna.create_study(study_name="old-transfer", storage="sqlite:///d.db").set_user_attr(CONFIG_KEY, old)
+    with pytest.raises(ConfigError, match="rung_seeds: 'shared' there, 'independent' now"):
+        check_study(transfer)
 
 
 def test_seed_repeats_the_study_on_the_same_images():
