@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -569,10 +570,12 @@ def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary],
     }
 
 
-def analyze_transfer(trials: Sequence[Any], *, top: int = 5, **kwargs: Any) -> Analysis:
+def analyze_transfer(trials: Sequence[Any], *, records: Sequence[TrialRecord] | None = None, top: int = 5,
+                     **kwargs: Any) -> Analysis:
     """A transfer study: the joint fit of its rungs (``analyze_records`` on
     ``records_from_trials``, the same estimators and intervals as search mode) plus the
-    pairs' view (``transfer_summary``). ``kwargs`` go to ``analyze_records``.
+    pairs' view (``transfer_summary``). ``records``: ``records_from_trials(trials)`` when
+    the caller has them already. ``kwargs`` go to ``analyze_records``.
 
     Why the joint fit answers the transfer question: a pair (lambda0, alpha) transfers
     when ``lambda0 * (N / N_ref) ** -alpha`` is each size's best lambda, and the joint fit's
@@ -580,7 +583,7 @@ def analyze_transfer(trials: Sequence[Any], *, top: int = 5, **kwargs: Any) -> A
     of the single best pair is not an estimator: with a flat optimum it is the luckiest
     pair, and its alpha is noise (a 40-trial study gave an "interval" of one point).
     """
-    records = records_from_trials(trials)
+    records = records_from_trials(trials) if records is None else records
     analysis = analyze_records(records, **kwargs)
     old = sum(1 for t in trials if is_transfer_trial(t) and (t.user_attrs.get("history") or {}).get("rung_val_ce")
               and "rung_seconds" not in t.user_attrs["history"])
@@ -599,10 +602,7 @@ def transfer_summary(trials: Sequence[Any], analysis: Analysis, *, top: int = 5)
     from autolambda.tracking import trial_state
 
     pairs = [t for t in trials if is_transfer_trial(t)]
-    states: dict[str, int] = {}
-    for t in pairs:
-        state = trial_state(t)
-        states[state] = states.get(state, 0) + 1
+    states = dict(Counter(trial_state(t) for t in pairs))
     floors = {s.width: s.floor for s in analysis.per_size}
     done = sorted((t for t in pairs if trial_state(t) == "complete" and t.value is not None and math.isfinite(t.value)),
                   key=lambda t: t.value)

@@ -87,12 +87,12 @@ def run_analysis(
     if config.get("mode") == "transfer":
         from autolambda.analysis import analyze_transfer
 
-        analysis = analyze_transfer(trials, **options)
+        analysis = analyze_transfer(trials, records=records, **options)
     else:
         analysis = analyze_records(records, **options)
     n_ref = study.user_attrs.get("n_ref")
     context = {"study": study.study_name, "trials": len(trials), "n_ref": round(n_ref) if n_ref else None}
-    if config.get("mode") == "transfer":
+    if analysis.transfer is not None:
         context |= {"mode": "transfer", "ladder": ",".join(map(str, analysis.transfer["ladder"])), "rungs": len(records)}
     for key in ("dataset", "epochs", "score", "trainer"):
         if key in config:
@@ -106,7 +106,7 @@ def run_analysis(
     return result
 
 
-def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: Analysis | None, warnings: list[str]) -> str | None:
+def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: Analysis, warnings: list[str]) -> str | None:
     from autolambda.tracking import PARENT_KEY, quiet_mlflow
 
     run_id = study.user_attrs.get(PARENT_KEY)
@@ -124,23 +124,20 @@ def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: 
         import time
 
         now = int(time.time() * 1000)
-        metrics = []
-        if analysis is not None:
-            metrics += [Metric("alpha_identified", float(analysis.identified), now, 0),
-                        Metric("wall_alpha_identified", float(analysis.wall_identified), now, 0)]
-            if analysis.noise_sd is not None:
-                metrics.append(Metric("noise_sd", analysis.noise_sd, now, 0))
-            if analysis.informative_share is not None:
-                metrics.append(Metric("informative_share", analysis.informative_share, now, 0))
-            if analysis.alpha_hat is not None:
-                metrics += [Metric("alpha_hat", analysis.alpha_hat, now, 0), Metric("alpha_ci_low", analysis.alpha_ci[0], now, 0),
-                            Metric("alpha_ci_high", analysis.alpha_ci[1], now, 0)]
-            if analysis.wall_alpha_hat is not None:
-                metrics += [Metric("wall_alpha_hat", analysis.wall_alpha_hat, now, 0),
-                            Metric("wall_alpha_ci_low", analysis.wall_alpha_ci[0], now, 0),
-                            Metric("wall_alpha_ci_high", analysis.wall_alpha_ci[1], now, 0)]
-        if metrics:
-            client.log_batch(run_id, metrics=metrics)
+        metrics = [Metric("alpha_identified", float(analysis.identified), now, 0),
+                   Metric("wall_alpha_identified", float(analysis.wall_identified), now, 0)]
+        if analysis.noise_sd is not None:
+            metrics.append(Metric("noise_sd", analysis.noise_sd, now, 0))
+        if analysis.informative_share is not None:
+            metrics.append(Metric("informative_share", analysis.informative_share, now, 0))
+        if analysis.alpha_hat is not None:
+            metrics += [Metric("alpha_hat", analysis.alpha_hat, now, 0), Metric("alpha_ci_low", analysis.alpha_ci[0], now, 0),
+                        Metric("alpha_ci_high", analysis.alpha_ci[1], now, 0)]
+        if analysis.wall_alpha_hat is not None:
+            metrics += [Metric("wall_alpha_hat", analysis.wall_alpha_hat, now, 0),
+                        Metric("wall_alpha_ci_low", analysis.wall_alpha_ci[0], now, 0),
+                        Metric("wall_alpha_ci_high", analysis.wall_alpha_ci[1], now, 0)]
+        client.log_batch(run_id, metrics=metrics)
     except Exception as exc:
         warnings.append(f"report not logged to MLflow at {redact(tracking_uri)}: {short_error(exc)}")
         return None

@@ -204,7 +204,7 @@ class StudyConfig:
             out.pop(key)
         if self.mode == "transfer":
             # Each rung trains with its own seed (autolambda.transfer); studies made before
-            # shared one seed per pair (study.LEGACY_SETTINGS), so their rungs are not independent.
+            # shared one seed per pair (study.LEGACY_TRANSFER_SETTINGS), so their rungs are not independent.
             out["rung_seeds"] = "independent"
         return out
 

@@ -533,7 +533,7 @@ def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:
     records = records_from_trials(trials)
     try:
         if any(is_transfer_trial(t) for t in trials):  # adds the best pairs' rungs
-            analysis = analyze_transfer(trials, intervals=False)
+            analysis = analyze_transfer(trials, records=records, intervals=False)
         else:
             analysis = analyze_records(records, intervals=False)  # the per-size view; intervals are `analyze`'s
     except AutolambdaError:
