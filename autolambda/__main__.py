@@ -1,5 +1,5 @@
 """``python -m autolambda``."""
 
-from autolambda.cli import main
+from autolambda.cli.app import main
 
 main()

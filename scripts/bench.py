@@ -65,11 +65,11 @@ def profile_child(trials: int, trainer: str, out: str) -> None:
     """A default tune in this process, with timers around training, reporting, build and MLflow."""
     t0 = time.perf_counter()
     wall0 = time.time()
-    from autolambda.config import load_config
-    from autolambda.monitor import TrialMonitor
-    from autolambda.study import run_study
-    from autolambda.tracking import MLflowTracker
-    from autolambda.trainers import KerasTrainer
+    from autolambda.run.config import load_config
+    from autolambda.search.monitor import TrialMonitor
+    from autolambda.run.study import run_study
+    from autolambda.tracking.tracker import MLflowTracker
+    from autolambda.training.trainers import KerasTrainer
 
     clocks = {"fit": 0.0, "train": 0.0, "report": 0.0, "mlflow": 0.0, "setup": 0.0}
 
@@ -86,7 +86,7 @@ def profile_child(trials: int, trainer: str, out: str) -> None:
         setattr(owner, name, timed_call)
 
     if trainer == "keras":
-        from autolambda.compiled import EpochProgram
+        from autolambda.training.compiled import EpochProgram
 
         wrap(EpochProgram, "fit", "fit")  # the training loop: compiled epochs + per-epoch callbacks
         wrap(KerasTrainer, "train", "train")
@@ -115,8 +115,8 @@ def pruning_child(trials: int, epochs: int, seed: int, trainer: str, out: str) -
     best score, and the fewest complete trials any width kept."""
     from collections import Counter
 
-    from autolambda.config import load_config
-    from autolambda.study import run_study
+    from autolambda.run.config import load_config
+    from autolambda.run.study import run_study
 
     rows = []
     for pruner in PRUNERS:
@@ -141,8 +141,8 @@ def surrogate_pruning(trials: int, seeds: int) -> list[dict]:
     import optuna
 
     from autolambda import LambdaScalingObjective
-    from autolambda.analysis import analyze_records, records_from_trials
-    from autolambda.study import make_pruner, make_sampler
+    from autolambda.analysis.summary import analyze_records, records_from_trials
+    from autolambda.run.study import make_pruner, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
@@ -211,7 +211,7 @@ def section_profile(trials: int, repeats: int, trainer: str) -> tuple[str, bool,
     text = (f"A default `tune` of {trials} trials in one process, timers around each part.\n\n"
             f"| part | seconds | share |\n|---|---|---|\n{rows}\n| **total** | {r['total']:.1f} | 100 % |\n\n"
             "autolambda no longer trains through Keras `fit` (one compiled call per epoch instead, see "
-            "`autolambda/compiled.py`); its training loop — the compiled epochs and the per-epoch reporting, "
+            "`autolambda/training/compiled.py`); its training loop — the compiled epochs and the per-epoch reporting, "
             f"what `fit` with a pruning callback did — takes {100 * share:.1f} % of the wall time, the compiled "
             f"epochs alone {100 * compiled / r['total']:.1f} %.\n\n"
             f"Goal: at least 85 % of wall time inside the training loop (`fit`) — "
@@ -227,7 +227,7 @@ def section_profile(trials: int, repeats: int, trainer: str) -> tuple[str, bool,
 
 def section_pruning(trials: int, epochs: int, seeds: int, surrogate_trials: int, surrogate_seeds: int,
                     trainer: str) -> tuple[str, bool]:
-    from autolambda.config import StudyConfig
+    from autolambda.run.config import StudyConfig
 
     default = StudyConfig().pruner
     rows = [row for seed in range(seeds) for row in child(["--pruning-child", str(trials), str(epochs), str(seed), "--trainer", trainer])]

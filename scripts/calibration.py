@@ -36,8 +36,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autolambda.curve import DETECTION_THRESHOLD, HALF_THRESHOLD  # noqa: E402
-from autolambda.objective import DEFAULT_EPOCHS  # noqa: E402
+from autolambda.analysis.curve import DETECTION_THRESHOLD, HALF_THRESHOLD  # noqa: E402
+from autolambda.search.objective import DEFAULT_EPOCHS  # noqa: E402
 
 PLANTED = (-0.5, 0.0, 0.5, 1.0)
 GOALS = {"coverage": 0.90, "ruled_out": 0.10, "flat_identified": 0.10}
@@ -45,10 +45,10 @@ GOALS = {"coverage": 0.90, "ruled_out": 0.10, "flat_identified": 0.10}
 
 def true_wall_alpha(planted: float, cost: float, dip: float | None = None, widths: tuple[int, ...] | None = None) -> float:
     """The surrogate's wall exponent over ``widths`` (default: the space's) (``SurrogateTrainer.wall_alpha``)."""
-    from autolambda.data import load_dataset
-    from autolambda.scaling import count_convnet_params
-    from autolambda.space import SearchSpace
-    from autolambda.trainers import SurrogateTrainer
+    from autolambda.training.data import load_dataset
+    from autolambda.core.scaling import count_convnet_params
+    from autolambda.core.space import SearchSpace
+    from autolambda.training.trainers import SurrogateTrainer
 
     data = load_dataset("digits", n_train=50, seed=0)
     space = SearchSpace()
@@ -61,15 +61,15 @@ def one_study(job: tuple) -> dict:
     """Run one surrogate study and analyze it (a worker process).
 
     ``job``: (planted, seed, trials, dip, seed_noise, wall_cost[, pruner[, sampler[, ladder[, widths]]]]);
-    a ladder (a tuple of widths) makes it a transfer study (``autolambda.transfer``)."""
+    a ladder (a tuple of widths) makes it a transfer study (``autolambda.search.transfer``)."""
     import optuna
 
     from autolambda import LambdaScalingObjective
-    from autolambda.analysis import analyze_records, records_from_trials
-    from autolambda.config import StudyConfig
-    from autolambda.design import Replicator
-    from autolambda.study import make_pruner, make_sampler
-    from autolambda.transfer import TransferObjective
+    from autolambda.analysis.summary import analyze_records, records_from_trials
+    from autolambda.run.config import StudyConfig
+    from autolambda.search.design import Replicator
+    from autolambda.run.study import make_pruner, make_sampler
+    from autolambda.search.transfer import TransferObjective
 
     planted, seed, trials, dip, seed_noise, cost, *rest = job
     defaults = StudyConfig()
@@ -84,7 +84,7 @@ def one_study(job: tuple) -> dict:
     callbacks = [Replicator(defaults.replicate_every, total=trials)] if defaults.replicate_every and not ladder else []
     kind, extra = (TransferObjective, {"ladder": ladder}) if ladder else (LambdaScalingObjective, {})
     if widths:
-        from autolambda.space import SearchSpace
+        from autolambda.core.space import SearchSpace
 
         extra["space"] = SearchSpace(widths=widths)
     objective = kind(trainer="surrogate", planted_alpha=planted, epochs=DEFAULT_EPOCHS, seed=seed,
@@ -241,7 +241,7 @@ def main() -> None:
     args = parser.parse_args()
     args.flat_studies = args.studies if args.flat_studies is None else args.flat_studies
     alphas = [float(a) for a in args.alphas.split(",")]
-    from autolambda.config import StudyConfig
+    from autolambda.run.config import StudyConfig
 
     pruner, sampler = args.pruner or StudyConfig().pruner, args.sampler or StudyConfig().sampler
     ladder = tuple(int(w) for w in args.ladder.split(",")) if args.ladder else None

@@ -16,9 +16,9 @@ import warnings
 import optuna
 
 from autolambda import LambdaScalingObjective
-from autolambda.analysis import analyze_records, records_from_trials
+from autolambda.analysis.summary import analyze_records, records_from_trials
 from autolambda.errors import AutolambdaError
-from autolambda.study import make_pruner, make_sampler
+from autolambda.run.study import make_pruner, make_sampler
 
 SETUPS = {
     "plain TPE + median": dict(balance=False, stratify=False),

@@ -13,9 +13,9 @@ import math
 
 import optuna
 
-from autolambda.data import load_dataset
-from autolambda.model import build_convnet
-from autolambda.scaling import count_convnet_params
+from autolambda.training.data import load_dataset
+from autolambda.training.model import build_convnet
+from autolambda.core.scaling import count_convnet_params
 
 
 def main() -> None:

@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def run(pruner: str, trials: int, skip: bool, folder: Path, trainer: str = "surrogate") -> tuple[float, int]:
     import optuna
 
-    import autolambda.monitor as monitor
-    from autolambda.config import load_config
-    from autolambda.study import run_study
+    import autolambda.search.monitor as monitor
+    from autolambda.run.config import load_config
+    from autolambda.run.study import run_study
 
     calls = {"n": 0}
     original = optuna.trial.Trial.should_prune

@@ -28,8 +28,8 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autolambda.analysis import TrialRecord, analyze_records, noise_of, records_from_trials  # noqa: E402
-from autolambda.objective import score_history  # noqa: E402
+from autolambda.analysis.summary import TrialRecord, analyze_records, noise_of, records_from_trials  # noqa: E402
+from autolambda.search.objective import score_history  # noqa: E402
 from autolambda.pruners import WidthStratifiedPruner  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def replay(trials: list, make_pruner, score_window: int) -> tuple[list[TrialReco
 
 def transfer_candidates(rungs: int) -> dict[str, object]:
     """Pruners for a transfer study, whose steps are the rungs of the ladder."""
-    from autolambda.study import make_pruner
+    from autolambda.run.study import make_pruner
 
     P = optuna.pruners
     return {
@@ -97,7 +97,7 @@ def transfer_candidates(rungs: int) -> dict[str, object]:
 def replay_transfer(trials: list, make_pruner) -> tuple[list[TrialRecord], float]:
     """Feed each pair's running mean rung by rung; a pruned pair keeps the rungs it
     finished (they are data). Returns the rung records and the seconds of the kept rungs."""
-    from autolambda.analysis import rung_records
+    from autolambda.analysis.summary import rung_records
 
     study = optuna.create_study(pruner=make_pruner())
     records, seconds = [], 0.0

@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from autolambda.data import load_dataset
-from autolambda.trainers import learning_rates
-from autolambda.scaling import count_convnet_params
-from autolambda.space import SearchSpace, TrialParams
+from autolambda.training.data import load_dataset
+from autolambda.training.trainers import learning_rates
+from autolambda.core.scaling import count_convnet_params
+from autolambda.core.space import SearchSpace, TrialParams
 
 
 def _trial(width: int, lam: float, lr: float, space: SearchSpace) -> TrialParams:
@@ -46,8 +46,8 @@ def main() -> None:
 
     import keras
 
-    from autolambda.compiled import PROGRAMS
-    from autolambda.trainers import _program
+    from autolambda.training.compiled import PROGRAMS
+    from autolambda.training.trainers import _program
 
     split = load_dataset("digits", n_train=args.n_train, spare_to_val=False)
     pooled = load_dataset("digits", n_train=args.n_train, spare_to_val=True)

@@ -6,7 +6,7 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from autolambda.cli import app
+from autolambda.cli.app import app
 from tests.test_cli import mlflow_runs
 
 runner = CliRunner()
@@ -25,10 +25,10 @@ def analyze_json(*args):
 
 
 def wall_truth(planted):
-    from autolambda.data import load_dataset
-    from autolambda.scaling import count_convnet_params
-    from autolambda.space import SearchSpace
-    from autolambda.trainers import SurrogateTrainer
+    from autolambda.training.data import load_dataset
+    from autolambda.core.scaling import count_convnet_params
+    from autolambda.core.space import SearchSpace
+    from autolambda.training.trainers import SurrogateTrainer
 
     data, space = load_dataset("digits", n_train=50), SearchSpace()
     sizes = [count_convnet_params(w, space.depth, space.kernel_size, data.input_shape, data.n_classes) for w in space.widths]

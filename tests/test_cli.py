@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from autolambda.cli import app
+from autolambda.cli.app import app
 
 runner = CliRunner()
 FAST = ["--trainer", "surrogate", "--epochs", "6"]
@@ -21,7 +21,7 @@ def invoke(*args):
 def mlflow_runs(tracking="sqlite:///mlflow.db", experiment="autolambda"):
     from mlflow.tracking import MlflowClient
 
-    from autolambda.config import absolute_sqlite
+    from autolambda.run.config import absolute_sqlite
 
     client = MlflowClient(absolute_sqlite(tracking))
     exp = client.get_experiment_by_name(experiment)
@@ -45,7 +45,7 @@ def test_help_lists_commands_and_every_option_has_help():
 
 def test_help_does_not_import_tensorflow():
     code = (
-        "import sys; from typer.testing import CliRunner; from autolambda.cli import app; "
+        "import sys; from typer.testing import CliRunner; from autolambda.cli.app import app; "
         "r = CliRunner().invoke(app, ['tune', '--help']); assert r.exit_code == 0, r.output; "
         "heavy = [m for m in ('tensorflow', 'keras', 'mlflow') if m in sys.modules]; "
         "sys.exit(1 if heavy else 0)"

@@ -4,9 +4,9 @@ import numpy as np
 import optuna
 import pytest
 
-from autolambda.data import load_dataset
-from autolambda.scaling import count_convnet_params
-from autolambda.space import SearchSpace, suggest_params
+from autolambda.training.data import load_dataset
+from autolambda.core.scaling import count_convnet_params
+from autolambda.core.space import SearchSpace, suggest_params
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def digits():
     ("l1l2", lambda s, r: keras.regularizers.L1L2(l1=r * s, l2=(1 - r) * s)),
 ])
 def test_variable_penalty_equals_keras_regularizer(kind, reference):
-    from autolambda.compiled import VariablePenalty
+    from autolambda.training.compiled import VariablePenalty
 
     x = np.random.default_rng(0).normal(size=(3, 3, 2, 5)).astype("float32")
     penalty = VariablePenalty(kind)
@@ -50,8 +50,8 @@ def test_variable_penalty_equals_keras_regularizer(kind, reference):
 
 
 def test_reused_program_trains_like_a_fresh_model_whatever_ran_before(digits):
-    from autolambda.compiled import PROGRAMS
-    from autolambda.trainers import KerasTrainer
+    from autolambda.training.compiled import PROGRAMS
+    from autolambda.training.trainers import KerasTrainer
 
     PROGRAMS.clear()
     fresh = _train(KerasTrainer(reuse_models=False), _params(), digits, seed=7)
@@ -69,10 +69,10 @@ def test_reused_program_trains_like_a_fresh_model_whatever_ran_before(digits):
 
 
 def test_epoch_metrics_are_what_keras_measures(digits):
-    from autolambda.compiled import PROGRAMS
+    from autolambda.training.compiled import PROGRAMS
 
     PROGRAMS.clear()
-    from autolambda.trainers import KerasTrainer
+    from autolambda.training.trainers import KerasTrainer
 
     history = _train(KerasTrainer(), _params(), digits, epochs=2, strength=0.01)
     program = next(iter(PROGRAMS._programs.values()))
@@ -89,8 +89,8 @@ def test_epoch_metrics_are_what_keras_measures(digits):
 
 
 def test_validation_in_chunks_gives_the_same_mean(digits, monkeypatch):
-    import autolambda.compiled as compiled
-    from autolambda.trainers import KerasTrainer
+    import autolambda.training.compiled as compiled
+    from autolambda.training.trainers import KerasTrainer
 
     compiled.PROGRAMS.clear()
     whole = _train(KerasTrainer(), _params(), digits, epochs=1)

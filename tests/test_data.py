@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from autolambda import DataError, load_dataset
-from autolambda.data import _load_cached
+from autolambda.training.data import _load_cached
 
 
 @pytest.fixture(autouse=True)

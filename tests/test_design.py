@@ -8,11 +8,11 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from autolambda.analysis import analyze_records, records_from_trials
-from autolambda.cli import app
-from autolambda.config import load_config
-from autolambda.curve import band_edges
-from autolambda.study import run_study
+from autolambda.analysis.summary import analyze_records, records_from_trials
+from autolambda.cli.app import app
+from autolambda.run.config import load_config
+from autolambda.analysis.curve import band_edges
+from autolambda.run.study import run_study
 
 runner = CliRunner()
 SURROGATE = dict(trainer="surrogate", epochs=6, pruner="none", storage="sqlite:///d.db", tracking_uri="sqlite:///m.db")
@@ -84,7 +84,7 @@ def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
     assert (tmp_path / "autolambda-report" / "digits-l2-surrogate" / "report.md").exists()
     from mlflow.tracking import MlflowClient
 
-    from autolambda.config import absolute_sqlite
+    from autolambda.run.config import absolute_sqlite
 
     client = MlflowClient(absolute_sqlite("sqlite:///mlflow.db"))
     study = optuna.load_study(study_name="digits-l2-surrogate", storage="sqlite:///autolambda.db")
@@ -98,7 +98,7 @@ def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
 
 def test_old_studies_stay_resumable():
     from autolambda.errors import ConfigError
-    from autolambda.study import CONFIG_KEY, check_study
+    from autolambda.run.study import CONFIG_KEY, check_study
 
     # A study made before pool_val and lr_schedule existed: what it did then is what they mean now.
     config = load_config(None, **SURROGATE, pool_val=False, study_name="old")

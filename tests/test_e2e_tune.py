@@ -4,7 +4,7 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from autolambda.cli import app
+from autolambda.cli.app import app
 from tests.test_cli import mlflow_runs
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autolambda import ConfigError, LambdaScalingObjective, SearchSpace, score_history
-from autolambda.trainers import SurrogateTrainer
+from autolambda.training.trainers import SurrogateTrainer
 
 
 def surrogate(**kwargs):
@@ -128,7 +128,7 @@ def test_validation_runs_every_few_epochs_and_at_every_scored_one():
 
 
 def test_cosine_learning_rate_decays_to_near_zero():
-    from autolambda.trainers import learning_rates
+    from autolambda.training.trainers import learning_rates
 
     assert learning_rates("constant", 3e-3, 80) is None
     lr = learning_rates("cosine", 3e-3, 80)

@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autolambda.config import load_config
-from autolambda.study import run_study
+from autolambda.run.config import load_config
+from autolambda.run.study import run_study
 
 ROOT = Path(__file__).parent.parent
 

@@ -12,8 +12,8 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from autolambda.cli import app
-from autolambda.trainers import SurrogateTrainer
+from autolambda.cli.app import app
+from autolambda.training.trainers import SurrogateTrainer
 from tests.test_cli import mlflow_runs
 
 runner = CliRunner()
@@ -138,7 +138,7 @@ FAST_FAIL = [
     ("read-only", ["--trials", "3", "--epochs", "2"], 2, "cannot write in"),
 ]
 PROBE = ("import atexit, sys; atexit.register(lambda: sys.stderr.write('IMPORTED TENSORFLOW\\n' "
-         "if 'tensorflow' in sys.modules else '')); from autolambda.cli import app; app(prog_name='autolambda')")
+         "if 'tensorflow' in sys.modules else '')); from autolambda.cli.app import app; app(prog_name='autolambda')")
 
 
 def _read_only(folder):
@@ -327,7 +327,7 @@ def test_storage_down_at_start_fails_before_training(tmp_path):
 
 
 def test_tracking_lost_mid_study_keeps_trials_and_sync_repairs(tmp_path, monkeypatch):
-    from autolambda.tracking import MLflowTracker
+    from autolambda.tracking.tracker import MLflowTracker
 
     real = MLflowTracker.log_trial
 

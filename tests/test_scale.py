@@ -21,9 +21,9 @@ import pytest
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
-from autolambda.cli import app
+from autolambda.cli.app import app
 from tests.procs import alive, descendants
-from autolambda.workers import LocalTrackingServer
+from autolambda.run.workers import LocalTrackingServer
 
 SLOW = 'trainer = "surrogate"\nepochs = 6\nsurrogate_epoch_seconds = 0.05\n'
 
@@ -115,7 +115,7 @@ def test_workers_on_one_machine_stop_on_sigterm_and_resume(tmp_path):
     cmd = [sys.executable, "-m", "autolambda", "tune", "--study", "slow.toml", "--workers", "2", "--trials", "6",
            "--no-progress", "--no-analyze"]
     journal = f"journal:{tmp_path / 'autolambda.journal'}"
-    from autolambda.study import make_storage
+    from autolambda.run.study import make_storage
 
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline, below = time.time() + 180, set()
@@ -219,7 +219,7 @@ def test_password_never_shown_or_logged(tmp_path, postgres):
 
 @pytest.mark.postgres
 def test_heartbeat_fails_and_retries_a_silent_trial_of_another_machine(postgres):
-    from autolambda.study import make_storage
+    from autolambda.run.study import make_storage
 
     logged = []
     url = postgres("optuna_heartbeat")

@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 from autolambda import ConfigError, SearchSpace, suggest_lambda_eff, suggest_params
-from autolambda.scaling import count_convnet_params
+from autolambda.core.scaling import count_convnet_params
 
 
 def test_defaults_cover_the_hypotheses():

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from autolambda.config import StudyConfig, load_config
+from autolambda.run.config import StudyConfig, load_config
 
 STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
 

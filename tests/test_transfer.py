@@ -8,9 +8,9 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from autolambda import ConfigError
-from autolambda.analysis import analyze_records, extrapolate, summarize_sizes
-from autolambda.cli import app
-from autolambda.transfer import TransferObjective
+from autolambda.analysis.summary import analyze_records, extrapolate, summarize_sizes
+from autolambda.cli.app import app
+from autolambda.search.transfer import TransferObjective
 from tests.test_analysis import synthetic
 
 
@@ -47,7 +47,7 @@ def test_rungs_train_with_their_own_seeds(monkeypatch):
     """Each rung is an independent observation: the trainer gets another seed than for
     the other rungs of its pair (the same seed at another width would share the batch
     order, and on the surrogate the whole seed offset) and than for the other trials."""
-    from autolambda.trainers import SurrogateTrainer
+    from autolambda.training.trainers import SurrogateTrainer
 
     seen = []
     original = SurrogateTrainer.train
@@ -67,7 +67,7 @@ def test_rungs_train_with_their_own_seeds(monkeypatch):
 def test_a_pair_gives_one_record_per_finished_rung():
     """Pruned pairs' finished rungs are observations too; a pair that diverged leaves one
     diverged record at the rung where it stopped."""
-    from autolambda.analysis import records_from_trials, rung_records
+    from autolambda.analysis.summary import records_from_trials, rung_records
 
     class PruneAfterSecond(optuna.pruners.BasePruner):
         def prune(self, study, trial):
@@ -117,7 +117,7 @@ def test_transfer_mode_from_the_cli_answers_with_an_interval(tmp_path):
     assert "counts are rungs" in " ".join(result.output.split())  # a table title, wrapped at 80 columns
     from mlflow.tracking import MlflowClient
 
-    from autolambda.config import absolute_sqlite
+    from autolambda.run.config import absolute_sqlite
 
     run_id = optuna.load_study(study_name="digits-l2-surrogate-transfer", storage="sqlite:///autolambda.db").user_attrs["mlflow_parent_run_id"]
     summary = {a.path for a in MlflowClient(absolute_sqlite("sqlite:///mlflow.db")).list_artifacts(run_id, "summary")}
@@ -144,8 +144,8 @@ def test_transfer_mode_from_the_cli_answers_with_an_interval(tmp_path):
 def test_transfer_and_search_agree_on_one_surrogate():
     """Both modes, the same surrogate and widths: intervals that overlap and hold the truth."""
     from autolambda import LambdaScalingObjective
-    from autolambda.analysis import analyze_records, analyze_transfer, records_from_trials
-    from autolambda.space import SearchSpace
+    from autolambda.analysis.summary import analyze_records, analyze_transfer, records_from_trials
+    from autolambda.core.space import SearchSpace
 
     common = {"trainer": "surrogate", "planted_alpha": -0.5, "surrogate_seed_noise": 0.005, "surrogate_dip": 0.15,
               "epochs": 8, "space": SearchSpace(widths=(4, 16, 64))}
@@ -159,7 +159,7 @@ def test_transfer_and_search_agree_on_one_surrogate():
     assert a.alpha_ci[0] <= b.alpha_ci[1] and b.alpha_ci[0] <= a.alpha_ci[1]
     assert a.alpha_ci[0] <= -0.5 <= a.alpha_ci[1]
     # `tune --precision` works in transfer mode too: the same interval, from the rungs.
-    from autolambda.study import PrecisionStop
+    from autolambda.run.study import PrecisionStop
 
     stop = PrecisionStop(1.0)
     stop.check(transfer)

@@ -11,7 +11,7 @@ import urllib.request
 
 from typer.testing import CliRunner
 
-from autolambda.cli import app
+from autolambda.cli.app import app
 from tests.procs import alive, descendants
 
 

@@ -16,8 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from autolambda.analysis import HYPOTHESES, Analysis, TrialRecord
-from autolambda.curve import DETECTION_THRESHOLD, HALF_THRESHOLD
+from autolambda.analysis.summary import HYPOTHESES, Analysis, TrialRecord
+from autolambda.analysis.curve import DETECTION_THRESHOLD, HALF_THRESHOLD
 
 log = logging.getLogger("autolambda")
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from autolambda.errors import ConfigError
-from autolambda.scaling import PENALTIES, count_convnet_params, lambda_eff, make_regularizer
+from autolambda.core.scaling import PENALTIES, count_convnet_params, lambda_eff, make_regularizer
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 

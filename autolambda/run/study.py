@@ -16,7 +16,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.config import StudyConfig, redact, short_error
+from autolambda.run.config import StudyConfig, redact, short_error
 from autolambda.errors import AutolambdaError, ConfigError
 
 CONFIG_KEY = "autolambda_config"
@@ -38,7 +38,7 @@ def make_pruner(name: str, epochs: int, *, stratify: bool = True) -> optuna.prun
     """
     base = _base_pruner(name, epochs)
     if stratify and name != "none":
-        from autolambda.pruners import WidthStratifiedPruner
+        from autolambda.search.pruners import WidthStratifiedPruner
 
         return WidthStratifiedPruner(base)
     return base
@@ -68,15 +68,15 @@ def make_sampler(name: str, seed: int, *, balance: bool = True) -> optuna.sample
 
     With ``balance`` (the default) it is wrapped in ``WidthBalancedSampler``: widths take
     turns, and the sampler picks the other parameters from the trials of the same width.
-    ``design`` is TPE so wrapped, then ``DesignSampler`` on top (see ``autolambda.design``).
+    ``design`` is TPE so wrapped, then ``DesignSampler`` on top (see ``autolambda.search.design``).
     """
     base = _base_sampler("tpe" if name == "design" else name, seed, per_width=balance)
     if balance:
-        from autolambda.samplers import WidthBalancedSampler
+        from autolambda.search.samplers import WidthBalancedSampler
 
         base = WidthBalancedSampler(base, seed=seed)
     if name == "design":
-        from autolambda.design import DesignSampler
+        from autolambda.search.design import DesignSampler
 
         return DesignSampler(base, seed=seed)
     return base
@@ -200,7 +200,7 @@ def _retry(fn: Callable[[], Any], url: str, attempts: int = 4) -> Any:
 
 def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
     """Trials per autolambda state (complete, pruned, diverged, failed, running)."""
-    from autolambda.tracking import trial_state
+    from autolambda.tracking.tracker import trial_state
 
     out = {"complete": 0, "pruned": 0, "diverged": 0, "failed": 0, "running": 0}
     for t in trials:
@@ -234,7 +234,7 @@ class TuneResult:
                 "lambda_eff": best.user_attrs.get("lambda_eff"),
             }
         per_width: dict[int, dict[str, Any]] = {}
-        from autolambda.analysis import records_from_trials
+        from autolambda.analysis.summary import records_from_trials
 
         for r in records_from_trials(trials):  # a transfer trial: one record per rung
             if r.width is None:
@@ -276,7 +276,7 @@ def run_study(
     check_study(config)  # a clashing study too, before MLflow is touched
     tracker = None
     if track:
-        from autolambda.tracking import MLflowTracker
+        from autolambda.tracking.tracker import MLflowTracker
 
         tracker = MLflowTracker(config.tracking_uri, config.experiment)
         tracker.check_reachable()
@@ -292,7 +292,7 @@ def run_study(
     # Trials stop when the study (shared by all workers) holds the requested total.
     budget = TrialBudget(config.trials)
     failures = FailureStreak(config.max_failures)
-    from autolambda.design import Replicator
+    from autolambda.search.design import Replicator
 
     extra: list[Any] = []
     precise = None
@@ -332,7 +332,7 @@ def run_study(
         # leave the parent run resumable: the same command continues the study.
         status = "KILLED"
         if tracker is not None:
-            from autolambda.objective import worker_id
+            from autolambda.search.objective import worker_id
 
             me = worker_id()
             for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-3:]:
@@ -390,7 +390,7 @@ class PrecisionStop:
 
     def check(self, study: optuna.Study) -> bool:
         """Analyse the study now; True (and ``reached``) once the target holds on two checks in a row."""
-        from autolambda.analysis import analyze_records, records_from_trials
+        from autolambda.analysis.summary import analyze_records, records_from_trials
 
         stored = study.user_attrs.get(self.KEY)
         if stored is not None and float(stored) <= self.precision:
@@ -526,8 +526,8 @@ def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:
     the full report with Optuna's plots is `autolambda analyze`)."""
     import tempfile
 
-    from autolambda.analysis import analyze_records, analyze_transfer, is_transfer_trial, records_from_trials
-    from autolambda.report import summary_plots
+    from autolambda.analysis.summary import analyze_records, analyze_transfer, is_transfer_trial, records_from_trials
+    from autolambda.analysis.report import summary_plots
 
     trials = study.get_trials(deepcopy=False)
     records = records_from_trials(trials)

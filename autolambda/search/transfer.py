@@ -7,7 +7,7 @@ ladder order for every trial), so pruners compare like with like and stop a pair
 already fails on the first sizes.
 
 Each rung is a whole training at its own ``lambda_eff``, with its own seed: to the
-analysis (``autolambda.analysis.records_from_trials``) a rung is one observation of the
+analysis (``autolambda.analysis.summary.records_from_trials``) a rung is one observation of the
 loss at (N, lambda_eff), as a search trial is, so both modes are analysed by the same
 joint fit. Rung ``k`` of trial ``t`` trains with seed ``seed + t + RUNG_SEED_STRIDE * k``:
 rung 0 is the search trial's seed; the other rungs' initialisation and batch order are
@@ -24,10 +24,10 @@ from typing import Any
 import optuna
 
 from autolambda.errors import ConfigError
-from autolambda.monitor import TrialMonitor, can_prune
-from autolambda.objective import LambdaScalingObjective, score_history, worker_id
-from autolambda.scaling import count_convnet_params, lambda_eff
-from autolambda.space import suggest_params
+from autolambda.search.monitor import TrialMonitor, can_prune
+from autolambda.search.objective import LambdaScalingObjective, score_history, worker_id
+from autolambda.core.scaling import count_convnet_params, lambda_eff
+from autolambda.core.space import suggest_params
 
 RUNG_SEED_STRIDE = 100_003
 

@@ -23,9 +23,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.config import redact, short_error
+from autolambda.run.config import redact, short_error
 from autolambda.errors import AutolambdaError
-from autolambda.monitor import EVAL_EPOCH
+from autolambda.search.monitor import EVAL_EPOCH
 
 PARENT_KEY = "mlflow_parent_run_id"
 #: MLflow run status for each trial state: pruned and diverged trials were stopped on
@@ -173,7 +173,7 @@ class MLflowTracker:
         """Optuna callback: log a finished trial as a child run. Never raises: a tracking
         outage must not cost the study its finished work (the trial is in Optuna and
         ``autolambda sync`` can back-fill it)."""
-        from autolambda.signals import stop_signals_deferred
+        from autolambda.run.signals import stop_signals_deferred
 
         try:
             with stop_signals_deferred():  # a stop signal mid-write left a RUNNING run without params

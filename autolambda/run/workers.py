@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from autolambda.config import StudyConfig, redact
+from autolambda.run.config import StudyConfig, redact
 from autolambda.errors import AutolambdaError
 
 log_tail_lines = 8
@@ -64,7 +64,7 @@ class LocalTrackingServer:
             time.sleep(0.3)
 
     def __exit__(self, *exc: Any) -> None:
-        from autolambda.signals import stop_process_group
+        from autolambda.run.signals import stop_process_group
 
         if self.proc is not None:
             stop_process_group(self.proc)
@@ -88,8 +88,8 @@ def run_workers(
     Set-up (study, N_ref, MLflow parent run) happens once here, before any worker starts.
     Returns a ``TuneResult``; raises ``AutolambdaError`` if a worker fails.
     """
-    from autolambda.study import TuneResult, _n_finished, check_study, open_study
-    from autolambda.tracking import MLflowTracker
+    from autolambda.run.study import TuneResult, _n_finished, check_study, open_study
+    from autolambda.tracking.tracker import MLflowTracker
 
     objective = config.objective()
     objective.load_data()
@@ -143,7 +143,7 @@ def run_workers(
                     on_progress(study)
                 result = TuneResult(study, config, len(study.trials) - before)
                 if tracker is not None:
-                    from autolambda.study import _log_summary_plots
+                    from autolambda.run.study import _log_summary_plots
 
                     result.parent_run_id = tracker.parent_run_id
                     try:
@@ -183,10 +183,10 @@ def _spawn(config_path: Path, workers: int, track: bool, folder: Path) -> list[t
 
 def run_worker(config: StudyConfig, index: int, *, track: bool = True) -> Any:
     """One worker: the same study, its own sampler seed and thread budget."""
-    from autolambda.study import run_study
+    from autolambda.run.study import run_study
 
     if config.trainer == "keras":
-        from autolambda.trainers import import_tensorflow_quietly, set_threads
+        from autolambda.training.trainers import import_tensorflow_quietly, set_threads
 
         import_tensorflow_quietly()
         threads = os.environ.get("TF_NUM_INTRAOP_THREADS")

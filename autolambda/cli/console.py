@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from autolambda.config import redact
+from autolambda.run.config import redact
 
 console = Console(stderr=False)
 
@@ -53,7 +53,7 @@ class ProgressCallback:
 
     def start(self, study: optuna.Study, done: int) -> None:
         """Called once the study is open, with the finished trials it already holds."""
-        from autolambda.study import count_states
+        from autolambda.run.study import count_states
 
         counts = count_states(study.get_trials(deepcopy=False))
         for key in self._counts:
@@ -65,7 +65,7 @@ class ProgressCallback:
         self._task = self._progress.add_task(self._text(), total=self.total, completed=min(done, self.total))
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        from autolambda.tracking import trial_state
+        from autolambda.tracking.tracker import trial_state
 
         state = trial_state(trial)
         if state in self._counts:
@@ -78,7 +78,7 @@ class ProgressCallback:
 
     def poll(self, study: optuna.Study) -> None:
         """Redraw from the study itself (trials finished by other processes)."""
-        from autolambda.study import FINISHED, count_states
+        from autolambda.run.study import FINISHED, count_states
 
         trials = study.get_trials(deepcopy=False)
         counts = count_states(trials)
@@ -153,7 +153,7 @@ def print_next(config: Any, tracked: bool, *, analyzed: bool) -> None:
     """The commands to run next: the analysis (unless done) and the MLflow UI."""
     from shlex import quote
 
-    from autolambda.config import absolute_sqlite
+    from autolambda.run.config import absolute_sqlite
 
     lines = []
     if not analyzed:

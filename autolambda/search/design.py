@@ -3,7 +3,7 @@
 On a flat floor (lambda far below the optimum) or beyond the wall (a collapsed net) a
 trial's loss does not depend on lambda: it says nothing about how the optimum moves with
 N. ``DesignSampler`` lets its wrapped sampler (width-balanced TPE) start the study; once
-the study holds enough complete trials for the joint fit (``autolambda.curve``), it
+the study holds enough complete trials for the joint fit (``autolambda.analysis.curve``), it
 refits the curve every few trials and draws each new trial's ``lambda_eff`` for its
 width inside the band where the fitted loss depends on lambda (``band_edges``; 88 %), with a
 share on the floor just below (8 %) (the floors anchor the dip's depth) and a share around the
@@ -16,7 +16,7 @@ for a trial of one width, only ``lambda_eff`` matters to what it measures.
 
 ``Replicator`` (an Optuna callback) re-queues an earlier complete trial's settings now
 and then (``enqueue_trial``); the new trial number gives it another seed, so the study
-measures its own trial-to-trial noise (``autolambda.analysis.measure_noise``).
+measures its own trial-to-trial noise (``autolambda.analysis.summary.measure_noise``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.strata import stratum_of
+from autolambda.core.strata import stratum_of
 
 #: Shares of the trials drawn by the design: in the informative band, on the floor
 #: below it (up to FLOOR_NATS under the band), and the rest around the band (from
@@ -45,12 +45,12 @@ class DesignSampler(optuna.samplers.BaseSampler):
 
     Args:
         sampler: The sampler for the start of the study and for every other parameter
-            (by default width-balanced TPE, see ``autolambda.samplers``).
+            (by default width-balanced TPE, see ``autolambda.search.samplers``).
         seed: Seed of the design's draws.
         refit_every: Refit the joint curve after this many new complete trials.
 
     Both ``lambda0`` and ``alpha`` must be searched (``lambda0`` suggested first, as
-    ``autolambda.space.suggest_params`` does); otherwise the wrapped sampler does all.
+    ``autolambda.core.space.suggest_params`` does); otherwise the wrapped sampler does all.
     """
 
     def __init__(self, sampler: optuna.samplers.BaseSampler, *, seed: int | None = None, refit_every: int = 8) -> None:
@@ -107,7 +107,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
         if fit is None:
             return None
         params, fit_n_ref = fit
-        from autolambda.curve import band_edges
+        from autolambda.analysis.curve import band_edges
 
         band = band_edges(params, math.log(n_params / fit_n_ref))
         if band is None:
@@ -145,8 +145,8 @@ class DesignSampler(optuna.samplers.BaseSampler):
         n = len(done)
         if self._fit is not None and n < self._fit[0] + self.refit_every:
             return (self._fit[1], self._fit[2]) if self._fit[1] else None
-        from autolambda.analysis import complete_curve_data, records_from_trials
-        from autolambda.curve import JointCurve
+        from autolambda.analysis.summary import complete_curve_data, records_from_trials
+        from autolambda.analysis.curve import JointCurve
 
         data, rows = complete_curve_data(records_from_trials(done))
         if data.n_groups < 2 or len(rows) < data.n_groups + 16:  # as the analysis requires

@@ -91,7 +91,7 @@ def _ask_from(trial: Any) -> int | None:
     study = getattr(trial, "study", None)
     if study is None or not hasattr(study, "pruner"):
         return 0
-    from autolambda.pruners import first_pruning_step
+    from autolambda.search.pruners import first_pruning_step
 
     return first_pruning_step(study.pruner)
 

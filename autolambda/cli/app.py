@@ -92,7 +92,7 @@ def tune(
     progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
 ) -> None:
     """Run (or resume) a lambda-scaling study, log it to MLflow, and say which alpha the data support."""
-    from autolambda.config import load_config
+    from autolambda.run.config import load_config
     from autolambda.errors import AutolambdaError
 
     try:
@@ -131,7 +131,7 @@ def tune(
             from dataclasses import replace
 
             config = replace(config, trials=300)  # a cap for a run that stops on the answer
-        from autolambda.config import check_stores_usable
+        from autolambda.run.config import check_stores_usable
 
         # Every store before any is created (and before the data and TensorFlow are
         # loaded): one line, nothing left behind.
@@ -141,22 +141,22 @@ def tune(
     except AutolambdaError as exc:
         _fail(exc)
     _quiet_frameworks()
-    from autolambda.console import console, print_tune_summary, progress_callback
-    from autolambda.study import run_study
+    from autolambda.cli.console import console, print_tune_summary, progress_callback
+    from autolambda.run.study import run_study
 
     if config.trainer == "keras" and config.workers == 1:
-        from autolambda.trainers import import_tensorflow_quietly
+        from autolambda.training.trainers import import_tensorflow_quietly
 
         devices = import_tensorflow_quietly()
         console.print(f"TensorFlow devices: {', '.join(sorted(set(devices)))}" + ("" if "GPU" in devices else " (no GPU seen; training on the CPU)"))
 
-    from autolambda.signals import exit_code, stop_signals_as_interrupt
+    from autolambda.run.signals import exit_code, stop_signals_as_interrupt
 
     bar = progress_callback(config.trials, enabled=progress)
     try:
         with stop_signals_as_interrupt(), bar:
             if config.workers > 1:
-                from autolambda.workers import run_workers
+                from autolambda.run.workers import run_workers
 
                 result = run_workers(config, track=not no_mlflow, on_start=bar.start, on_progress=bar.poll)
             else:
@@ -176,7 +176,7 @@ def tune(
             what = getattr(exc, "name", "Interrupted")
             typer.echo(f"\n{what} during the analysis: the study is complete; `autolambda analyze` gives the answer.", err=True)
             raise typer.Exit(code=exit_code(exc)) from None
-        from autolambda.console import print_next
+        from autolambda.cli.console import print_next
 
         print_next(config, bool(result.parent_run_id), analyzed=analyzed)
 
@@ -196,8 +196,8 @@ def _file_sets(study_file: Path | None, key: str) -> bool:
 def _analyze_after_tune(config: Any, *, track: bool) -> bool:
     """The end of ``tune``: the analysis, its answer on the console, the report on disk and
     in MLflow. False when there was nothing to analyse yet."""
-    from autolambda.analyze import run_analysis
-    from autolambda.console import console, print_analysis
+    from autolambda.analysis.command import run_analysis
+    from autolambda.cli.console import console, print_analysis
     from autolambda.errors import AutolambdaError
 
     console.print("\nAnalysing the study (autolambda analyze) ...")
@@ -234,7 +234,7 @@ def analyze(
         if not 0 < wall_cost <= 10:
             raise ConfigError(f"wall_cost must lie in (0, 10] but got {wall_cost!r}.")
         _quiet_frameworks()
-        from autolambda.analyze import run_analysis
+        from autolambda.analysis.command import run_analysis
 
         result = run_analysis(
             study_name=study_name,
@@ -252,7 +252,7 @@ def analyze(
 
         typer.echo(json.dumps(result.to_json(), default=str))
     else:
-        from autolambda.console import print_analysis
+        from autolambda.cli.console import print_analysis
 
         print_analysis(result)
 
@@ -266,14 +266,14 @@ def worker(
     """One worker process of `tune --workers K` (started by it; not for direct use)."""
     import json
 
-    from autolambda.config import config_from_dict
+    from autolambda.run.config import config_from_dict
     from autolambda.errors import AutolambdaError
 
-    from autolambda.signals import exit_code, stop_signals_as_interrupt
+    from autolambda.run.signals import exit_code, stop_signals_as_interrupt
 
     _quiet_frameworks()
     try:
-        from autolambda.workers import run_worker
+        from autolambda.run.workers import run_worker
 
         with stop_signals_as_interrupt():
             run_worker(config_from_dict(json.loads(config_path.read_text())), index, track=not no_mlflow)
@@ -284,9 +284,9 @@ def worker(
 
 
 def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, experiment: str):
-    from autolambda.analyze import load_study
-    from autolambda.config import absolute_sqlite, check_tracking_uri
-    from autolambda.tracking import PARENT_KEY, MLflowTracker
+    from autolambda.analysis.command import load_study
+    from autolambda.run.config import absolute_sqlite, check_tracking_uri
+    from autolambda.tracking.tracker import PARENT_KEY, MLflowTracker
 
     check_tracking_uri(tracking_uri)
     study = load_study(study_name, storage)
@@ -310,7 +310,7 @@ def sync(
         study, tracker, _ = _study_and_tracker(study_name, storage, tracking_uri, experiment)
         config = study.user_attrs.get("autolambda_run_config") or study.user_attrs.get("autolambda_config") or {}
         tracker.start(study, config)
-        from autolambda.study import fail_orphaned_trials
+        from autolambda.run.study import fail_orphaned_trials
 
         orphans = fail_orphaned_trials(study, tracker)  # FAIL (and retried), runs KILLED
         if orphans:
@@ -331,7 +331,7 @@ def check(
 ) -> None:
     """Compare the Optuna study with its MLflow runs; exit 1 if they disagree."""
     from autolambda.errors import AutolambdaError
-    from autolambda.tracking import compare_stores
+    from autolambda.tracking.tracker import compare_stores
 
     try:
         _quiet_frameworks()
@@ -340,7 +340,7 @@ def check(
             raise AutolambdaError(f"study {study.study_name!r} has no MLflow parent run: run `autolambda sync`.")
         tracker.parent_run_id = parent
         problems = compare_stores(study, tracker.logged_trials(study))
-        from autolambda.study import orphaned_trials
+        from autolambda.run.study import orphaned_trials
 
         for trial in orphaned_trials(study):
             problems.append(f"trial {trial.number}: RUNNING in Optuna, but its process ({trial.user_attrs['worker']}) is gone; "
@@ -367,7 +367,7 @@ def ui(
     experiment's runs (Ctrl-C stops it)."""
     import subprocess
 
-    from autolambda.config import check_tracking_uri, redact
+    from autolambda.run.config import check_tracking_uri, redact
     from autolambda.errors import AutolambdaError
 
     try:
@@ -377,7 +377,7 @@ def ui(
         _check_port_free(host, port)
     except AutolambdaError as exc:
         _fail(exc)
-    from autolambda.signals import Terminated, exit_code, stop_process_group, stop_signals_as_interrupt
+    from autolambda.run.signals import Terminated, exit_code, stop_process_group, stop_signals_as_interrupt
 
     base = f"http://{host}:{port}"
     typer.echo(f"MLflow UI for {redact(tracking_uri)} at {base} (Ctrl-C to stop)")
@@ -405,8 +405,8 @@ def _runs_page(tracking_uri: str, experiment: str, base: str) -> str | None:
     """The URL of the experiment's runs table, marking the experiment as model training
     (studies logged before autolambda set the tag open on MLflow's GenAI overview);
     ``None`` when the store has no such experiment yet."""
-    from autolambda.config import absolute_sqlite
-    from autolambda.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, runs_page_url
+    from autolambda.run.config import absolute_sqlite
+    from autolambda.tracking.tracker import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, runs_page_url
 
     if tracking_uri.startswith("sqlite:///") and not Path(absolute_sqlite(tracking_uri)[len("sqlite:///"):]).exists():
         return None

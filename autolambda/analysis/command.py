@@ -9,8 +9,8 @@ from typing import Any
 
 import optuna
 
-from autolambda.analysis import Analysis, analyze_records, records_from_trials
-from autolambda.config import absolute_sqlite, check_storage_url, check_tracking_uri, redact, short_error
+from autolambda.analysis.summary import Analysis, analyze_records, records_from_trials
+from autolambda.run.config import absolute_sqlite, check_storage_url, check_tracking_uri, redact, short_error
 from autolambda.errors import AutolambdaError
 
 log = logging.getLogger("autolambda")
@@ -38,7 +38,7 @@ class AnalysisResult:
 
 def load_study(study_name: str | None, storage: str) -> optuna.Study:
     """Load ``study_name`` (or the storage's only study) with a clear error when missing."""
-    from autolambda.study import make_storage
+    from autolambda.run.study import make_storage
 
     check_storage_url(storage)
     storage = absolute_sqlite(storage)
@@ -74,7 +74,7 @@ def run_analysis(
     wall_cost: float = 0.25,
 ) -> AnalysisResult:
     """Analyze a study and write its report; log the files to the study's MLflow parent run."""
-    from autolambda.report import write_report
+    from autolambda.analysis.report import write_report
 
     if tracking_uri is not None:
         check_tracking_uri(tracking_uri)
@@ -85,7 +85,7 @@ def run_analysis(
     out = Path(out) if out is not None else Path("autolambda-report") / study.study_name
     options = {"tolerance": tolerance, "min_trials": min_trials, "wall_cost": wall_cost}
     if config.get("mode") == "transfer":
-        from autolambda.analysis import analyze_transfer
+        from autolambda.analysis.summary import analyze_transfer
 
         analysis = analyze_transfer(trials, records=records, **options)
     else:
@@ -107,7 +107,7 @@ def run_analysis(
 
 
 def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: Analysis, warnings: list[str]) -> str | None:
-    from autolambda.tracking import PARENT_KEY, quiet_mlflow
+    from autolambda.tracking.tracker import PARENT_KEY, quiet_mlflow
 
     run_id = study.user_attrs.get(PARENT_KEY)
     if run_id is None:

@@ -1,6 +1,6 @@
 """Which alpha do the data support? Pure functions over trial records (no TensorFlow).
 
-All complete trials enter one joint fit (``autolambda.curve``): a per-size floor plus one
+All complete trials enter one joint fit (``autolambda.analysis.curve``): a per-size floor plus one
 loss-versus-lambda shape shared by every size (flat, a dip, a wall), in which the dip's
 position scales as ``N ** -alpha``. From it:
 
@@ -124,7 +124,7 @@ class Analysis:
     verdict: str
     extrapolation: dict[str, Any] | None = None
     # Share of the complete trials inside the band where the fitted loss depends on lambda
-    # (autolambda.curve.band_edges): the rest, on the flat floor or collapsed, inform little.
+    # (autolambda.analysis.curve.band_edges): the rest, on the flat floor or collapsed, inform little.
     informative_share: float | None = None
     mode: str = "search"
     # Transfer mode: the pairs, the best one's loss at each rung against its size's floor
@@ -161,10 +161,10 @@ def noise_of(history: Sequence[float] | None, window: int = 5) -> float:
 def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list[TrialRecord]:
     """Turn Optuna ``FrozenTrial`` objects into ``TrialRecord`` s.
 
-    A transfer trial (``autolambda.transfer``) gives one record per rung of its ladder
+    A transfer trial (``autolambda.search.transfer``) gives one record per rung of its ladder
     (see ``rung_records``), so both modes enter the same analysis.
     """
-    from autolambda.tracking import trial_state
+    from autolambda.tracking.tracker import trial_state
 
     out = []
     for t in trials:
@@ -344,7 +344,7 @@ def complete_curve_data(records: Sequence[TrialRecord], widths: Sequence[int] | 
                         drop_collapsed: bool = True) -> tuple[Any, list[TrialRecord]]:
     """The complete trials (of ``widths``, default all) as ``CurveData``, with the records;
     collapsed trials (see ``COLLAPSED``) left out unless ``drop_collapsed`` is false."""
-    from autolambda.curve import CurveData
+    from autolambda.analysis.curve import CurveData
 
     rows = [r for r in records if r.state == "complete" and r.value is not None and r.lambda_eff and r.n_params
             and r.width is not None and (widths is None or r.width in widths)]
@@ -362,7 +362,7 @@ def complete_curve_data(records: Sequence[TrialRecord], widths: Sequence[int] | 
 def measure_noise(rows: Sequence[TrialRecord]) -> tuple[float, int]:
     """Pooled SD of complete trials trained at identical settings (same width and
     lambda_eff, another seed), and its degrees of freedom; ``(0.0, 0)`` without replicates."""
-    from autolambda.curve import replicate_noise
+    from autolambda.analysis.curve import replicate_noise
 
     keys = [(r.width, round(math.log(r.lambda_eff), 9)) for r in rows]
     return replicate_noise(keys, [r.value for r in rows])
@@ -386,14 +386,14 @@ def analyze_records(
         min_trials: Complete trials a size needs for its own row to count as located.
         wall_cost: The wall is where a trial's loss exceeds its size's floor by this share.
         detection_threshold: Evidence the dip needs to count as seen; default
-            ``autolambda.curve.DETECTION_THRESHOLD`` (calibrated; 0 in calibration runs,
+            ``autolambda.analysis.curve.DETECTION_THRESHOLD`` (calibrated; 0 in calibration runs,
             which apply thresholds afterwards).
         half_threshold: Evidence it needs in each half of the sizes; default
-            ``autolambda.curve.HALF_THRESHOLD``.
+            ``autolambda.analysis.curve.HALF_THRESHOLD``.
         intervals: Profile the exponents (seconds); False gives the fits and the per-size
             table only, every exponent "not identified" (the quick plots at the end of tune).
     """
-    from autolambda.curve import DETECTION_THRESHOLD, EXPONENT_GRID, HALF_THRESHOLD, estimate_optimum, estimate_wall
+    from autolambda.analysis.curve import DETECTION_THRESHOLD, EXPONENT_GRID, HALF_THRESHOLD, estimate_optimum, estimate_wall
 
     grid = EXPONENT_GRID if intervals else np.array([])
 
@@ -422,7 +422,7 @@ def analyze_records(
     share = None
     source = "not measured"
     if n_sizes >= 2 and len(rows) >= n_sizes + 16:  # the fit has n_sizes + 8 parameters; 8+ left for the noise
-        from autolambda.curve import JointCurve
+        from autolambda.analysis.curve import JointCurve
 
         # Two residual SDs: of the full curve (the interval's noise) and of the curve
         # without a dip (the evidence's: the right variance when there is no dip; a dip
@@ -449,7 +449,7 @@ def analyze_records(
         # pooled to the measured noise: how uncertain "hurt" is.
         floor_cov = curve.floor_cov(full.params, curve.group_sd(full.params, noise_sd)) if noise_sd else None
         wall, wall_info = estimate_wall(every, floors, cost=wall_cost, grid=grid, floor_cov=floor_cov)
-        from autolambda.curve import CurveData, informative_share
+        from autolambda.analysis.curve import CurveData, informative_share
 
         # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.
         shifted = CurveData(every.group, every.x + math.log(every.n_ref / data.n_ref), every.l, every.y, every.n_groups, data.n_ref)
@@ -538,7 +538,7 @@ def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary],
     are noisy single seeds; the fit pools them); ``curve``, the ``JointCurve`` of all
     sizes, reuses that fit when the caller already made it.
     """
-    from autolambda.curve import JointCurve
+    from autolambda.analysis.curve import JointCurve
 
     sized = [s for s in per_size if s.n_complete > 0]
     if len(sized) < 3:
@@ -599,7 +599,7 @@ def analyze_transfer(trials: Sequence[Any], *, records: Sequence[TrialRecord] | 
 def transfer_summary(trials: Sequence[Any], analysis: Analysis, *, top: int = 5) -> dict[str, Any]:
     """The pairs of a transfer study: how many, and the ``top`` best complete pairs with
     each rung's loss and its cost over the size's fitted floor (None before the fit)."""
-    from autolambda.tracking import trial_state
+    from autolambda.tracking.tracker import trial_state
 
     pairs = [t for t in trials if is_transfer_trial(t)]
     states = dict(Counter(trial_state(t) for t in pairs))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autolambda.scaling import convnet_layout, make_regularizer
+from autolambda.core.scaling import convnet_layout, make_regularizer
 
 
 def build_convnet(
@@ -30,7 +30,7 @@ def build_convnet(
     layer of logits. Penalties go on every Conv2D and Dense kernel (and biases when
     ``penalize_bias``); ``penalty="weight_decay"`` adds none here (the optimizer decays).
     A Keras ``regularizer`` given is used instead of the one ``penalty`` and ``strength``
-    make (``autolambda.compiled.VariablePenalty`` for a strength set after building).
+    make (``autolambda.training.compiled.VariablePenalty`` for a strength set after building).
 
     Example:
         >>> model = build_convnet(8, (8, 8, 1), 10, strength=1e-3)  # doctest: +SKIP

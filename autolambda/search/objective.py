@@ -14,12 +14,12 @@ from typing import Any
 
 import optuna
 
-from autolambda.data import Dataset, load_dataset
+from autolambda.training.data import Dataset, load_dataset
 from autolambda.errors import ConfigError, TrialDiverged
-from autolambda.monitor import TrialMonitor
-from autolambda.scaling import count_convnet_params, lambda_eff
-from autolambda.space import SearchSpace, suggest_params
-from autolambda.trainers import TRAINERS, make_trainer
+from autolambda.search.monitor import TrialMonitor
+from autolambda.core.scaling import count_convnet_params, lambda_eff
+from autolambda.core.space import SearchSpace, suggest_params
+from autolambda.training.trainers import TRAINERS, make_trainer
 
 SCORES = ("final", "best")
 OBJECTIVE_VALUES = ("val_ce", "val_accuracy", "n_params", "train_seconds")
@@ -114,7 +114,7 @@ class LambdaScalingObjective:
         _positive_int("batch_size", batch_size)
         _positive_int("score_window", score_window)
         _positive_int("eval_every", eval_every)
-        from autolambda.trainers import LR_SCHEDULES
+        from autolambda.training.trainers import LR_SCHEDULES
 
         if lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)} but got {lr_schedule!r}.")

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
-from autolambda.data import BUILTIN
+from autolambda.training.data import BUILTIN
 from autolambda.errors import ConfigError
-from autolambda.objective import (
+from autolambda.search.objective import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
     DEFAULT_EVAL_EVERY,
@@ -24,8 +24,8 @@ from autolambda.objective import (
     DEFAULT_SCORE_WINDOW,
     SCORES,
 )
-from autolambda.space import SearchSpace
-from autolambda.trainers import LR_SCHEDULES, TRAINERS
+from autolambda.core.space import SearchSpace
+from autolambda.training.trainers import LR_SCHEDULES, TRAINERS
 
 MODES = ("search", "transfer")
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
@@ -78,7 +78,7 @@ class StudyConfig:
     # trials on the wall, which carry the answer): worse precision per CPU-second.
     pruner: str = "none"
     # design: width-balanced TPE to start, then lambda_eff drawn where the joint fit says
-    # the loss depends on lambda (autolambda.design); tpe, random, qmc, gp: Optuna's.
+    # the loss depends on lambda (autolambda.search.design); tpe, random, qmc, gp: Optuna's.
     sampler: str = "design"
     # Every this many finished trials, one earlier trial's settings are trained again with
     # another seed, so the study measures its own noise (0: no replicates).
@@ -203,15 +203,15 @@ class StudyConfig:
         for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner", "max_failures", "surrogate_epoch_seconds", "workers", "heartbeat_seconds", "precision", "eval_every", "replicate_every"):
             out.pop(key)
         if self.mode == "transfer":
-            # Each rung trains with its own seed (autolambda.transfer); studies made before
+            # Each rung trains with its own seed (autolambda.search.transfer); studies made before
             # shared one seed per pair (study.LEGACY_TRANSFER_SETTINGS), so their rungs are not independent.
             out["rung_seeds"] = "independent"
         return out
 
     def objective(self):
         """The ``LambdaScalingObjective`` this configuration describes."""
-        from autolambda.objective import LambdaScalingObjective
-        from autolambda.transfer import TransferObjective
+        from autolambda.search.objective import LambdaScalingObjective
+        from autolambda.search.transfer import TransferObjective
 
         extra = {"ladder": self.ladder} if self.mode == "transfer" else {}
         return (TransferObjective if self.mode == "transfer" else LambdaScalingObjective)(

@@ -15,8 +15,8 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from autolambda.data import Dataset
-from autolambda.space import TrialParams
+from autolambda.training.data import Dataset
+from autolambda.core.space import TrialParams
 
 OnEpoch = Callable[[int, dict[str, float]], None]
 TRAINERS = ("keras", "surrogate")
@@ -44,7 +44,7 @@ class KerasTrainer:
     """Train ``build_convnet`` with Keras layers, losses and optimizers; penalty-free
     metrics ``train_ce`` / ``val_ce`` and accuracies, plus ``reg_term``.
 
-    Each epoch is one compiled TensorFlow call (see ``autolambda.compiled``). With
+    Each epoch is one compiled TensorFlow call (see ``autolambda.training.compiled``). With
     ``reuse_models`` (the default) one program is kept per shape (width, depth, kernel,
     penalty kind, optimizer, batch size, input) and reset for each trial: fresh seeded
     weights, zeroed optimizer state, the trial's penalty strength. Without it, or for
@@ -72,7 +72,7 @@ class KerasTrainer:
     ) -> None:
         import keras
 
-        from autolambda.compiled import IN_LOSS, PROGRAMS
+        from autolambda.training.compiled import IN_LOSS, PROGRAMS
 
         # No keras.utils.set_random_seed here: seeding TensorFlow clears its kernel cache,
         # which costs ~0.15 s per trial to re-instantiate the compiled epoch. Nothing in
@@ -96,8 +96,8 @@ def _program(
 ) -> Any:
     """A new ``EpochProgram`` for ``params``: the penalty from variables (set per trial)
     or fixed at ``strength`` (weight decay: in the optimizer)."""
-    from autolambda.compiled import EpochProgram, VariablePenalty
-    from autolambda.model import build_convnet
+    from autolambda.training.compiled import EpochProgram, VariablePenalty
+    from autolambda.training.model import build_convnet
 
     penalty = VariablePenalty(params.penalty, strength, params.l1_ratio) if variable_penalty else None
     in_loss = params.penalty != "weight_decay"

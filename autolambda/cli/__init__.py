@@ -1,0 +1,1 @@
+"""The ``autolambda`` command line (``autolambda.cli.app``) and its console output."""
