@@ -67,7 +67,7 @@ def profile_child(trials: int, trainer: str, out: str) -> None:
     wall0 = time.time()
     from autolambda.run.config import load_config
     from autolambda.search.monitor import TrialMonitor
-    from autolambda.run.study import run_study
+    from autolambda.run.runner import run_study
     from autolambda.tracking.tracker import MLflowTracker
     from autolambda.training.trainers import KerasTrainer
 
@@ -116,7 +116,7 @@ def pruning_child(trials: int, epochs: int, seed: int, trainer: str, out: str) -
     from collections import Counter
 
     from autolambda.run.config import load_config
-    from autolambda.run.study import run_study
+    from autolambda.run.runner import run_study
 
     rows = []
     for pruner in PRUNERS:
@@ -142,7 +142,7 @@ def surrogate_pruning(trials: int, seeds: int) -> list[dict]:
 
     from autolambda import LambdaScalingObjective
     from autolambda.analysis.summary import analyze_records, records_from_trials
-    from autolambda.run.study import make_pruner, make_sampler
+    from autolambda.search.factories import make_pruner, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []

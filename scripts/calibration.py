@@ -68,7 +68,7 @@ def one_study(job: tuple) -> dict:
     from autolambda.analysis.summary import analyze_records, records_from_trials
     from autolambda.run.config import StudyConfig
     from autolambda.search.design import Replicator
-    from autolambda.run.study import make_pruner, make_sampler
+    from autolambda.search.factories import make_pruner, make_sampler
     from autolambda.search.transfer import TransferObjective
 
     planted, seed, trials, dip, seed_noise, cost, *rest = job

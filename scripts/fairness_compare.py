@@ -18,7 +18,7 @@ import optuna
 from autolambda import LambdaScalingObjective
 from autolambda.analysis.summary import analyze_records, records_from_trials
 from autolambda.errors import AutolambdaError
-from autolambda.run.study import make_pruner, make_sampler
+from autolambda.search.factories import make_pruner, make_sampler
 
 SETUPS = {
     "plain TPE + median": dict(balance=False, stratify=False),

@@ -26,7 +26,7 @@ def run(pruner: str, trials: int, skip: bool, folder: Path, trainer: str = "surr
 
     import autolambda.search.monitor as monitor
     from autolambda.run.config import load_config
-    from autolambda.run.study import run_study
+    from autolambda.run.runner import run_study
 
     calls = {"n": 0}
     original = optuna.trial.Trial.should_prune

@@ -83,7 +83,7 @@ def replay(trials: list, make_pruner, score_window: int) -> tuple[list[TrialReco
 
 def transfer_candidates(rungs: int) -> dict[str, object]:
     """Pruners for a transfer study, whose steps are the rungs of the ladder."""
-    from autolambda.run.study import make_pruner
+    from autolambda.search.factories import make_pruner
 
     P = optuna.pruners
     return {

@@ -21,7 +21,7 @@ def invoke(*args):
 def mlflow_runs(tracking="sqlite:///mlflow.db", experiment="autolambda"):
     from mlflow.tracking import MlflowClient
 
-    from autolambda.run.config import absolute_sqlite
+    from autolambda.run.stores import absolute_sqlite
 
     client = MlflowClient(absolute_sqlite(tracking))
     exp = client.get_experiment_by_name(experiment)

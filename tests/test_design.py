@@ -12,7 +12,7 @@ from autolambda.analysis.summary import analyze_records, records_from_trials
 from autolambda.cli.app import app
 from autolambda.run.config import load_config
 from autolambda.analysis.curve import band_edges
-from autolambda.run.study import run_study
+from autolambda.run.runner import run_study
 
 runner = CliRunner()
 SURROGATE = dict(trainer="surrogate", epochs=6, pruner="none", storage="sqlite:///d.db", tracking_uri="sqlite:///m.db")
@@ -84,7 +84,7 @@ def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
     assert (tmp_path / "autolambda-report" / "digits-l2-surrogate" / "report.md").exists()
     from mlflow.tracking import MlflowClient
 
-    from autolambda.run.config import absolute_sqlite
+    from autolambda.run.stores import absolute_sqlite
 
     client = MlflowClient(absolute_sqlite("sqlite:///mlflow.db"))
     study = optuna.load_study(study_name="digits-l2-surrogate", storage="sqlite:///autolambda.db")

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from autolambda.run.config import load_config
-from autolambda.run.study import run_study
+from autolambda.run.runner import run_study
 
 ROOT = Path(__file__).parent.parent
 

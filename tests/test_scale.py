@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from autolambda.cli.app import app
 from tests.procs import alive, descendants
-from autolambda.run.workers import LocalTrackingServer
+from autolambda.tracking.server import LocalTrackingServer
 
 SLOW = 'trainer = "surrogate"\nepochs = 6\nsurrogate_epoch_seconds = 0.05\n'
 

@@ -117,7 +117,7 @@ def test_transfer_mode_from_the_cli_answers_with_an_interval(tmp_path):
     assert "counts are rungs" in " ".join(result.output.split())  # a table title, wrapped at 80 columns
     from mlflow.tracking import MlflowClient
 
-    from autolambda.run.config import absolute_sqlite
+    from autolambda.run.stores import absolute_sqlite
 
     run_id = optuna.load_study(study_name="digits-l2-surrogate-transfer", storage="sqlite:///autolambda.db").user_attrs["mlflow_parent_run_id"]
     summary = {a.path for a in MlflowClient(absolute_sqlite("sqlite:///mlflow.db")).list_artifacts(run_id, "summary")}
@@ -159,7 +159,7 @@ def test_transfer_and_search_agree_on_one_surrogate():
     assert a.alpha_ci[0] <= b.alpha_ci[1] and b.alpha_ci[0] <= a.alpha_ci[1]
     assert a.alpha_ci[0] <= -0.5 <= a.alpha_ci[1]
     # `tune --precision` works in transfer mode too: the same interval, from the rungs.
-    from autolambda.run.study import PrecisionStop
+    from autolambda.run.stops import PrecisionStop
 
     stop = PrecisionStop(1.0)
     stop.check(transfer)

@@ -10,7 +10,7 @@ from autolambda import LambdaScalingObjective, SearchSpace
 from autolambda.analysis.summary import analyze_records, records_from_trials
 from autolambda.pruners import WidthStratifiedPruner
 from autolambda.samplers import WidthBalancedSampler
-from autolambda.run.study import make_pruner, make_sampler
+from autolambda.search.factories import make_pruner, make_sampler
 
 EPOCHS = 20
 

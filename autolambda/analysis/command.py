@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 
 from autolambda.analysis.summary import Analysis, analyze_records, records_from_trials
-from autolambda.run.config import absolute_sqlite, check_storage_url, check_tracking_uri, redact, short_error
+from autolambda.run.stores import absolute_sqlite, check_storage_url, check_tracking_uri, redact, short_error
 from autolambda.errors import AutolambdaError
 
 log = logging.getLogger("autolambda")

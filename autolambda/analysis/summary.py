@@ -164,7 +164,7 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list
     A transfer trial (``autolambda.search.transfer``) gives one record per rung of its ladder
     (see ``rung_records``), so both modes enter the same analysis.
     """
-    from autolambda.tracking.tracker import trial_state
+    from autolambda.core.states import trial_state
 
     out = []
     for t in trials:
@@ -599,7 +599,7 @@ def analyze_transfer(trials: Sequence[Any], *, records: Sequence[TrialRecord] | 
 def transfer_summary(trials: Sequence[Any], analysis: Analysis, *, top: int = 5) -> dict[str, Any]:
     """The pairs of a transfer study: how many, and the ``top`` best complete pairs with
     each rung's loss and its cost over the size's fitted floor (None before the fit)."""
-    from autolambda.tracking.tracker import trial_state
+    from autolambda.core.states import trial_state
 
     pairs = [t for t in trials if is_transfer_trial(t)]
     states = dict(Counter(trial_state(t) for t in pairs))

@@ -7,11 +7,13 @@ Heavy imports (TensorFlow, MLflow, Optuna) happen inside the commands, so that
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from contextlib import contextmanager
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
+
+from autolambda.core import choices as C
 
 app = typer.Typer(
     name="autolambda",
@@ -24,8 +26,8 @@ app = typer.Typer(
 
 # Option help texts, shared by commands that take the same option.
 H_STUDY_NAME = "Optuna study name. Default: DATASET-PENALTY (e.g. digits-l2)."
-H_STORAGE = "Optuna storage URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or journal:FILE. Default: sqlite:///autolambda.db."
-H_TRACKING = "MLflow tracking URI: sqlite:///FILE or http://HOST:PORT. Default: sqlite:///mlflow.db."
+H_STORAGE = f"Optuna storage URL: sqlite:///FILE, postgresql://USER:PASSWORD@HOST/DB or journal:FILE. Default: {C.DEFAULT_STORAGE}."
+H_TRACKING = f"MLflow tracking URI: sqlite:///FILE or http://HOST:PORT. Default: {C.DEFAULT_TRACKING_URI}."
 
 
 # Options shared by the commands that read an existing study.
@@ -35,12 +37,26 @@ TrackingOpt = Annotated[str, typer.Option("--tracking-uri", help=H_TRACKING)]
 ExperimentOpt = Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")]
 
 
-def _fail(exc: Exception) -> None:
-    """Print one line for a user-facing error and exit: 2 for bad input, 1 otherwise."""
-    from autolambda.errors import ConfigError
+@contextmanager
+def user_errors(interrupted: str | None = None) -> Iterator[None]:
+    """The one error handler of every command.
 
-    typer.echo(f"Error: {exc}", err=True)
-    raise typer.Exit(code=2 if isinstance(exc, (ConfigError,)) else 1)
+    An ``AutolambdaError`` becomes one line on stderr and exit 2 for bad input
+    (``ConfigError``), 1 otherwise. A stop (Ctrl-C, SIGTERM, SIGHUP) prints
+    ``interrupted`` (if given) and exits with the signal's code (130, 143, 129).
+    """
+    from autolambda.errors import AutolambdaError, ConfigError
+    from autolambda.run.signals import exit_code
+
+    try:
+        yield
+    except AutolambdaError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(code=2 if isinstance(exc, ConfigError) else 1) from None
+    except KeyboardInterrupt as exc:
+        if interrupted is not None:
+            typer.echo(f"\n{getattr(exc, 'name', 'Interrupted')}{interrupted}", err=True)
+        raise typer.Exit(code=exit_code(exc)) from None
 
 
 def _quiet_frameworks() -> None:
@@ -59,126 +75,96 @@ def _quiet_frameworks() -> None:
 
 @app.command()
 def tune(
-    trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="Finished trials the study holds at the end (tops up a resumed study). Default: 100; with --precision, 300 at most.")] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", "-n", help=f"Finished trials the study holds at the end (tops up a resumed study). Default: {C.DEFAULT_TRIALS}; with --precision, {C.DEFAULT_PRECISION_TRIALS} at most.")] = None,
     precision: Annotated[Optional[float], typer.Option(help="Stop once alpha's 95% interval (the optimum's, else the wall's) has this half-width, e.g. 0.25; --trials and --timeout still cap the study.")] = None,
     study: Annotated[Optional[Path], typer.Option("--study", help="TOML study file (see studies/); CLI options override it.")] = None,
     study_name: Annotated[Optional[str], typer.Option(help=H_STUDY_NAME)] = None,
     storage: Annotated[Optional[str], typer.Option(help=H_STORAGE)] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help=H_TRACKING)] = None,
-    experiment: Annotated[Optional[str], typer.Option(help="MLflow experiment name. Default: autolambda.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="digits (default, bundled), mnist, fashion_mnist, cifar10, a .npz file or a folder of class sub-folders.")] = None,
-    n_train: Annotated[Optional[int], typer.Option(help="Training images kept (seeded, stratified subset). Default: 300.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs per trial (the training budget). Default: 80.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Mini-batch size. Default: 32.")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(help="Fixed learning rate. Default: 3e-3.")] = None,
-    penalty: Annotated[Optional[str], typer.Option(help="l2 (default), l1, l1l2 or weight_decay.")] = None,
-    pruner: Annotated[Optional[str], typer.Option(help="none (default: on digits pruning cut the trials that carry the answer), median, hyperband or successive-halving.")] = None,
-    sampler: Annotated[Optional[str], typer.Option(help="design (default: TPE per width to start, then lambda_eff drawn where the loss depends on it), tpe, random, qmc or gp.")] = None,
+    experiment: Annotated[Optional[str], typer.Option(help=f"MLflow experiment name. Default: {C.DEFAULT_EXPERIMENT}.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help=f"{C.describe(C.DATASETS, C.DEFAULT_DATASET)} (digits is bundled), a .npz file or a folder of class sub-folders.")] = None,
+    n_train: Annotated[Optional[int], typer.Option(help=f"Training images kept (seeded, stratified subset). Default: {C.DEFAULT_N_TRAIN}.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Epochs per trial (the training budget). Default: {C.DEFAULT_EPOCHS}.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"Mini-batch size. Default: {C.DEFAULT_BATCH_SIZE}.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help=f"Fixed learning rate. Default: {C.DEFAULT_LEARNING_RATE:g}.")] = None,
+    penalty: Annotated[Optional[str], typer.Option(help=C.describe(C.PENALTIES, C.DEFAULT_PENALTY) + ".")] = None,
+    pruner: Annotated[Optional[str], typer.Option(help=C.describe(C.PRUNERS, C.DEFAULT_PRUNER) + ". On digits pruning cut the trials that carry the answer.")] = None,
+    sampler: Annotated[Optional[str], typer.Option(help=C.describe(C.SAMPLERS, C.DEFAULT_SAMPLER) + ". design: TPE per width to start, then lambda_eff drawn where the loss depends on it.")] = None,
     stratify_pruner: Annotated[Optional[bool], typer.Option("--stratify-pruner/--no-stratify-pruner", help="Prune a trial only against trials of its own width. Default: on.")] = None,
     balance_widths: Annotated[Optional[bool], typer.Option("--balance-widths/--no-balance-widths", help="Give every width an equal share of trials, sampling the rest per width. Default: on; off for only the single best model.")] = None,
-    score: Annotated[Optional[str], typer.Option(help="final (mean of the last epochs, default) or best (best epoch; early stopping hides lambda).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the sampler and of each trial's initialisation and batch order (the data split is fixed: data_seed in a study file). Default: 0.")] = None,
+    score: Annotated[Optional[str], typer.Option(help=C.describe(C.SCORES, C.DEFAULT_SCORE) + ". final: mean of the last epochs; best: best epoch (early stopping hides lambda).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"Seed of the sampler and of each trial's initialisation and batch order (the data split is fixed: data_seed in a study file). Default: {C.DEFAULT_SEED}.")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
-    trainer: Annotated[Optional[str], typer.Option(help="keras (default) or surrogate (a stand-in with a planted alpha; no TensorFlow).")] = None,
+    trainer: Annotated[Optional[str], typer.Option(help=C.describe(C.TRAINERS, C.DEFAULT_TRAINER) + ". surrogate: a stand-in with a planted alpha; no TensorFlow.")] = None,
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
-    surrogate_seed_noise: Annotated[Optional[float], typer.Option(help="The surrogate's seed-to-seed SD of the loss (default 0.02, as on digits; 0: a clean surrogate).")] = None,
-    surrogate_dip: Annotated[Optional[float], typer.Option(help="How far the surrogate's optimum lies below its flat floor (default 0.03, as on digits; 0: flat, no optimum).")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="search (each trial one width, default) or transfer (each trial one lambda0/alpha on every width of --ladder, scored by the mean loss; every rung enters the same analysis).")] = None,
+    surrogate_seed_noise: Annotated[Optional[float], typer.Option(help=f"The surrogate's seed-to-seed SD of the loss (default {C.DEFAULT_SURROGATE_SEED_NOISE:g}, as on digits; 0: a clean surrogate).")] = None,
+    surrogate_dip: Annotated[Optional[float], typer.Option(help=f"How far the surrogate's optimum lies below its flat floor (default {C.DEFAULT_SURROGATE_DIP:g}, as on digits; 0: flat, no optimum).")] = None,
+    mode: Annotated[Optional[str], typer.Option(help=C.describe(C.MODES, C.DEFAULT_MODE) + ". search: each trial one width; transfer: each trial one lambda0/alpha on every width of --ladder, scored by the mean loss; every rung enters the same analysis.")] = None,
     ladder: Annotated[Optional[str], typer.Option(help="Transfer mode: widths of each trial, comma-separated (e.g. 4,16,64). Default: every width of the space.")] = None,
-    max_failures: Annotated[Optional[int], typer.Option(help="Stop when this many trials fail in a row. Default: 5.")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes on this machine sharing the study (journal:autolambda.journal unless --storage). Default: 1.")] = None,
+    max_failures: Annotated[Optional[int], typer.Option(help=f"Stop when this many trials fail in a row. Default: {C.DEFAULT_MAX_FAILURES}.")] = None,
+    workers: Annotated[Optional[int], typer.Option(help=f"Worker processes on this machine sharing the study ({C.DEFAULT_WORKERS_STORAGE} unless --storage). Default: {C.DEFAULT_WORKERS}.")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
     analyze_after: Annotated[bool, typer.Option("--analyze/--no-analyze", help="After the last trial, run `autolambda analyze`: print the answer, write the report, log it to MLflow. Default: on.")] = True,
     progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
 ) -> None:
     """Run (or resume) a lambda-scaling study, log it to MLflow, and say which alpha the data support."""
-    from autolambda.run.config import load_config
-    from autolambda.errors import AutolambdaError
-
-    try:
-        ladder_widths = _parse_ladder(ladder)
-        config = load_config(
-            study,
-            mode=mode,
-            ladder=ladder_widths,
-            trials=trials,
-            study_name=study_name,
-            storage=storage,
-            tracking_uri=tracking_uri,
-            experiment=experiment,
-            dataset=dataset,
-            n_train=n_train,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            penalty=penalty,
-            pruner=pruner,
-            sampler=sampler,
-            stratify_pruner=stratify_pruner,
-            balance_widths=balance_widths,
-            score=score,
-            seed=seed,
-            timeout=timeout,
-            trainer=trainer,
-            planted_alpha=planted_alpha,
-            surrogate_seed_noise=surrogate_seed_noise,
-            surrogate_dip=surrogate_dip,
-            max_failures=max_failures,
-            workers=workers,
-            precision=precision,
-        )
-        if config.precision is not None and trials is None and not _file_sets(study, "trials"):
-            from dataclasses import replace
-
-            config = replace(config, trials=300)  # a cap for a run that stops on the answer
-        from autolambda.run.config import check_stores_usable
-
-        # Every store before any is created (and before the data and TensorFlow are
-        # loaded): one line, nothing left behind.
-        check_stores_usable(config.storage, None if no_mlflow else config.tracking_uri,
-                            folders=[Path("autolambda-report")] if analyze_after else [])
-        config.objective().load_data()  # a bad data set fails before anything starts
-    except AutolambdaError as exc:
-        _fail(exc)
+    # Every option but these four is a StudyConfig setting of the same name.
+    overrides = {k: v for k, v in locals().items() if k not in ("study", "no_mlflow", "analyze_after", "progress")}
+    with user_errors():
+        config = _tune_config(study, overrides, track=not no_mlflow, analyze_after=analyze_after)
     _quiet_frameworks()
-    from autolambda.cli.console import console, print_tune_summary, progress_callback
-    from autolambda.run.study import run_study
+    stopped = ": finished trials are saved; run the same command again to continue."
+    with user_errors(interrupted=stopped):
+        result = _run_tune(config, track=not no_mlflow, progress=progress)
+    from autolambda.cli.console import print_next, print_tune_summary
+
+    print_tune_summary(result, analyzed=analyze_after)
+    if analyze_after:
+        from autolambda.run.signals import stop_signals_as_interrupt
+
+        with user_errors(interrupted=" during the analysis: the study is complete; `autolambda analyze` gives the answer."):
+            with stop_signals_as_interrupt():
+                analyzed = _analyze_after_tune(config, track=not no_mlflow)
+        print_next(config, bool(result.parent_run_id), analyzed=analyzed)
+
+
+def _tune_config(study_file: Path | None, overrides: dict[str, Any], *, track: bool, analyze_after: bool) -> Any:
+    """The validated configuration of ``tune``, with every store and the data checked
+    before anything is created (and before TensorFlow loads): one line, nothing left behind."""
+    from dataclasses import replace
+
+    from autolambda.run.config import load_config
+    from autolambda.run.stores import check_stores_usable
+
+    overrides["ladder"] = _parse_ladder(overrides["ladder"])
+    config = load_config(study_file, **overrides)
+    if config.precision is not None and overrides["trials"] is None and not _file_sets(study_file, "trials"):
+        config = replace(config, trials=C.DEFAULT_PRECISION_TRIALS)  # a cap for a run that stops on the answer
+    check_stores_usable(config.storage, config.tracking_uri if track else None,
+                        folders=[Path("autolambda-report")] if analyze_after else [])
+    config.objective().load_data()  # a bad data set fails before anything starts
+    return config
+
+
+def _run_tune(config: Any, *, track: bool, progress: bool) -> Any:
+    """Train the study in this process or in ``config.workers`` processes, behind a progress bar."""
+    from autolambda.cli.console import ProgressCallback, console
+    from autolambda.run.signals import stop_signals_as_interrupt
 
     if config.trainer == "keras" and config.workers == 1:
         from autolambda.training.trainers import import_tensorflow_quietly
 
         devices = import_tensorflow_quietly()
         console.print(f"TensorFlow devices: {', '.join(sorted(set(devices)))}" + ("" if "GPU" in devices else " (no GPU seen; training on the CPU)"))
+    bar = ProgressCallback(config.trials, enabled=progress)
+    with stop_signals_as_interrupt(), bar:
+        if config.workers > 1:
+            from autolambda.run.workers import run_workers
 
-    from autolambda.run.signals import exit_code, stop_signals_as_interrupt
+            return run_workers(config, track=track, on_start=bar.start, on_progress=bar.poll)
+        from autolambda.run.runner import run_study
 
-    bar = progress_callback(config.trials, enabled=progress)
-    try:
-        with stop_signals_as_interrupt(), bar:
-            if config.workers > 1:
-                from autolambda.run.workers import run_workers
-
-                result = run_workers(config, track=not no_mlflow, on_start=bar.start, on_progress=bar.poll)
-            else:
-                result = run_study(config, callbacks=[bar], track=not no_mlflow, on_start=bar.start, on_answer=bar.set_answer)
-    except AutolambdaError as exc:
-        _fail(exc)
-    except KeyboardInterrupt as exc:
-        what = getattr(exc, "name", "Interrupted")
-        typer.echo(f"\n{what}: finished trials are saved; run the same command again to continue.", err=True)
-        raise typer.Exit(code=exit_code(exc)) from None
-    print_tune_summary(result, analyzed=analyze_after)
-    if analyze_after:
-        try:
-            with stop_signals_as_interrupt():
-                analyzed = _analyze_after_tune(config, track=not no_mlflow)
-        except KeyboardInterrupt as exc:
-            what = getattr(exc, "name", "Interrupted")
-            typer.echo(f"\n{what} during the analysis: the study is complete; `autolambda analyze` gives the answer.", err=True)
-            raise typer.Exit(code=exit_code(exc)) from None
-        from autolambda.cli.console import print_next
-
-        print_next(config, bool(result.parent_run_id), analyzed=analyzed)
+        return run_study(config, callbacks=[bar], track=track, on_start=bar.start, on_answer=bar.set_answer)
 
 
 def _file_sets(study_file: Path | None, key: str) -> bool:
@@ -214,8 +200,8 @@ def _analyze_after_tune(config: Any, *, track: bool) -> bool:
 @app.command()
 def analyze(
     study_name: StudyNameOpt = None,
-    storage: StorageOpt = "sqlite:///autolambda.db",
-    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING + " The report is logged to the study's parent run there.")] = "sqlite:///mlflow.db",
+    storage: StorageOpt = C.DEFAULT_STORAGE,
+    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING + " The report is logged to the study's parent run there.")] = C.DEFAULT_TRACKING_URI,
     out: Annotated[Optional[Path], typer.Option(help="Folder for plots and report. Default: autolambda-report/STUDY.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (and nothing else).")] = False,
     tolerance: Annotated[float, typer.Option(help="Relative tolerance of the near-best lambda band (0.02 = within 2% of the best).")] = 0.02,
@@ -224,9 +210,9 @@ def analyze(
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log the report to MLflow.")] = False,
 ) -> None:
     """Say which alpha the study supports, with a 95% interval, plots and a Markdown report."""
-    from autolambda.errors import AutolambdaError, ConfigError
+    from autolambda.errors import ConfigError
 
-    try:
+    with user_errors():
         if not 0 <= tolerance < 1:
             raise ConfigError(f"tolerance must lie in [0, 1) but got {tolerance!r}.")
         if min_trials < 1:
@@ -236,17 +222,8 @@ def analyze(
         _quiet_frameworks()
         from autolambda.analysis.command import run_analysis
 
-        result = run_analysis(
-            study_name=study_name,
-            storage=storage,
-            tracking_uri=None if no_mlflow else tracking_uri,
-            out=out,
-            tolerance=tolerance,
-            min_trials=min_trials,
-            wall_cost=wall_cost,
-        )
-    except AutolambdaError as exc:
-        _fail(exc)
+        result = run_analysis(study_name=study_name, storage=storage, tracking_uri=None if no_mlflow else tracking_uri,
+                              out=out, tolerance=tolerance, min_trials=min_trials, wall_cost=wall_cost)
     if json_out:
         import json
 
@@ -267,25 +244,19 @@ def worker(
     import json
 
     from autolambda.run.config import config_from_dict
-    from autolambda.errors import AutolambdaError
-
-    from autolambda.run.signals import exit_code, stop_signals_as_interrupt
+    from autolambda.run.signals import stop_signals_as_interrupt
 
     _quiet_frameworks()
-    try:
+    with user_errors():  # a stop: the signal's exit code, no message (the coordinator speaks)
         from autolambda.run.workers import run_worker
 
         with stop_signals_as_interrupt():
             run_worker(config_from_dict(json.loads(config_path.read_text())), index, track=not no_mlflow)
-    except AutolambdaError as exc:
-        _fail(exc)
-    except KeyboardInterrupt as exc:
-        raise typer.Exit(code=exit_code(exc)) from None
 
 
 def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, experiment: str):
     from autolambda.analysis.command import load_study
-    from autolambda.run.config import absolute_sqlite, check_tracking_uri
+    from autolambda.run.stores import absolute_sqlite, check_tracking_uri
     from autolambda.tracking.tracker import PARENT_KEY, MLflowTracker
 
     check_tracking_uri(tracking_uri)
@@ -298,55 +269,48 @@ def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, 
 @app.command()
 def sync(
     study_name: StudyNameOpt = None,
-    storage: StorageOpt = "sqlite:///autolambda.db",
-    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
-    experiment: ExperimentOpt = "autolambda",
+    storage: StorageOpt = C.DEFAULT_STORAGE,
+    tracking_uri: TrackingOpt = C.DEFAULT_TRACKING_URI,
+    experiment: ExperimentOpt = C.DEFAULT_EXPERIMENT,
 ) -> None:
     """Back-fill MLflow from the Optuna study: log every finished trial that has no run."""
-    from autolambda.errors import AutolambdaError
-
-    try:
+    with user_errors():
         _quiet_frameworks()
-        study, tracker, _ = _study_and_tracker(study_name, storage, tracking_uri, experiment)
-        config = study.user_attrs.get("autolambda_run_config") or study.user_attrs.get("autolambda_config") or {}
-        tracker.start(study, config)
-        from autolambda.run.study import fail_orphaned_trials
+        from autolambda.run.study import CONFIG_KEY, RUN_CONFIG_KEY, fail_orphaned_trials
 
+        study, tracker, _ = _study_and_tracker(study_name, storage, tracking_uri, experiment)
+        tracker.start(study, study.user_attrs.get(RUN_CONFIG_KEY) or study.user_attrs.get(CONFIG_KEY) or {})
         orphans = fail_orphaned_trials(study, tracker)  # FAIL (and retried), runs KILLED
         if orphans:
             typer.echo(f"Marked FAIL {len(orphans)} trial(s) left RUNNING by a process that is gone: {orphans}")
         added = tracker.sync(study)
         tracker.client.set_terminated(tracker.parent_run_id, status="FINISHED")
-    except AutolambdaError as exc:
-        _fail(exc)
     typer.echo(f"Logged {len(added)} trial(s) to MLflow" + (f": {added}" if added else "; MLflow already had every finished trial."))
 
 
 @app.command()
 def check(
     study_name: StudyNameOpt = None,
-    storage: StorageOpt = "sqlite:///autolambda.db",
-    tracking_uri: TrackingOpt = "sqlite:///mlflow.db",
-    experiment: ExperimentOpt = "autolambda",
+    storage: StorageOpt = C.DEFAULT_STORAGE,
+    tracking_uri: TrackingOpt = C.DEFAULT_TRACKING_URI,
+    experiment: ExperimentOpt = C.DEFAULT_EXPERIMENT,
 ) -> None:
     """Compare the Optuna study with its MLflow runs; exit 1 if they disagree."""
     from autolambda.errors import AutolambdaError
-    from autolambda.tracking.tracker import compare_stores
 
-    try:
+    with user_errors():
         _quiet_frameworks()
+        from autolambda.run.study import orphaned_trials
+        from autolambda.tracking.tracker import compare_stores
+
         study, tracker, parent = _study_and_tracker(study_name, storage, tracking_uri, experiment)
         if parent is None:
             raise AutolambdaError(f"study {study.study_name!r} has no MLflow parent run: run `autolambda sync`.")
         tracker.parent_run_id = parent
         problems = compare_stores(study, tracker.logged_trials(study))
-        from autolambda.run.study import orphaned_trials
-
         for trial in orphaned_trials(study):
             problems.append(f"trial {trial.number}: RUNNING in Optuna, but its process ({trial.user_attrs['worker']}) is gone; "
                             "`autolambda sync` marks it FAIL, logs its run and queues it again")
-    except AutolambdaError as exc:
-        _fail(exc)
     if problems:
         for line in problems:
             typer.echo(line)
@@ -358,85 +322,28 @@ def check(
 
 @app.command()
 def ui(
-    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING)] = "sqlite:///mlflow.db",
+    tracking_uri: Annotated[str, typer.Option(help=H_TRACKING)] = C.DEFAULT_TRACKING_URI,
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the UI.")] = 5000,
-    experiment: ExperimentOpt = "autolambda",
+    experiment: ExperimentOpt = C.DEFAULT_EXPERIMENT,
 ) -> None:
     """Start the MLflow UI on the project's tracking store and print the page of the
     experiment's runs (Ctrl-C stops it)."""
-    import subprocess
-
-    from autolambda.run.config import check_tracking_uri, redact
     from autolambda.errors import AutolambdaError
+    from autolambda.run.stores import check_tracking_uri, redact
+    from autolambda.tracking.server import check_port_free, run_ui, runs_page
 
-    try:
+    with user_errors():
         check_tracking_uri(tracking_uri)
         if tracking_uri.startswith(("http://", "https://")):
             raise AutolambdaError(f"{redact(tracking_uri)} is already a tracking server: open it in a browser.")
-        _check_port_free(host, port)
-    except AutolambdaError as exc:
-        _fail(exc)
-    from autolambda.run.signals import Terminated, exit_code, stop_process_group, stop_signals_as_interrupt
-
+        check_port_free(host, port)
     base = f"http://{host}:{port}"
     typer.echo(f"MLflow UI for {redact(tracking_uri)} at {base} (Ctrl-C to stop)")
-    runs_page = _runs_page(tracking_uri, experiment, base)
-    if runs_page:
-        typer.echo(f"The runs of experiment {experiment!r}: {runs_page}")
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-           "--host", host, "--port", str(port), "--workers", "1"]
-    # Its own process group, so that the server's children (uvicorn, the job runner, huey
-    # consumers) end with it, whatever ends this command.
-    # The clean-up runs inside the block: a second stop signal cannot cut it short.
-    with stop_signals_as_interrupt():
-        proc = subprocess.Popen(cmd, start_new_session=True)
-        try:
-            code = proc.wait()
-            code = 0 if code in (0, -15, 143) else code
-        except KeyboardInterrupt as exc:  # Ctrl-C is how a UI is meant to stop: 0; SIGTERM/SIGHUP: 128+N
-            code = exit_code(exc) if isinstance(exc, Terminated) else 0
-        finally:
-            stop_process_group(proc)
-    raise typer.Exit(code=code)
-
-
-def _runs_page(tracking_uri: str, experiment: str, base: str) -> str | None:
-    """The URL of the experiment's runs table, marking the experiment as model training
-    (studies logged before autolambda set the tag open on MLflow's GenAI overview);
-    ``None`` when the store has no such experiment yet."""
-    from autolambda.run.config import absolute_sqlite
-    from autolambda.tracking.tracker import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, runs_page_url
-
-    if tracking_uri.startswith("sqlite:///") and not Path(absolute_sqlite(tracking_uri)[len("sqlite:///"):]).exists():
-        return None
-    try:
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(absolute_sqlite(tracking_uri))
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return None
-        if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
-        return runs_page_url(base, exp.experiment_id)
-    except Exception:  # the UI itself will say what is wrong with the store
-        return None
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Refuse a taken port before MLflow starts (its own error is a log line and exit 0)."""
-    import socket
-
-    from autolambda.errors import AutolambdaError
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a listener still refuses it
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise AutolambdaError(f"port {port} on {host} is taken ({exc.strerror or exc}); choose another with --port, "
-                                  f"e.g. --port {port + 1}.") from None
+    page = runs_page(tracking_uri, experiment, base)
+    if page:
+        typer.echo(f"The runs of experiment {experiment!r}: {page}")
+    raise typer.Exit(code=run_ui(tracking_uri, host, port))
 
 
 def _parse_ladder(text: str | None) -> tuple[int, ...] | None:

@@ -6,12 +6,13 @@ import math
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from autolambda.run.config import redact
+from autolambda.core.states import count_states, trial_state
+from autolambda.run.stores import redact
 
 console = Console(stderr=False)
 
@@ -53,42 +54,36 @@ class ProgressCallback:
 
     def start(self, study: optuna.Study, done: int) -> None:
         """Called once the study is open, with the finished trials it already holds."""
-        from autolambda.run.study import count_states
-
-        counts = count_states(study.get_trials(deepcopy=False))
-        for key in self._counts:
-            self._counts[key] = counts[key]
-        try:
-            self._best = study.best_value
-        except ValueError:
-            self._best = None
+        self._recount(study.get_trials(deepcopy=False))
         self._task = self._progress.add_task(self._text(), total=self.total, completed=min(done, self.total))
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        from autolambda.tracking.tracker import trial_state
-
         state = trial_state(trial)
         if state in self._counts:
             self._counts[state] += 1
-        if trial.state == TrialState.COMPLETE and trial.value is not None:
+        if state == "complete" and trial.value is not None:
             self._best = trial.value if self._best is None else min(self._best, trial.value)
         if self._task is not None:
-            advance = 1 if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else 0
+            advance = 1 if state in ("complete", "pruned", "diverged") else 0
             self._progress.update(self._task, advance=advance, description=self._text())
 
     def poll(self, study: optuna.Study) -> None:
         """Redraw from the study itself (trials finished by other processes)."""
-        from autolambda.run.study import FINISHED, count_states
-
         trials = study.get_trials(deepcopy=False)
-        counts = count_states(trials)
+        states = self._recount(trials)
+        if self._task is not None:
+            done = sum(1 for s in states if s in ("complete", "pruned", "diverged"))
+            self._progress.update(self._task, completed=min(done, self.total), description=self._text())
+
+    def _recount(self, trials: list[FrozenTrial]) -> list[str]:
+        """Counts and best value from every trial of the study; returns their states."""
+        states = [trial_state(t) for t in trials]
+        counts = count_states(states)
         for key in self._counts:
             self._counts[key] = counts[key]
-        values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        values = [t.value for t, s in zip(trials, states) if s == "complete" and t.value is not None]
         self._best = min(values) if values else None
-        if self._task is not None:
-            done = sum(1 for t in trials if t.state in FINISHED)
-            self._progress.update(self._task, completed=min(done, self.total), description=self._text())
+        return states
 
     def _text(self) -> str:
         best = f"{self._best:.4f}" if self._best is not None else "-"
@@ -96,11 +91,6 @@ class ProgressCallback:
         extra += f" failed {self._counts['failed']}" if self._counts["failed"] else ""
         answer = f"  {self._answer}" if self._answer else ""
         return f"pruned {self._counts['pruned']}{extra}  best val_ce {best}{answer}"
-
-
-def progress_callback(total: int, *, enabled: bool = True) -> ProgressCallback:
-    """A progress bar for ``total`` finished trials."""
-    return ProgressCallback(total, enabled=enabled)
 
 
 def print_tune_summary(result: Any, *, analyzed: bool = False) -> None:
@@ -153,7 +143,7 @@ def print_next(config: Any, tracked: bool, *, analyzed: bool) -> None:
     """The commands to run next: the analysis (unless done) and the MLflow UI."""
     from shlex import quote
 
-    from autolambda.run.config import absolute_sqlite
+    from autolambda.run.stores import absolute_sqlite
 
     lines = []
     if not analyzed:

@@ -13,37 +13,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.run.config import redact, short_error
+from autolambda.run.stores import redact, short_error
+from autolambda.core.states import count_states, run_status, trial_state
 from autolambda.errors import AutolambdaError
 from autolambda.search.monitor import EVAL_EPOCH
+from autolambda.tracking.provenance import git_commit, package_versions
 
 PARENT_KEY = "mlflow_parent_run_id"
-#: MLflow run status for each trial state: pruned and diverged trials were stopped on
-#: purpose (KILLED), a trial that raised is FAILED.
-RUN_STATUS = {"complete": "FINISHED", "pruned": "KILLED", "diverged": "KILLED", "failed": "FAILED", "running": "RUNNING"}
-
-
-def trial_state(trial: FrozenTrial) -> str:
-    """``complete``, ``pruned``, ``diverged``, ``failed`` or ``running`` for a trial."""
-    if trial.state == TrialState.COMPLETE:
-        return "complete"
-    if trial.state == TrialState.PRUNED:
-        return "diverged" if "diverged_at_epoch" in trial.user_attrs else "pruned"
-    if trial.state == TrialState.FAIL:
-        return "failed"
-    return "running"
-
-
 def quiet_mlflow() -> None:
     """Silence MLflow's and Alembic's INFO chatter on store creation and migrations."""
     for name in ("mlflow", "alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
@@ -187,7 +170,7 @@ class MLflowTracker:
 
     def log_trial(self, study: optuna.Study, trial: FrozenTrial) -> str:
         """Write ``trial`` as a child run of the study's parent run; return its id."""
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Param, RunTag
 
         if self.parent_run_id is None:
             raise AutolambdaError("MLflowTracker.start() was not called.")
@@ -212,25 +195,7 @@ class MLflowTracker:
         for key in ("n_params", "lambda_eff", "n_ref", "trainer"):
             if key in attrs:
                 params[key] = attrs[key]
-        metrics = []
-        for key in ("n_params", "lambda_eff", "epochs_run", "train_seconds"):
-            if isinstance(attrs.get(key), (int, float)):
-                metrics.append(Metric(key, float(attrs[key]), end_ms, 0))
-        if trial.value is not None:
-            metrics.append(Metric("objective", float(trial.value), end_ms, 0))
-        elif trial.values:
-            for i, v in enumerate(trial.values):
-                metrics.append(Metric(f"objective_{i}", float(v), end_ms, 0))
-        history = dict(attrs.get("history") or {})
-        eval_epochs = history.pop(EVAL_EPOCH, None)
-        n_epochs = max((len(v) for v in history.values()), default=0)
-        span = max(end_ms - start_ms, n_epochs)
-        for key, values in history.items():
-            # Validation metrics may be measured every few epochs only: their own steps.
-            sparse = key.startswith("val_") and eval_epochs is not None and len(eval_epochs) == len(values)
-            for step, value in zip(eval_epochs if sparse else range(len(values)), values):
-                stamp = start_ms + (span * (step + 1)) // max(n_epochs, 1)
-                metrics.append(Metric(key, float(value), stamp, int(step)))
+        metrics = _trial_metrics(trial, start_ms, end_ms)
         tags = [RunTag("autolambda.width", str(attrs.get("width", params.get("width", ""))))]
         if "diverged_at_epoch" in attrs:
             tags.append(RunTag("autolambda.diverged_at_epoch", str(attrs["diverged_at_epoch"])))
@@ -242,8 +207,7 @@ class MLflowTracker:
             params=[Param(k, _param_value(v)) for k, v in params.items()],
             tags=tags,
         )
-        status = "KILLED" if attrs.get("interrupted") or attrs.get("orphaned") else RUN_STATUS[state]
-        self.client.set_terminated(run_id, status=status, end_time=end_ms)
+        self.client.set_terminated(run_id, status=run_status(state, attrs), end_time=end_ms)
         return run_id
 
     def logged_trials(self, study: optuna.Study) -> dict[int, list[Any]]:
@@ -296,16 +260,14 @@ class MLflowTracker:
             for key in ("lambda_eff", "n_params"):
                 if key in best.user_attrs:
                     metrics.append(Metric(f"best_{key}", float(best.user_attrs[key]), now, len(study.trials)))
-        counts: dict[str, int] = {}
-        for t in study.get_trials(deepcopy=False):
-            counts[trial_state(t)] = counts.get(trial_state(t), 0) + 1
+        counts = count_states(trial_state(t) for t in study.get_trials(deepcopy=False))
         for key, value in counts.items():
-            metrics.append(Metric(f"n_{key}", float(value), now, len(study.trials)))
+            if value:  # the states the study has
+                metrics.append(Metric(f"n_{key}", float(value), now, len(study.trials)))
         self.client.log_batch(self.parent_run_id, metrics=metrics)
         if summary is not None:
             self.client.log_text(self.parent_run_id, json.dumps(summary, indent=2, default=str), "summary.json")
         self.client.set_terminated(self.parent_run_id, status=status)
-
 
     def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
         """Upload every file of ``folder`` to the parent run."""
@@ -334,7 +296,7 @@ def compare_stores(study: optuna.Study, logged: dict[int, list[Any]]) -> list[st
         state = trial_state(trial)
         if run.data.tags.get("autolambda.state") != state:
             problems.append(f"trial {number}: Optuna says {state}, MLflow says {run.data.tags.get('autolambda.state')}")
-        expected = "KILLED" if trial.user_attrs.get("interrupted") or trial.user_attrs.get("orphaned") else RUN_STATUS[state]
+        expected = run_status(state, trial.user_attrs)
         if run.info.status != expected:
             problems.append(f"trial {number}: MLflow run status {run.info.status}, expected {expected}")
         for key, value in trial.params.items():
@@ -345,26 +307,33 @@ def compare_stores(study: optuna.Study, logged: dict[int, list[Any]]) -> list[st
     return problems
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape results."""
-    out = {"python": platform.python_version()}
-    for pkg in ("autolambda", "optuna", "tensorflow", "keras", "mlflow", "scikit-learn", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+def _trial_metrics(trial: FrozenTrial, start_ms: int, end_ms: int) -> list[Any]:
+    """A trial's scalar attributes and objective at step 0, and its per-epoch history,
+    each epoch stamped inside the trial's time span."""
+    from mlflow.entities import Metric
 
+    attrs = trial.user_attrs
+    metrics = []
+    for key in ("n_params", "lambda_eff", "epochs_run", "train_seconds"):
+        if isinstance(attrs.get(key), (int, float)):
+            metrics.append(Metric(key, float(attrs[key]), end_ms, 0))
+    if trial.value is not None:
+        metrics.append(Metric("objective", float(trial.value), end_ms, 0))
+    elif trial.values:
+        for i, v in enumerate(trial.values):
+            metrics.append(Metric(f"objective_{i}", float(v), end_ms, 0))
+    history = dict(attrs.get("history") or {})
+    eval_epochs = history.pop(EVAL_EPOCH, None)
+    n_epochs = max((len(v) for v in history.values()), default=0)
+    span = max(end_ms - start_ms, n_epochs)
+    for key, values in history.items():
+        # Validation metrics may be measured every few epochs only: their own steps.
+        sparse = key.startswith("val_") and eval_epochs is not None and len(eval_epochs) == len(values)
+        for step, value in zip(eval_epochs if sparse else range(len(values)), values):
+            stamp = start_ms + (span * (step + 1)) // max(n_epochs, 1)
+            metrics.append(Metric(key, float(value), stamp, int(step)))
+    return metrics
 
-def git_commit() -> str | None:
-    """The current folder's git commit, when there is one."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
