@@ -31,7 +31,7 @@ _EXPORTS = {
     "LambdaScalingObjective": "autolambda.search.objective",
     "score_history": "autolambda.search.objective",
     "TrialMonitor": "autolambda.search.monitor",
-    "SurrogateTrainer": "autolambda.training.trainers",
+    "SurrogateTrainer": "autolambda.training.surrogate",
     "KerasTrainer": "autolambda.training.trainers",
     "AutolambdaError": "autolambda.errors",
     "ConfigError": "autolambda.errors",

@@ -14,7 +14,7 @@ import math
 import optuna
 
 from autolambda.training.data import load_dataset
-from autolambda.training.model import build_convnet
+from autolambda.training.model import Penalty, build_convnet
 from autolambda.core.scaling import count_convnet_params
 
 
@@ -37,7 +37,8 @@ def main() -> None:
         lambda0 = trial.suggest_float("lambda0", 1e-7, 1e-1, log=True)
         alpha = trial.suggest_float("alpha", -1.0, 1.5)
         n = count_convnet_params(width, 2, (3, 3), data.input_shape, data.n_classes)
-        model = build_convnet(width, data.input_shape, data.n_classes, strength=lambda0 * (n / n_ref) ** -alpha)
+        penalty = Penalty("l2", lambda0 * (n / n_ref) ** -alpha)
+        model = build_convnet(width, data.input_shape, data.n_classes, penalty=penalty)
         ce = keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce")
         model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=[ce])
         history = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),

@@ -47,7 +47,8 @@ def main() -> None:
     import keras
 
     from autolambda.training.compiled import PROGRAMS
-    from autolambda.training.trainers import _program
+    from autolambda.training.model import Penalty
+    from autolambda.training.trainers import build_program
 
     split = load_dataset("digits", n_train=args.n_train, spare_to_val=False)
     pooled = load_dataset("digits", n_train=args.n_train, spare_to_val=True)
@@ -63,9 +64,10 @@ def main() -> None:
         for lam in args.lambdas:
             for seed in range(args.seeds):
                 params = _trial(width, lam, args.learning_rate, space)
+                penalty = Penalty.of(params, lam, variable=True)
                 key = ("probe", width, args.batch_size)
-                program = PROGRAMS.get(key, lambda: _program(params, split, n_params, args.batch_size, variable_penalty=True))
-                program.reset(seed=seed, learning_rate=args.learning_rate, strength=lam)
+                program = PROGRAMS.get(key, lambda: build_program(params, split, n_params, args.batch_size, penalty))
+                program.reset(seed=seed, learning_rate=args.learning_rate, penalty=penalty)
                 tails = {"split": [], "pooled": []}
 
                 def on_epoch(epoch: int, logs: dict, program=program, tails=tails) -> None:

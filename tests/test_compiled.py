@@ -7,6 +7,7 @@ import pytest
 from autolambda.training.data import load_dataset
 from autolambda.core.scaling import count_convnet_params
 from autolambda.core.space import SearchSpace, suggest_params
+from autolambda.training.request import TrainRequest
 
 keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.e2e
@@ -25,7 +26,7 @@ def _train(trainer, params, data, *, seed=0, epochs=3, strength=1e-3):
             history.setdefault(key, []).append(value)
 
     n = count_convnet_params(params.width, params.depth, params.kernel_size, data.input_shape, data.n_classes)
-    trainer.train(params, n_params=n, strength=strength, data=data, epochs=epochs, batch_size=32, seed=seed, on_epoch=on_epoch)
+    trainer.train(TrainRequest(params, n, strength, data, epochs=epochs, batch_size=32, seed=seed, on_epoch=on_epoch))
     return history
 
 
@@ -49,10 +50,14 @@ def test_variable_penalty_equals_keras_regularizer(kind, reference):
         assert float(penalty(x)) == pytest.approx(float(reference(strength, ratio)(x)), rel=1e-5)
 
 
-def test_reused_program_trains_like_a_fresh_model_whatever_ran_before(digits):
+def test_reused_program_trains_like_a_fresh_model_whatever_ran_before(digits, monkeypatch):
+    import autolambda.training.trainers as trainers
     from autolambda.training.compiled import PROGRAMS
     from autolambda.training.trainers import KerasTrainer
 
+    built = []
+    build_program = trainers.build_program
+    monkeypatch.setattr(trainers, "build_program", lambda *args: built.append(args[0].width) or build_program(*args))
     PROGRAMS.clear()
     fresh = _train(KerasTrainer(reuse_models=False), _params(), digits, seed=7)
     reused = KerasTrainer()
@@ -60,7 +65,7 @@ def test_reused_program_trains_like_a_fresh_model_whatever_ran_before(digits):
     _train(reused, _params(), digits, seed=8, strength=0.05)  # another trial of the same shape
     _train(reused, _params(width=8), digits, seed=7)
     again = _train(reused, _params(), digits, seed=7)
-    assert PROGRAMS.hits >= 2 and len(PROGRAMS) == 2
+    assert built == [4, 4, 8] and len(PROGRAMS) == 2  # the fresh one, then one per shape
     for key in ("train_loss", "val_ce", "val_accuracy", "reg_term"):
         np.testing.assert_allclose(first[key], fresh[key], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(again[key], first[key], rtol=1e-4, atol=1e-6)
@@ -100,3 +105,42 @@ def test_validation_in_chunks_gives_the_same_mean(digits, monkeypatch):
     compiled.PROGRAMS.clear()
     assert chunked["val_ce"][0] == pytest.approx(whole["val_ce"][0], rel=1e-5)
     assert chunked["val_accuracy"][0] == pytest.approx(whole["val_accuracy"][0])
+
+
+def test_one_penalty_makes_the_nets_regularizer():
+    from autolambda.errors import ConfigError
+    from autolambda.training.compiled import VariablePenalty
+    from autolambda.training.model import Penalty, build_convnet
+
+    def regularizers(penalty):
+        """The (kernel, bias) regularizers of each Conv2D and Dense layer."""
+        model = build_convnet(8, (8, 8, 1), 10, penalty=penalty)
+        assert model.count_params() == 3818
+        return [(layer.kernel_regularizer, layer.bias_regularizer) for layer in model.layers if hasattr(layer, "kernel")]
+
+    regs = regularizers(Penalty("l2", 1e-3))
+    assert isinstance(regs[0][0], keras.regularizers.L2) and regs[0][0].l2 == pytest.approx(1e-3)
+    assert all(k is regs[0][0] and b is None for k, b in regs)  # one object on every kernel, none on biases
+    regs = regularizers(Penalty("l1l2", 0.2, l1_ratio=0.25, penalize_bias=True, variable=True))
+    assert isinstance(regs[0][0], VariablePenalty) and all(k is b is regs[0][0] for k, b in regs)
+    for penalty in (None, Penalty("weight_decay", 1e-3), Penalty("l2", 0.0)):  # nothing in the loss
+        assert regularizers(penalty) == [(None, None)] * 3
+    with pytest.raises(ConfigError, match="variable"):
+        Penalty("weight_decay", 1e-3, variable=True)
+
+
+def test_a_program_trains_only_the_penalties_it_was_built_for(digits):
+    from autolambda.training.model import Penalty
+    from autolambda.training.trainers import build_program
+
+    params = _params()
+    n = count_convnet_params(params.width, params.depth, params.kernel_size, digits.input_shape, digits.n_classes)
+    variable = build_program(params, digits, n, 32, Penalty.of(params, 1e-3, variable=True))
+    variable.reset(seed=0, learning_rate=1e-3, penalty=Penalty.of(params, 0.05, variable=True))
+    assert float(variable.penalty.strength) == 0.05 and float(variable._keras_penalty.strength.numpy()) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="cannot train"):
+        variable.set_penalty(Penalty("l1", 0.05, variable=True))  # another kind: another net
+    fixed = build_program(params, digits, n, 32, Penalty.of(params, 1e-3))
+    fixed.set_penalty(Penalty.of(params, 1e-3))
+    with pytest.raises(ValueError, match="cannot train"):
+        fixed.set_penalty(Penalty.of(params, 0.05))  # a fixed strength is part of the net

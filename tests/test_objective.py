@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autolambda import ConfigError, LambdaScalingObjective, SearchSpace, score_history
-from autolambda.training.trainers import SurrogateTrainer
+from autolambda.training.surrogate import SurrogateTrainer
 
 
 def surrogate(**kwargs):
@@ -165,7 +165,7 @@ def test_user_attributes_and_fixed_n_ref():
 def test_objective_is_picklable_and_keeps_settings():
     obj = surrogate(epochs=3, space=SearchSpace(widths=(8, 16)), seed=4)
     copy = pickle.loads(pickle.dumps(obj))
-    assert copy.config() == obj.config()
+    assert vars(copy) == vars(obj)
     study = optuna.create_study()
     study.optimize(copy, n_trials=1)
     assert study.trials[0].state == TrialState.COMPLETE

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from autolambda.cli.app import app
-from autolambda.training.trainers import SurrogateTrainer
+from autolambda.training.surrogate import SurrogateTrainer
 from tests.test_cli import mlflow_runs
 
 runner = CliRunner()
@@ -273,10 +273,10 @@ def test_diverging_trials_are_counted_and_the_study_goes_on(tmp_path):
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
     real = SurrogateTrainer.train
 
-    def flaky(self, params, **kwargs):
-        if params.width == 8:
+    def flaky(self, request):
+        if request.params.width == 8:
             raise RuntimeError("out of memory (simulated)")
-        return real(self, params, **kwargs)
+        return real(self, request)
 
     monkeypatch.setattr(SurrogateTrainer, "train", flaky)
     result = invoke("tune", *FAST, "--trials", "12")
@@ -294,7 +294,7 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch
 
 
 def test_failures_in_a_row_stop_the_study_with_a_clear_message(tmp_path, monkeypatch):
-    def broken(self, params, **kwargs):
+    def broken(self, request):
         raise ValueError("data went missing (simulated)")
 
     monkeypatch.setattr(SurrogateTrainer, "train", broken)

@@ -45,9 +45,9 @@ def test_motivating_example_counts_1220_weights():
 )
 def test_param_count_matches_keras(width, depth, kernel, shape, classes):
     pytest.importorskip("keras")
-    from autolambda.training.model import build_convnet
+    from autolambda.training.model import Penalty, build_convnet
 
-    model = build_convnet(width, shape, classes, depth=depth, kernel_size=kernel, strength=1e-3)
+    model = build_convnet(width, shape, classes, depth=depth, kernel_size=kernel, penalty=Penalty("l2", 1e-3))
     trainable = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == model.count_params()
     assert count_convnet_params(width, depth, kernel, shape, classes) == trainable

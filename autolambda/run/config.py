@@ -56,7 +56,7 @@ class StudyConfig:
     eval_every: int = C.DEFAULT_EVAL_EVERY
     # constant (the default), or cosine: the step size decays to ~0 over the epochs, so
     # the scored last epochs are calm (halves the seed noise of width 64 on digits, but
-    # also shrinks the narrow nets' dip: README, "The default regime").
+    # also shrinks the narrow nets' dip: README, "How a trial is scored, and why").
     lr_schedule: str = C.DEFAULT_LR_SCHEDULE
     pruner: str = C.DEFAULT_PRUNER  # the measurements behind each default: core/choices.py
     sampler: str = C.DEFAULT_SAMPLER
@@ -270,6 +270,21 @@ def config_from_dict(data: dict[str, Any]) -> StudyConfig:
         data["ladder"] = tuple(data["ladder"])
     return StudyConfig(**data, space=space)
 
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested settings dict as one level, keys joined by dots.
+
+    >>> flatten({"epochs": 80, "space": {"widths": [4, 16]}})
+    {'epochs': 80, 'space.widths': [4, 16]}
+    """
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _is_number(value: Any) -> bool:

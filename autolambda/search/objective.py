@@ -10,32 +10,33 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import optuna
 
-from autolambda.training.data import Dataset, load_dataset
-from autolambda.errors import ConfigError, TrialDiverged
-from autolambda.search.monitor import TrialMonitor
+from autolambda.core.choices import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_EVAL_EVERY,
+    DEFAULT_N_TRAIN,
+    DEFAULT_SCORE_WINDOW,
+    LR_SCHEDULES,
+    SCORES,
+    TRAINERS,
+)
 from autolambda.core.scaling import count_convnet_params, lambda_eff
 from autolambda.core.space import SearchSpace, suggest_params
-from autolambda.training.trainers import TRAINERS, make_trainer
+from autolambda.errors import ConfigError, TrialDiverged
+from autolambda.search.monitor import TrialMonitor
+from autolambda.training.data import Dataset, load_dataset
+from autolambda.training.request import TrainRequest
+from autolambda.training.trainers import make_trainer
 
-SCORES = ("final", "best")
 OBJECTIVE_VALUES = ("val_ce", "val_accuracy", "n_params", "train_seconds")
 
-# The regime in which lambda matters on digits (README "The default regime", measured with
-# scripts/regime_probe.py): enough epochs that every width overfits 300 images, so the
-# penalty has something to fix (the dip is 2x the seed noise or more at every width).
-DEFAULT_EPOCHS = 80
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_N_TRAIN = 300
-DEFAULT_SCORE_WINDOW = 5
-# The validation pass runs every this many epochs (and at each scored epoch): over the
-# pooled validation set it costs more than an epoch of training on 300 images.
-DEFAULT_EVAL_EVERY = 10
 
-
+@dataclass(eq=False)  # an objective equals only itself; the dataclass makes __init__ and repr
 class LambdaScalingObjective:
     """Optuna objective searching ``lambda0``, ``alpha`` and width of a Conv2D net.
 
@@ -78,77 +79,60 @@ class LambdaScalingObjective:
             per trial (fresh seeded weights, optimizer state, penalty) instead of building
             and tracing a new one: about 0.8 s saved per trial on 2 cores.
 
-    Example:
+    Example (the surrogate trainer, so it runs in a blink; the default ``trainer="keras"``
+    trains the real nets):
         >>> import optuna
-        >>> study = optuna.create_study(pruner=optuna.pruners.MedianPruner())  # doctest: +SKIP
-        >>> study.optimize(LambdaScalingObjective(epochs=3), n_trials=20)  # doctest: +SKIP
+        >>> study = optuna.create_study(pruner=optuna.pruners.MedianPruner())
+        >>> study.optimize(LambdaScalingObjective(epochs=3, trainer="surrogate"), n_trials=5)
+        >>> sorted(study.trials[0].user_attrs)[:4]
+        ['epochs_run', 'history', 'lambda_eff', 'n_params']
     """
 
-    def __init__(
-        self,
-        dataset: str = "digits",
-        space: SearchSpace | None = None,
-        *,
-        epochs: int = DEFAULT_EPOCHS,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        seed: int = 0,
-        data_seed: int | None = None,
-        n_train: int | None = DEFAULT_N_TRAIN,
-        n_val: int | None = None,
-        pool_val: bool = True,
-        score: str = "final",
-        score_window: int = DEFAULT_SCORE_WINDOW,
-        eval_every: int = DEFAULT_EVAL_EVERY,
-        lr_schedule: str = "constant",
-        trainer: str = "keras",
-        planted_alpha: float = 0.0,
-        surrogate_epoch_seconds: float = 0.0,
-        surrogate_seed_noise: float | None = None,
-        surrogate_dip: float | None = None,
-        n_ref: float | None = None,
-        divergence_threshold: float | None = 1e3,
-        objectives: tuple[str, ...] | str = ("val_ce",),
-        reuse_models: bool = True,
-    ) -> None:
-        _positive_int("epochs", epochs)
-        _positive_int("batch_size", batch_size)
-        _positive_int("score_window", score_window)
-        _positive_int("eval_every", eval_every)
-        from autolambda.training.trainers import LR_SCHEDULES
+    dataset: str = "digits"
+    space: SearchSpace | None = None
+    _: KW_ONLY
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = 0
+    data_seed: int | None = None
+    n_train: int | None = DEFAULT_N_TRAIN
+    n_val: int | None = None
+    pool_val: bool = True
+    score: str = "final"
+    score_window: int = DEFAULT_SCORE_WINDOW
+    eval_every: int = DEFAULT_EVAL_EVERY
+    lr_schedule: str = "constant"
+    trainer: str = "keras"
+    planted_alpha: float = 0.0
+    surrogate_epoch_seconds: float = 0.0
+    surrogate_seed_noise: float | None = None
+    surrogate_dip: float | None = None
+    n_ref: float | None = None
+    divergence_threshold: float | None = 1e3
+    objectives: tuple[str, ...] | str = ("val_ce",)
+    reuse_models: bool = True
 
-        if lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)} but got {lr_schedule!r}.")
-        if score not in SCORES:
-            raise ConfigError(f"score must be one of {', '.join(SCORES)} but got {score!r}.")
-        if trainer not in TRAINERS:
-            raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)} but got {trainer!r}.")
+    def __post_init__(self) -> None:
+        self.space = self.space if self.space is not None else SearchSpace()
+        self.pool_val = bool(self.pool_val)
+        self.planted_alpha = float(self.planted_alpha)
+        self.surrogate_epoch_seconds = float(self.surrogate_epoch_seconds)
+        self.objectives = (self.objectives,) if isinstance(self.objectives, str) else tuple(self.objectives)
+        self.reuse_models = bool(self.reuse_models)
+        self._check()
+
+    def _check(self) -> None:
+        """Raise ``ConfigError`` for a setting out of its range."""
+        for name in ("epochs", "batch_size", "score_window", "eval_every"):
+            _positive_int(name, getattr(self, name))
+        for name, choices in (("lr_schedule", LR_SCHEDULES), ("score", SCORES), ("trainer", TRAINERS)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} must be one of {', '.join(choices)} but got {getattr(self, name)!r}.")
+        n_ref = self.n_ref
         if n_ref is not None and not (isinstance(n_ref, (int, float)) and n_ref > 0):
             raise ConfigError(f"n_ref must be a positive number but got {n_ref!r}.")
-        objectives = (objectives,) if isinstance(objectives, str) else tuple(objectives)
-        if not objectives or any(o not in OBJECTIVE_VALUES for o in objectives):
-            raise ConfigError(f"objectives must be names from {', '.join(OBJECTIVE_VALUES)} but got {objectives!r}.")
-        self.dataset = dataset
-        self.space = space if space is not None else SearchSpace()
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.seed = seed
-        self.data_seed = data_seed
-        self.n_train = n_train
-        self.n_val = n_val
-        self.pool_val = bool(pool_val)
-        self.score = score
-        self.score_window = score_window
-        self.eval_every = eval_every
-        self.lr_schedule = lr_schedule
-        self.trainer = trainer
-        self.planted_alpha = float(planted_alpha)
-        self.surrogate_epoch_seconds = float(surrogate_epoch_seconds)
-        self.surrogate_seed_noise = surrogate_seed_noise
-        self.surrogate_dip = surrogate_dip
-        self.n_ref = n_ref
-        self.divergence_threshold = divergence_threshold
-        self.objectives = objectives
-        self.reuse_models = bool(reuse_models)
+        if not self.objectives or any(o not in OBJECTIVE_VALUES for o in self.objectives):
+            raise ConfigError(f"objectives must be names from {', '.join(OBJECTIVE_VALUES)} but got {self.objectives!r}.")
 
     def load_data(self) -> Dataset:
         """The data set this objective trains on (cached per process)."""
@@ -226,18 +210,11 @@ class LambdaScalingObjective:
             lr_schedule=self.lr_schedule,
         )
         number = getattr(trial, "number", 0) or 0
+        request = TrainRequest(params, n_params, strength, data, epochs=self.epochs, batch_size=self.batch_size,
+                               seed=self.seed + number if seed is None else seed, on_epoch=monitor.on_epoch,
+                               evaluate=self.evaluates)
         try:
-            trainer.train(
-                params,
-                n_params=n_params,
-                strength=strength,
-                data=data,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                seed=self.seed + number if seed is None else seed,
-                on_epoch=monitor.on_epoch,
-                evaluate=self.evaluates,
-            )
+            trainer.train(request)
         except TrialDiverged as exc:
             trial.set_user_attr("diverged_at_epoch", exc.epoch)
             trial.set_user_attr("divergence_reason", exc.reason)
@@ -259,27 +236,6 @@ class LambdaScalingObjective:
             or epoch >= self.epochs - self.score_window
             or (epoch + 1) % self.eval_every == 0
         )
-
-    def config(self) -> dict[str, Any]:
-        """The objective's settings, for the study's record and MLflow."""
-        return {
-            "dataset": self.dataset,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "data_seed": self.data_seed,
-            "n_train": self.n_train,
-            "n_val": self.n_val,
-            "pool_val": self.pool_val,
-            "score": self.score,
-            "score_window": self.score_window,
-            "eval_every": self.eval_every,
-            "lr_schedule": self.lr_schedule,
-            "trainer": self.trainer,
-            "planted_alpha": self.planted_alpha,
-            "divergence_threshold": self.divergence_threshold,
-            "space": self.space.to_dict(),
-        }
 
 
 def score_history(values: list[float], score: str = "final", window: int = DEFAULT_SCORE_WINDOW) -> float:

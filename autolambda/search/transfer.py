@@ -7,7 +7,7 @@ ladder order for every trial), so pruners compare like with like and stop a pair
 already fails on the first sizes.
 
 Each rung is a whole training at its own ``lambda_eff``, with its own seed: to the
-analysis (``autolambda.analysis.summary.records_from_trials``) a rung is one observation of the
+analysis (``autolambda.analysis.records.records_from_trials``) a rung is one observation of the
 loss at (N, lambda_eff), as a search trial is, so both modes are analysed by the same
 joint fit. Rung ``k`` of trial ``t`` trains with seed ``seed + t + RUNG_SEED_STRIDE * k``:
 rung 0 is the search trial's seed; the other rungs' initialisation and batch order are
@@ -99,6 +99,3 @@ class TransferObjective(LambdaScalingObjective):
             trial.set_user_attr("epochs_run", epochs_run)
             trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
         return sum(rungs["rung_val_ce"]) / len(rungs["rung_val_ce"])
-
-    def config(self) -> dict[str, Any]:
-        return super().config() | {"ladder": list(self.ladder)}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, Callable, Hashable
 
 import keras
@@ -33,9 +34,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-# Penalty kinds a program reads from variables: the in-loss ones. Decoupled weight decay
-# is a constant inside Keras' optimizer update, so those trials get a fresh program.
-IN_LOSS = ("l2", "l1", "l1l2")
+from autolambda.training.model import IN_LOSS, Penalty
+
 # Validation images per forward pass: all of digits' 540 at once, bounded memory for more.
 VAL_BATCH = 1024
 METRICS = ("train_loss", "train_ce", "train_accuracy", "val_loss", "val_ce", "val_accuracy", "reg_term")
@@ -88,30 +88,43 @@ def data_tensors(data: Any) -> tuple[Any, Any, Any, Any]:
     )
 
 
+def _variable_penalty(model: Any) -> VariablePenalty:
+    """The ``VariablePenalty`` that ``model``'s layers share."""
+    for layer in model.layers:
+        regularizer = getattr(layer, "kernel_regularizer", None)
+        if isinstance(regularizer, VariablePenalty):
+            return regularizer
+    raise ValueError("the model has no VariablePenalty: build it from a variable Penalty.")
+
+
 class EpochProgram:
     """A built model, its optimizer and penalty, and the compiled epoch function.
 
     Args:
-        model: A built Keras model producing logits.
-        optimizer: A Keras optimizer (built here for the model's trainable variables).
+        model: A built Keras model producing logits, built with ``penalty``.
+        optimizer: A Keras optimizer (built here for the model's trainable variables),
+            made with ``penalty`` (its weight decay).
         batch_size: Mini-batch size (the last batch of an epoch may be smaller).
-        penalty: The model's ``VariablePenalty`` when its strength is to be set per trial.
+        penalty: The penalty the model and optimizer were made with. A variable one lets
+            ``reset`` give each trial its own strength and L1 share; a fixed one is part
+            of the model or optimizer, and the program trains only with it.
     """
 
-    def __init__(self, model: Any, optimizer: Any, batch_size: int, penalty: VariablePenalty | None = None) -> None:
+    def __init__(self, model: Any, optimizer: Any, batch_size: int, penalty: Penalty) -> None:
         self.model = model
         self.optimizer = optimizer
         self.batch_size = int(batch_size)
         self.penalty = penalty
-        self.trials = 0
+        self._keras_penalty = _variable_penalty(model) if penalty.variable else None
         optimizer.build(model.trainable_variables)
         self._cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self._epoch = tf.function(self._run_epoch, reduce_retracing=True)
 
-    def reset(self, *, seed: int, learning_rate: float, strength: float = 0.0, l1_ratio: float = 0.5) -> None:
+    def reset(self, *, seed: int, learning_rate: float, penalty: Penalty) -> None:
         """Make the program as fresh for trial ``seed``: initial weights drawn from each
         layer's initializer with a seed of its own, zeroed optimizer state (slots and step
-        counter), the trial's learning rate and penalty."""
+        counter), the trial's learning rate and ``penalty`` (see ``set_penalty``)."""
+        self.set_penalty(penalty)
         for index, layer in enumerate(self.model.layers):
             for attr, init_attr in (("kernel", "kernel_initializer"), ("bias", "bias_initializer")):
                 variable = getattr(layer, attr, None)
@@ -125,9 +138,21 @@ class EpochProgram:
         for variable in self.optimizer.variables:
             variable.assign(ops.zeros(variable.shape, variable.dtype))
         self.optimizer.learning_rate = learning_rate
-        if self.penalty is not None:
-            self.penalty.set(strength, l1_ratio)
-        self.trials += 1
+
+    def set_penalty(self, penalty: Penalty) -> None:
+        """Train the next steps with ``penalty``: any strength and L1 share when the
+        program's penalty is variable (same kind and bias rule); only its own when fixed.
+
+        Raises:
+            ValueError: ``penalty`` needs another program.
+        """
+        built = self.penalty
+        same_net = replace(penalty, strength=built.strength, l1_ratio=built.l1_ratio) == built
+        if penalty != built and not (built.variable and same_net):
+            raise ValueError(f"a program built for {built} cannot train with {penalty}.")
+        if self._keras_penalty is not None:
+            self._keras_penalty.set(penalty.strength, penalty.l1_ratio)
+        self.penalty = penalty
 
     def fit(
         self, data: Any, *, epochs: int, seed: int, on_epoch: Callable[[int, dict[str, float]], None],
@@ -197,17 +222,13 @@ class ProgramCache:
     def __init__(self, size: int = 8) -> None:
         self.size = size
         self._programs: OrderedDict[Hashable, EpochProgram] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: Hashable, make: Callable[[], EpochProgram]) -> EpochProgram:
         """The cached program for ``key``, made with ``make()`` when missing."""
         program = self._programs.get(key)
         if program is not None:
             self._programs.move_to_end(key)
-            self.hits += 1
             return program
-        self.misses += 1
         program = make()
         self._programs[key] = program
         while len(self._programs) > self.size:

@@ -20,10 +20,11 @@ class PruningCallback(keras.callbacks.Callback):
     ``autolambda.errors.TrialDiverged``. Use a penalty-free metric: Keras' ``val_loss``
     includes the regularization penalty and rewards small lambda for the wrong reason.
 
-    Example:
-        >>> model.compile(loss=..., metrics=[keras.metrics.SparseCategoricalCrossentropy(
-        ...     from_logits=True, name="ce")])  # doctest: +SKIP
-        >>> model.fit(..., callbacks=[PruningCallback(trial, monitor="val_ce")])  # doctest: +SKIP
+    In a user's objective (tests/test_keras_training.py runs one)::
+
+        model.compile(loss=..., metrics=[keras.metrics.SparseCategoricalCrossentropy(
+            from_logits=True, name="ce")])
+        model.fit(..., callbacks=[PruningCallback(trial, monitor="val_ce")])
     """
 
     def __init__(self, trial: Any, monitor: str = "val_ce") -> None:
