@@ -141,7 +141,8 @@ def surrogate_pruning(trials: int, seeds: int) -> list[dict]:
     import optuna
 
     from autolambda import LambdaScalingObjective
-    from autolambda.analysis.summary import analyze_records, records_from_trials
+    from autolambda.analysis.records import records_from_trials
+    from autolambda.analysis.summary import analyze_records
     from autolambda.search.factories import make_pruner, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

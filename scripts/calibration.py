@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autolambda.analysis.curve import DETECTION_THRESHOLD, HALF_THRESHOLD  # noqa: E402
+from autolambda.analysis.estimators import DETECTION_THRESHOLD, HALF_THRESHOLD  # noqa: E402
 from autolambda.search.objective import DEFAULT_EPOCHS  # noqa: E402
 
 PLANTED = (-0.5, 0.0, 0.5, 1.0)
@@ -48,7 +48,7 @@ def true_wall_alpha(planted: float, cost: float, dip: float | None = None, width
     from autolambda.training.data import load_dataset
     from autolambda.core.scaling import count_convnet_params
     from autolambda.core.space import SearchSpace
-    from autolambda.training.trainers import SurrogateTrainer
+    from autolambda.training.surrogate import SurrogateTrainer
 
     data = load_dataset("digits", n_train=50, seed=0)
     space = SearchSpace()
@@ -65,7 +65,8 @@ def one_study(job: tuple) -> dict:
     import optuna
 
     from autolambda import LambdaScalingObjective
-    from autolambda.analysis.summary import analyze_records, records_from_trials
+    from autolambda.analysis.records import records_from_trials
+    from autolambda.analysis.summary import analyze_records
     from autolambda.run.config import StudyConfig
     from autolambda.search.design import Replicator
     from autolambda.search.factories import make_pruner, make_sampler

@@ -16,7 +16,8 @@ import warnings
 import optuna
 
 from autolambda import LambdaScalingObjective
-from autolambda.analysis.summary import analyze_records, records_from_trials
+from autolambda.analysis.records import records_from_trials
+from autolambda.analysis.summary import analyze_records
 from autolambda.errors import AutolambdaError
 from autolambda.search.factories import make_pruner, make_sampler
 

@@ -28,7 +28,8 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autolambda.analysis.summary import TrialRecord, analyze_records, noise_of, records_from_trials  # noqa: E402
+from autolambda.analysis.records import TrialRecord, noise_of, records_from_trials  # noqa: E402
+from autolambda.analysis.summary import analyze_records  # noqa: E402
 from autolambda.search.objective import score_history  # noqa: E402
 from autolambda.pruners import WidthStratifiedPruner  # noqa: E402
 
@@ -97,7 +98,7 @@ def transfer_candidates(rungs: int) -> dict[str, object]:
 def replay_transfer(trials: list, make_pruner) -> tuple[list[TrialRecord], float]:
     """Feed each pair's running mean rung by rung; a pruned pair keeps the rungs it
     finished (they are data). Returns the rung records and the seconds of the kept rungs."""
-    from autolambda.analysis.summary import rung_records
+    from autolambda.analysis.records import rung_records
 
     study = optuna.create_study(pruner=make_pruner())
     records, seconds = [], 0.0

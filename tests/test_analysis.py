@@ -6,16 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from autolambda.analysis.summary import (
-    TrialRecord,
-    analyze_records,
-    divergence_boundary,
-    noise_of,
-    size_optimum,
-    summarize_sizes,
-)
+from autolambda.analysis.records import TrialRecord, noise_of
+from autolambda.analysis.sizes import divergence_boundary, size_optimum, summarize_sizes
+from autolambda.analysis.summary import analyze_records
 from autolambda.errors import AutolambdaError
-from autolambda.training.trainers import SurrogateTrainer
+from autolambda.training.surrogate import SurrogateTrainer
 
 WIDTHS = (4, 8, 16, 32, 64, 128)
 
@@ -159,7 +154,7 @@ def test_json_ready():
 
 
 def test_profile_interval_edges():
-    from autolambda.analysis.curve import profile_interval
+    from autolambda.analysis.estimators import profile_interval
 
     grid = np.arange(-1.0, 1.01, 0.5)
     ci, reason = profile_interval(grid, np.array([10.0, 2.0, 0.0, 2.0, 10.0]), 3.84)
@@ -189,8 +184,8 @@ def test_collapsed_trials_leave_the_dip_fit_but_count_for_the_wall():
 def test_the_walls_interval_carries_the_floors_uncertainty():
     """'Hurt' is measured against fitted floors: uncertain floors widen the wall's
     interval (on digits, as much as its own profile width); certain ones leave it."""
-    from autolambda.analysis.summary import complete_curve_data
-    from autolambda.analysis.curve import estimate_wall
+    from autolambda.analysis.estimators import estimate_wall
+    from autolambda.analysis.records import complete_curve_data
 
     records = synthetic(0.5, noise=0.02, seed=4)
     data, _ = complete_curve_data(records, drop_collapsed=False)

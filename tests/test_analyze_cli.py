@@ -28,7 +28,7 @@ def wall_truth(planted):
     from autolambda.training.data import load_dataset
     from autolambda.core.scaling import count_convnet_params
     from autolambda.core.space import SearchSpace
-    from autolambda.training.trainers import SurrogateTrainer
+    from autolambda.training.surrogate import SurrogateTrainer
 
     data, space = load_dataset("digits", n_train=50), SearchSpace()
     sizes = [count_convnet_params(w, space.depth, space.kernel_size, data.input_shape, data.n_classes) for w in space.widths]

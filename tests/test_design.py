@@ -8,10 +8,11 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from autolambda.analysis.summary import analyze_records, records_from_trials
+from autolambda.analysis.records import records_from_trials
+from autolambda.analysis.summary import analyze_records
 from autolambda.cli.app import app
 from autolambda.run.config import load_config
-from autolambda.analysis.curve import band_edges
+from autolambda.analysis.estimators import band_edges
 from autolambda.run.runner import run_study
 
 runner = CliRunner()

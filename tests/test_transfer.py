@@ -8,7 +8,8 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from autolambda import ConfigError
-from autolambda.analysis.summary import analyze_records, extrapolate, summarize_sizes
+from autolambda.analysis.sizes import summarize_sizes
+from autolambda.analysis.summary import analyze_records, extrapolate
 from autolambda.cli.app import app
 from autolambda.search.transfer import TransferObjective
 from tests.test_analysis import synthetic
@@ -47,14 +48,14 @@ def test_rungs_train_with_their_own_seeds(monkeypatch):
     """Each rung is an independent observation: the trainer gets another seed than for
     the other rungs of its pair (the same seed at another width would share the batch
     order, and on the surrogate the whole seed offset) and than for the other trials."""
-    from autolambda.training.trainers import SurrogateTrainer
+    from autolambda.training.surrogate import SurrogateTrainer
 
     seen = []
     original = SurrogateTrainer.train
 
-    def spy(self, params, **kwargs):
-        seen.append((params.width, kwargs["seed"]))
-        return original(self, params, **kwargs)
+    def spy(self, request):
+        seen.append((request.params.width, request.seed))
+        return original(self, request)
 
     monkeypatch.setattr(SurrogateTrainer, "train", spy)
     study = optuna.create_study()
@@ -67,7 +68,7 @@ def test_rungs_train_with_their_own_seeds(monkeypatch):
 def test_a_pair_gives_one_record_per_finished_rung():
     """Pruned pairs' finished rungs are observations too; a pair that diverged leaves one
     diverged record at the rung where it stopped."""
-    from autolambda.analysis.summary import records_from_trials, rung_records
+    from autolambda.analysis.records import records_from_trials, rung_records
 
     class PruneAfterSecond(optuna.pruners.BasePruner):
         def prune(self, study, trial):
@@ -144,7 +145,8 @@ def test_transfer_mode_from_the_cli_answers_with_an_interval(tmp_path):
 def test_transfer_and_search_agree_on_one_surrogate():
     """Both modes, the same surrogate and widths: intervals that overlap and hold the truth."""
     from autolambda import LambdaScalingObjective
-    from autolambda.analysis.summary import analyze_records, analyze_transfer, records_from_trials
+    from autolambda.analysis.records import records_from_trials
+    from autolambda.analysis.summary import analyze_records, analyze_transfer
     from autolambda.core.space import SearchSpace
 
     common = {"trainer": "surrogate", "planted_alpha": -0.5, "surrogate_seed_noise": 0.005, "surrogate_dip": 0.15,

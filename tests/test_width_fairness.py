@@ -7,7 +7,8 @@ import pytest
 from optuna.trial import TrialState
 
 from autolambda import LambdaScalingObjective, SearchSpace
-from autolambda.analysis.summary import analyze_records, records_from_trials
+from autolambda.analysis.records import records_from_trials
+from autolambda.analysis.summary import analyze_records
 from autolambda.pruners import WidthStratifiedPruner
 from autolambda.samplers import WidthBalancedSampler
 from autolambda.search.factories import make_pruner, make_sampler

@@ -9,7 +9,8 @@ from typing import Any
 
 import optuna
 
-from autolambda.analysis.summary import Analysis, analyze_records, records_from_trials
+from autolambda.analysis.records import records_from_trials
+from autolambda.analysis.summary import Analysis, analyze_records, analyze_transfer
 from autolambda.run.stores import absolute_sqlite, check_storage_url, check_tracking_uri, redact, short_error
 from autolambda.errors import AutolambdaError
 
@@ -85,8 +86,6 @@ def run_analysis(
     out = Path(out) if out is not None else Path("autolambda-report") / study.study_name
     options = {"tolerance": tolerance, "min_trials": min_trials, "wall_cost": wall_cost}
     if config.get("mode") == "transfer":
-        from autolambda.analysis.summary import analyze_transfer
-
         analysis = analyze_transfer(trials, records=records, **options)
     else:
         analysis = analyze_records(records, **options)

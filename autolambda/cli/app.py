@@ -259,6 +259,7 @@ def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, 
     from autolambda.run.stores import absolute_sqlite, check_tracking_uri
     from autolambda.tracking.tracker import PARENT_KEY, MLflowTracker
 
+    _quiet_frameworks()
     check_tracking_uri(tracking_uri)
     study = load_study(study_name, storage)
     tracker = MLflowTracker(absolute_sqlite(tracking_uri), experiment)
@@ -275,7 +276,6 @@ def sync(
 ) -> None:
     """Back-fill MLflow from the Optuna study: log every finished trial that has no run."""
     with user_errors():
-        _quiet_frameworks()
         from autolambda.run.study import CONFIG_KEY, RUN_CONFIG_KEY, fail_orphaned_trials
 
         study, tracker, _ = _study_and_tracker(study_name, storage, tracking_uri, experiment)
@@ -299,7 +299,6 @@ def check(
     from autolambda.errors import AutolambdaError
 
     with user_errors():
-        _quiet_frameworks()
         from autolambda.run.study import orphaned_trials
         from autolambda.tracking.tracker import compare_stores
 

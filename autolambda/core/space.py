@@ -237,11 +237,13 @@ def suggest_scaled_penalty(
     ``penalty`` is ``l2``, ``l1`` or ``l1l2`` (decoupled weight decay is an optimizer
     setting: use ``suggest_lambda_eff`` and pass the value as ``weight_decay``).
 
-    Example:
-        >>> def build(trial):  # doctest: +SKIP
-        ...     n = count_my_params(...)            # your model's trainable count
-        ...     reg = suggest_scaled_penalty(trial, n, n_ref=50_000)
-        ...     return keras.layers.Conv2D(32, 3, kernel_regularizer=reg)
+    Example (in your objective, ``n`` is your model's trainable count):
+        >>> import optuna
+        >>> trial = optuna.trial.FixedTrial({"lambda0": 1e-4, "alpha": 1.0})
+        >>> reg = suggest_scaled_penalty(trial, 200_000, n_ref=50_000)   # 1e-4 * 4 ** -1
+        >>> round(reg.get_config()["l2"], 10)
+        2.5e-05
+        >>> # keras.layers.Conv2D(32, 3, kernel_regularizer=reg)
     """
     if penalty == "weight_decay" or penalty not in PENALTIES:
         raise ConfigError(

@@ -58,7 +58,7 @@ class TuneResult:
                 "lambda_eff": best.user_attrs.get("lambda_eff"),
             }
         per_width: dict[int, dict[str, Any]] = {}
-        from autolambda.analysis.summary import records_from_trials
+        from autolambda.analysis.records import records_from_trials
 
         for r in records_from_trials(trials):  # a transfer trial: one record per rung
             if r.width is None:
@@ -271,8 +271,10 @@ def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:
     the full report with Optuna's plots is `autolambda analyze`)."""
     import tempfile
 
-    from autolambda.analysis.summary import analyze_records, analyze_transfer, is_transfer_trial, records_from_trials
-    from autolambda.analysis.report import summary_plots
+    from autolambda.analysis.summary import analyze_records, analyze_transfer
+
+    from autolambda.analysis.records import is_transfer_trial, records_from_trials
+    from autolambda.analysis.plots import summary_plots
 
     trials = study.get_trials(deepcopy=False)
     records = records_from_trials(trials)

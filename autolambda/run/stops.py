@@ -42,7 +42,8 @@ class PrecisionStop:
 
     def check(self, study: optuna.Study) -> bool:
         """Analyse the study now; True (and ``reached``) once the target holds on two checks in a row."""
-        from autolambda.analysis.summary import analyze_records, records_from_trials
+        from autolambda.analysis.summary import analyze_records
+        from autolambda.analysis.records import records_from_trials
 
         stored = study.user_attrs.get(self.KEY)
         if stored is not None and float(stored) <= self.precision:
@@ -84,26 +85,24 @@ class PrecisionStop:
             study.stop()
 
 
-class TrialBudget:
+class TrialBudget(optuna.study.MaxTrialsCallback):
     """Optuna callback: stop once finished trials plus those still running reach ``total``.
 
-    Counting running trials (of every worker) is what makes several workers end with
-    exactly ``total``: Optuna's MaxTrialsCallback counts finished ones only, so each
-    worker would start one more while the others' last trials run.
+    Optuna's ``MaxTrialsCallback`` with RUNNING among the counted states: counting the
+    trials still running (of every worker) is what makes several workers end with
+    exactly ``total``; counting finished ones only, each worker would start one more
+    while the others' last trials run. ``counts`` gives the run loop the same numbers.
     """
 
     def __init__(self, total: int) -> None:
+        super().__init__(total, states=FINISHED + (TrialState.RUNNING,))
         self.total = total
 
     def counts(self, study: optuna.Study) -> tuple[int, int]:
+        """(finished, running) trials of the study."""
         trials = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
         finished = sum(1 for t in trials if t.state in FINISHED)
         return finished, len(trials) - finished
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        finished, running = self.counts(study)
-        if finished + running >= self.total:
-            study.stop()
 
 
 class FailureStreak:

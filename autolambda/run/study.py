@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.errors import AutolambdaError, ConfigError
-from autolambda.run.config import StudyConfig
+from autolambda.run.config import StudyConfig, flatten
 from autolambda.run.stores import redact, short_error
 from autolambda.search.factories import make_pruner, make_sampler
 
@@ -188,17 +188,7 @@ def _n_steps(config: StudyConfig) -> int:
 
 
 def _diff(stored: dict[str, Any], current: dict[str, Any]) -> str:
-    a = _flat(stored)
-    b = _flat(current)
+    a = {k: json.loads(json.dumps(v)) for k, v in flatten(stored).items()}  # tuples as lists
+    b = {k: json.loads(json.dumps(v)) for k, v in flatten(current).items()}
     keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     return "; ".join(f"{k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in keys[:4])
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = json.loads(json.dumps(v))
-    return out

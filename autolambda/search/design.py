@@ -16,7 +16,7 @@ for a trial of one width, only ``lambda_eff`` matters to what it measures.
 
 ``Replicator`` (an Optuna callback) re-queues an earlier complete trial's settings now
 and then (``enqueue_trial``); the new trial number gives it another seed, so the study
-measures its own trial-to-trial noise (``autolambda.analysis.summary.measure_noise``).
+measures its own trial-to-trial noise (``autolambda.analysis.estimators.measure_noise``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
         if fit is None:
             return None
         params, fit_n_ref = fit
-        from autolambda.analysis.curve import band_edges
+        from autolambda.analysis.estimators import band_edges
 
         band = band_edges(params, math.log(n_params / fit_n_ref))
         if band is None:
@@ -145,7 +145,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
         n = len(done)
         if self._fit is not None and n < self._fit[0] + self.refit_every:
             return (self._fit[1], self._fit[2]) if self._fit[1] else None
-        from autolambda.analysis.summary import complete_curve_data, records_from_trials
+        from autolambda.analysis.records import complete_curve_data, records_from_trials
         from autolambda.analysis.curve import JointCurve
 
         data, rows = complete_curve_data(records_from_trials(done))

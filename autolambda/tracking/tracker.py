@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autolambda.run.config import flatten
 from autolambda.run.stores import redact, short_error
 from autolambda.core.states import count_states, run_status, trial_state
 from autolambda.errors import AutolambdaError
@@ -132,7 +133,7 @@ class MLflowTracker:
             tags={"autolambda.study": study.study_name, "autolambda.role": "study"},
         )
         run_id = run.info.run_id
-        params = [Param(k, _param_value(v)) for k, v in _flatten(config).items()]
+        params = [Param(k, _param_value(v)) for k, v in flatten(config).items()]
         tags = [RunTag(f"version.{pkg}", ver) for pkg, ver in package_versions().items()]
         commit = git_commit()
         if commit:
@@ -334,16 +335,6 @@ def _trial_metrics(trial: FrozenTrial, start_ms: int, end_ms: int) -> list[Any]:
             metrics.append(Metric(key, float(value), stamp, int(step)))
     return metrics
 
-
-
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _param_value(value: Any) -> str:

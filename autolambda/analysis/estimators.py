@@ -1,0 +1,350 @@
+"""What the joint fit (``autolambda.analysis.curve``) says, with intervals: the optimum's
+exponent alpha, the wall's exponent, the measured noise and the informative band.
+
+Intervals are profile-likelihood intervals. An exponent is held at each point of a grid,
+the rest refitted, and the 95 % interval holds the values whose residual sum of squares
+lies within ``F(1, dof) * noise**2`` of the best, ``noise`` being the measured
+trial-to-trial SD (the residuals below the wall, or replicates when they show more).
+Where the dip is not distinguishable from noise (overall and in each half of the sizes),
+or the interval reaches the edge of the grid, alpha is *not identified* and no interval
+is given. The wall's exponent comes from a separate hurt-or-not fit (``estimate_wall``).
+The reasons given for "not identified" are worded in ``autolambda.analysis.verdict``.
+
+>>> profile_interval(np.array([0.0, 1.0, 2.0]), np.array([5.0, 0.0, 5.0]), 2.5)
+((0.5, 1.5), '')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from autolambda.analysis.curve import CurveData, CurveFit, JointCurve, curve_shape
+from autolambda.analysis.records import TrialRecord
+from autolambda.analysis.verdict import (
+    NO_INTERVALS,
+    NO_MINIMUM,
+    floors_unbounded_reason,
+    no_dip_reason,
+    one_end_reason,
+    too_few_hurt_reason,
+    unbounded_reason,
+)
+
+#: Where the profile of an exponent is computed: wider than alpha's search range, so an
+#: answer near its bounds still gets a closed interval.
+EXPONENT_GRID = np.round(np.arange(-2.5, 3.0001, 0.1), 10)
+#: How much better (in ``delta RSS / noise**2``) the curve with a dip must fit
+#: than the curve without it for the term to count as seen. The term's parameters do not
+#: exist under "no dip", so the chi-square law does not hold; the value is calibrated on
+#: flat surrogate studies (scripts/calibration.py: at 16 a flat curve was called identified
+#: in at most 10 % of them) and on real digits: at 16, intervals with evidence under 32
+#: held the surrogate's truth in only 75-89 % of studies, and two of three default digits
+#: studies (seeds 0 and 2, evidence 17.5 and 17.3) gave optimum intervals that did not
+#: overlap ([-0.46, 0.37] and [0.82, 2.55]). So 32: what used to be called "tentative".
+DETECTION_THRESHOLD = 32.0
+#: Evidence the dip must also carry within each half of the sizes (the smaller ones, the
+#: larger ones): alpha is a slope, and a dip seen only among the small nets (or only the
+#: large ones) does not fix it. Calibrated with DETECTION_THRESHOLD.
+HALF_THRESHOLD = 4.0
+#: A share of trials on either side of the wall is misclassified by noise (a lucky
+#: over-regularised seed, an unlucky tiny-lambda one): the wall's likelihood allows it, so
+#: one stray trial cannot move the wall by decades.
+_LAPSE = 0.02
+#: Floor draws used to carry the floors' uncertainty into the wall's interval.
+FLOOR_DRAWS = 60
+#: Where the loss depends on lambda (the informative band): within this share of the
+#: dip's depth of its centre (the dip reaches a tenth of its depth 2.15 widths out), or
+#: on the wall's rise, from 1 % of the way to collapse up to 90 % (beyond, a net has
+#: collapsed and its loss says only "too much").
+BAND_DIP_SHARE = 0.1
+BAND_WALL_SHARES = (0.01, 0.9)
+
+
+@dataclass
+class ExponentEstimate:
+    """One exponent (the optimum's alpha or the wall's beta) with its profile interval."""
+
+    name: str
+    estimate: float | None
+    ci: tuple[float, float] | None
+    identified: bool
+    reason: str = ""
+    evidence: float = 0.0  # (RSS without the term - RSS with it) / noise**2
+    evidence_by_half: tuple[float, float] = (0.0, 0.0)  # that gain in the smaller and the larger half of the sizes
+    profile: list[tuple[float, float]] = field(default_factory=list)  # (value, delta RSS / noise**2)
+
+
+def profile_interval(grid: np.ndarray, delta: np.ndarray, level: float) -> tuple[tuple[float, float] | None, str]:
+    """The interval where ``delta <= level`` (the hull, if the set has gaps), interpolated
+    between grid points; ``None`` and the reason when it reaches the edge of the grid."""
+    if len(grid) == 0:
+        return None, NO_INTERVALS
+    inside = np.flatnonzero(delta <= level)
+    if len(inside) == 0:
+        return None, NO_MINIMUM
+    i, j = int(inside[0]), int(inside[-1])
+    if i == 0 or j == len(grid) - 1:
+        return None, unbounded_reason(grid[0] if i == 0 else grid[-1])
+
+    def cross(a: int, b: int) -> float:  # a outside, b inside
+        if not math.isfinite(delta[a]):
+            return float(grid[a])
+        da, db = delta[a] - level, delta[b] - level
+        return float(grid[b] + (grid[a] - grid[b]) * (-db) / (da - db))
+
+    return (cross(i - 1, i), cross(j + 1, j)), ""
+
+
+def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, test_noise: tuple[float, int] | None = None,
+                     *, grid: np.ndarray = EXPONENT_GRID, threshold: float = DETECTION_THRESHOLD,
+                     half_threshold: float = HALF_THRESHOLD, curve: JointCurve | None = None
+                     ) -> tuple[CurveFit, ExponentEstimate, float]:
+    """Fit the joint curve and profile the optimum's exponent alpha (module docstring).
+
+    Two noise figures, as (SD, degrees of freedom): ``test_noise`` scales the evidence for a
+    dip (default: the residual SD of the curve without one, the right variance when there
+    is no dip), ``noise`` scales the interval (default: the residual SD of the full fit).
+
+    Args:
+        data: The complete trials.
+        noise: Noise for the interval.
+        test_noise: Noise for the dip's evidence.
+        grid: Values at which alpha's profile is computed.
+        threshold: Evidence needed to call the dip seen (``DETECTION_THRESHOLD``).
+        half_threshold: Evidence needed in each half of the sizes (``HALF_THRESHOLD``).
+        curve: A ``JointCurve`` of ``data`` whose fits may be reused.
+
+    Returns:
+        The full fit, alpha's estimate, and the interval's noise SD.
+    """
+    curve = curve or JointCurve(data)
+    full = curve.fit()
+    reduced = curve.fit(dip=False)
+    noise_sd, noise_dof = noise or (full.residual_sd, full.residual_dof)
+    test_sd, _ = test_noise or (reduced.residual_sd, reduced.residual_dof)
+    evidence, halves = _dip_evidence(curve, full, reduced, test_sd)
+    seen = {"evidence": evidence, "evidence_by_half": halves}
+    if full.params["depth"] <= 0 or evidence < threshold:
+        reason = no_dip_reason(evidence, threshold, test_sd, full.params["depth"])
+    elif min(halves) < half_threshold:
+        reason = one_end_reason(halves, half_threshold)
+    else:
+        point, ci, reason, prof = _profile_alpha(curve, full, grid, noise_sd, noise_dof)
+        return full, ExponentEstimate("alpha", point, ci, ci is not None, reason, profile=prof, **seen), noise_sd
+    return full, ExponentEstimate("alpha", None, None, False, reason, **seen), noise_sd
+
+
+def _dip_evidence(curve: JointCurve, full: CurveFit, reduced: CurveFit, test_sd: float) -> tuple[float, tuple[float, float]]:
+    """How much the dip improves the fit (``full`` over ``reduced``, the fit without it), in
+    variances of ``test_sd``: in all, and among the smaller and the larger half of the sizes."""
+    data = curve.data
+    test_var = max(test_sd, 1e-12) ** 2
+    evidence = max(reduced.rss - full.rss, 0.0) / test_var
+    gain = (curve.solve(curve_shape(reduced.params))[0] ** 2 - curve.solve(curve_shape(full.params))[0] ** 2) / test_var
+    small = data.group < data.n_groups / 2
+    return evidence, (float(gain[small].sum()), float(gain[~small].sum()))
+
+
+def _profile_alpha(curve: JointCurve, full: CurveFit, grid: np.ndarray, noise_sd: float, noise_dof: int
+                   ) -> tuple[float | None, tuple[float, float] | None, str, list[tuple[float, float]]]:
+    """alpha's profile over ``grid`` (plus the best fit's own alpha) and its 95 % interval,
+    its edges refined by bisection: the estimate (the profile's best point, inside the
+    interval), the interval, the reason when there is none, and the profile."""
+    from scipy.special import fdtri  # the F quantile; scipy.stats takes a second to import
+
+    var = max(noise_sd, 1e-12) ** 2
+    level = float(fdtri(1, max(noise_dof, 1), 0.95))
+    # The grid plus the best fit itself: a sharp profile can fall between grid points.
+    grid = np.unique(np.append(grid, round(full.params["alpha"], 6))) if len(grid) else grid
+    rss = curve.profile("alpha", grid, full, stop_above=4 * level * var + 1e-12)
+    best = min(float(rss.min()), full.rss) if len(rss) else full.rss
+    delta = (rss - best) / var
+    prof = [(float(a), float(d)) for a, d in zip(grid, delta) if math.isfinite(d)]
+    ci, reason = profile_interval(grid, delta, level)
+    if ci is None:
+        return None, None, reason, prof
+    ci = tuple(_refine(lambda a: (curve.fit(fixed={"alpha": a}, starts=[full.params], coarse=False).rss - best) / var,
+                       grid, delta, level, edge)
+               for edge in ci)
+    point = float(grid[int(np.argmin(rss))])
+    return min(max(point, ci[0]), ci[1]), ci, "", prof
+
+
+def _refine(delta_at: Callable[[float], float], grid: np.ndarray, delta: np.ndarray, level: float, edge: float,
+            steps: int = 4) -> float:
+    """Bisect the crossing of ``level`` near ``edge`` between its two grid neighbours."""
+    i = int(np.searchsorted(grid, edge))
+    if i == 0 or i >= len(grid):
+        return edge
+    lo, hi = float(grid[i - 1]), float(grid[i])
+    lo_in = delta[i - 1] <= level  # which end is inside the interval
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if (delta_at(mid) <= level) == lo_in:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.25,
+                  grid: np.ndarray = EXPONENT_GRID, point_only: bool = False,
+                  floor_cov: np.ndarray | None = None, seed: int = 0) -> tuple[ExponentEstimate, dict[str, Any]]:
+    """Where the penalty starts to hurt, and how that scales with N (the exponent beta).
+
+    A trial is *hurt* when its loss exceeds its size's fitted floor by more than
+    ``cost`` (a fraction of the floor). The chance of being hurt is a logistic function
+    of ``l + beta * x`` (with a small lapse rate), so ``lambda_wall(N) = exp(c) *
+    (N / N_ref) ** -beta`` is the lambda at which half the trials cost more than
+    ``cost``. Hurt-or-not does not care how far a collapsed net fell, so collapses (loss
+    jumping to ln 10) do not dominate as they would in least squares. The interval is
+    the profile-likelihood one (chi-square, 1 degree of freedom), widened for the floors'
+    own uncertainty when ``floor_cov`` (their covariance) is given: "hurt" is measured
+    against fitted floors, and on digits moving them within their standard errors moved
+    the estimate by as much as the profile interval's own half-width. The estimate is
+    refitted for ``FLOOR_DRAWS`` floor vectors drawn from N(floors, floor_cov); the SD of
+    those estimates is added in quadrature to each side of the profile interval.
+    """
+    from scipy.special import chdtri
+
+    hurt = data.y > np.asarray(floors)[data.group] * (1.0 + cost)
+    info: dict[str, Any] = {"cost": cost, "n_hurt": int(hurt.sum()), "n_trials": int(len(hurt))}
+    sizes_hurt = len(set(data.group[hurt].tolist()))
+    if hurt.sum() < 3 or (~hurt).sum() < 3 or sizes_hurt < 2:
+        return ExponentEstimate("beta", None, None, False, reason=too_few_hurt_reason(int(hurt.sum()), sizes_hurt, cost)), info
+    likelihood = _HurtLikelihood(data, hurt)
+    best_nll, theta = likelihood.fit(None)
+    if point_only:
+        return ExponentEstimate("beta", float(theta[0]), None, False), info
+    level = float(chdtri(1, 0.05))  # the chi-square 95 % quantile, 1 degree of freedom
+    delta, theta = _wall_profile(likelihood, grid, best_nll, theta)
+    prof = [(float(a), float(d)) for a, d in zip(grid, delta)]
+    info |= {"c": float(theta[1]), "steepness": float(math.exp(min(max(theta[2], -4.0), 3.0)))}
+    ci, reason = profile_interval(grid, delta, level)
+    if ci is None:
+        return ExponentEstimate("beta", None, None, False, reason=reason, profile=prof), info
+    estimate = float(min(max(theta[0], ci[0]), ci[1]))
+    if floor_cov is not None and len(grid):
+        spread = _floor_spread(data, floors, floor_cov, cost, seed)
+        info["floor_sd"] = spread
+        if spread > 0:
+            z = float(np.sqrt(level))  # 1.96
+            ci = (estimate - math.hypot(estimate - ci[0], z * spread), estimate + math.hypot(ci[1] - estimate, z * spread))
+            if ci[0] < grid[0] or ci[1] > grid[-1]:
+                return ExponentEstimate("beta", None, None, False, profile=prof,
+                                        reason=floors_unbounded_reason(grid[0], grid[-1])), info
+    return ExponentEstimate("beta", estimate, ci, True, profile=prof), info
+
+
+class _HurtLikelihood:
+    """The wall's hurt-or-not likelihood (``estimate_wall``): a logistic in
+    ``l + beta * x - c`` with steepness ``exp(log_g)`` and a lapse rate, fitted by Nelder-Mead."""
+
+    def __init__(self, data: CurveData, hurt: np.ndarray) -> None:
+        self.data, self.hurt = data, hurt
+        self.centres = np.linspace(data.l.min(), data.l.max(), 12)
+
+    def nll(self, beta: float, c: float, log_g: float) -> float:
+        """Negative log-likelihood of which trials were hurt."""
+        z = math.exp(min(max(log_g, -4.0), 3.0)) * (self.data.l + beta * self.data.x - c)
+        p = _LAPSE + (1 - 2 * _LAPSE) * 0.5 * (1.0 + np.tanh(0.5 * z))
+        return float(-(np.log(p[self.hurt]).sum() + np.log1p(-p[~self.hurt]).sum()))
+
+    def fit(self, beta: float | None, start: tuple[float, ...] | None = None) -> tuple[float, tuple[float, ...]]:
+        """The smallest NLL and its ``(beta, c, log_g)``, with ``beta`` free (``None``) or held,
+        from the best of a grid of starts and ``start``."""
+        from scipy.optimize import minimize
+
+        betas = (beta,) if beta is not None else (-0.5, 0.0, 0.5, 1.0)
+        starts = [(b, c, g) for b in betas for c in self.centres for g in (-1.0, 0.5, 2.0)] + ([start] if start else [])
+        best = min(starts, key=lambda t: self.nll(*t))
+        if beta is None:
+            res = minimize(lambda v: self.nll(*v), np.array(best), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
+            return float(res.fun), tuple(res.x)
+        res = minimize(lambda v: self.nll(beta, *v), np.array(best[1:]), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
+        return float(res.fun), (beta, *res.x)
+
+
+def _wall_profile(likelihood: _HurtLikelihood, grid: np.ndarray, best_nll: float, theta: tuple[float, ...]
+                  ) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Twice the NLL over the best with beta held at each grid point (each fit starting from
+    its neighbour's), and the best ``theta``: a grid point's, when it beats the free fit."""
+    delta = np.empty(len(grid))
+    start = theta
+    for i, b in enumerate(grid):
+        value, start = likelihood.fit(float(b), start)
+        delta[i] = 2 * (value - best_nll)
+    if len(delta) and delta.min() < 0:  # the grid found a better fit than the free one
+        theta = likelihood.fit(float(grid[int(np.argmin(delta))]))[1]
+        delta -= delta.min()
+    return delta, theta
+
+
+def _floor_spread(data: CurveData, floors: Sequence[float], cov: np.ndarray, cost: float, seed: int) -> float:
+    """SD of the wall's exponent over floors drawn from N(floors, cov) (see estimate_wall)."""
+    rng = np.random.default_rng(seed)
+    k = len(floors)
+    chol = np.linalg.cholesky(np.asarray(cov, dtype=float) + 1e-12 * np.eye(k))
+    betas = []
+    for _ in range(FLOOR_DRAWS):
+        drawn = np.asarray(floors, dtype=float) + chol @ rng.standard_normal(k)
+        estimate = estimate_wall(data, list(drawn), cost=cost, point_only=True)[0].estimate
+        if estimate is not None:
+            betas.append(estimate)
+    return float(np.std(betas, ddof=1)) if len(betas) > 2 else 0.0
+
+
+def replicate_noise(keys: Sequence[Any], values: Sequence[float]) -> tuple[float, int]:
+    """Pooled SD of trials that share the same settings (equal ``keys``), and its degrees
+    of freedom; ``(0.0, 0)`` when no setting was trained twice."""
+    groups: dict[Any, list[float]] = {}
+    for k, v in zip(keys, values):
+        groups.setdefault(k, []).append(v)
+    ss, dof = 0.0, 0
+    for vals in groups.values():
+        if len(vals) > 1:
+            arr = np.asarray(vals)
+            ss += float(((arr - arr.mean()) ** 2).sum())
+            dof += len(vals) - 1
+    return (math.sqrt(ss / dof), dof) if dof else (0.0, 0)
+
+
+def measure_noise(rows: Sequence[TrialRecord]) -> tuple[float, int]:
+    """Pooled SD of complete trials trained at identical settings (same width and
+    lambda_eff, another seed), and its degrees of freedom; ``(0.0, 0)`` without replicates."""
+    keys = [(r.width, round(math.log(r.lambda_eff), 9)) for r in rows]
+    return replicate_noise(keys, [r.value for r in rows])
+
+
+def band_edges(params: dict[str, float], x: float) -> tuple[float, float] | None:
+    """The informative band of ln(lambda_eff) for a size at ``x = ln(N/N_ref)`` under a
+    joint fit's ``params``: from the dip's lower tenth to 90 % up the wall (the hull; the
+    loss depends on lambda everywhere between). ``None`` without a wall in ``params``."""
+    if "beta" not in params:
+        return None
+    wall = params["c_wall"] - params["beta"] * x
+    lo_share, hi_share = BAND_WALL_SHARES
+    lo = wall + math.log(lo_share / (1 - lo_share)) / params["g"]
+    hi = wall + math.log(hi_share / (1 - hi_share)) / params["g"]
+    if "alpha" in params and params.get("depth", 0.0) > 0:
+        reach = params["s"] * math.sqrt(-2.0 * math.log(BAND_DIP_SHARE))
+        centre = params["c"] - params["alpha"] * x
+        lo = min(lo, centre - reach)
+        hi = max(hi, centre + reach)
+    return lo, hi
+
+
+def informative_share(params: dict[str, float], data: CurveData) -> float | None:
+    """Share of ``data``'s trials inside the informative band of ``params`` (``None``
+    without a wall in the fit)."""
+    if not len(data.y) or "beta" not in params:
+        return None
+    inside = 0
+    for x, l in zip(data.x, data.l):  # noqa: E741
+        lo, hi = band_edges(params, float(x))
+        inside += lo <= l <= hi
+    return inside / len(data.y)
