@@ -28,6 +28,7 @@ _EXPORTS = {
     "Dataset": "autolambda.training.data",
     "load_dataset": "autolambda.training.data",
     "build_convnet": "autolambda.training.model",
+    "Penalty": "autolambda.training.model",
     "LambdaScalingObjective": "autolambda.search.objective",
     "score_history": "autolambda.search.objective",
     "TrialMonitor": "autolambda.search.monitor",

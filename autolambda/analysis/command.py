@@ -13,6 +13,8 @@ from autolambda.analysis.records import records_from_trials
 from autolambda.analysis.summary import Analysis, analyze_records, analyze_transfer
 from autolambda.run.stores import absolute_sqlite, check_storage_url, check_tracking_uri, redact, short_error
 from autolambda.errors import AutolambdaError
+from autolambda.run.study import make_storage
+from autolambda.tracking.tracker import PARENT_KEY, quiet_mlflow
 
 log = logging.getLogger("autolambda")
 
@@ -39,8 +41,6 @@ class AnalysisResult:
 
 def load_study(study_name: str | None, storage: str) -> optuna.Study:
     """Load ``study_name`` (or the storage's only study) with a clear error when missing."""
-    from autolambda.run.study import make_storage
-
     check_storage_url(storage)
     storage = absolute_sqlite(storage)
     if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
@@ -106,8 +106,6 @@ def run_analysis(
 
 
 def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: Analysis, warnings: list[str]) -> str | None:
-    from autolambda.tracking.tracker import PARENT_KEY, quiet_mlflow
-
     run_id = study.user_attrs.get(PARENT_KEY)
     if run_id is None:
         warnings.append("the study has no MLflow parent run (tuned with --no-mlflow?): report not logged.")

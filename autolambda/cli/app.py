@@ -82,7 +82,7 @@ def tune(
     storage: Annotated[Optional[str], typer.Option(help=H_STORAGE)] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help=H_TRACKING)] = None,
     experiment: Annotated[Optional[str], typer.Option(help=f"MLflow experiment name. Default: {C.DEFAULT_EXPERIMENT}.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help=f"{C.describe(C.DATASETS, C.DEFAULT_DATASET)} (digits is bundled), a .npz file or a folder of class sub-folders.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help=f"{', '.join(C.DATASETS)} (digits, the default, is bundled; the others download), a .npz file or a folder of class sub-folders.")] = None,
     n_train: Annotated[Optional[int], typer.Option(help=f"Training images kept (seeded, stratified subset). Default: {C.DEFAULT_N_TRAIN}.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help=f"Epochs per trial (the training budget). Default: {C.DEFAULT_EPOCHS}.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help=f"Mini-batch size. Default: {C.DEFAULT_BATCH_SIZE}.")] = None,

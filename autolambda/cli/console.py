@@ -13,6 +13,7 @@ from rich.table import Table
 
 from autolambda.core.states import count_states, trial_state
 from autolambda.run.stores import redact
+from autolambda.run.stores import absolute_sqlite
 
 console = Console(stderr=False)
 
@@ -142,8 +143,6 @@ def print_tune_summary(result: Any, *, analyzed: bool = False) -> None:
 def print_next(config: Any, tracked: bool, *, analyzed: bool) -> None:
     """The commands to run next: the analysis (unless done) and the MLflow UI."""
     from shlex import quote
-
-    from autolambda.run.stores import absolute_sqlite
 
     lines = []
     if not analyzed:

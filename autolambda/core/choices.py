@@ -17,6 +17,9 @@ SAMPLERS = ("design", "tpe", "random", "qmc", "gp")
 SCORES = ("final", "best")
 TRAINERS = ("keras", "surrogate")
 LR_SCHEDULES = ("cosine", "constant")
+#: Penalty kinds. ``l2``/``l1``/``l1l2`` go in the loss as Keras kernel regularizers
+#: (Keras ``L2(l)`` is ``l * sum(w**2)``, no 1/2); ``weight_decay`` is decoupled and
+#: applied by the optimizer, the comparison arm the literature talks about.
 PENALTIES = ("l2", "l1", "l1l2", "weight_decay")
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")  # built in; else a .npz file or a folder
 STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql", "mysql+pymysql")

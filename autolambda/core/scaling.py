@@ -10,12 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from autolambda.core.choices import PENALTIES  # re-exported as autolambda.PENALTIES
 from autolambda.errors import ConfigError
-
-#: Penalty kinds. ``l2``/``l1``/``l1l2`` go in the loss as Keras kernel regularizers
-#: (Keras ``L2(l)`` is ``l * sum(w**2)``, no 1/2); ``weight_decay`` is decoupled and
-#: applied by the optimizer, the comparison arm the literature talks about.
-PENALTIES = ("l2", "l1", "l1l2", "weight_decay")
 
 
 def lambda_eff(lambda0: float, alpha: float, n_params: float, n_ref: float) -> float:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from autolambda.errors import ConfigError
+from autolambda.core.choices import DEFAULT_LEARNING_RATE, DEFAULT_PENALTY
 from autolambda.core.scaling import PENALTIES, count_convnet_params, lambda_eff, make_regularizer
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
@@ -65,11 +66,11 @@ class SearchSpace:
     # Covers the hypotheses in the literature: -0.5 (muP decay) ... +1 (lambda ~ 1/N).
     alpha: float | Range = (-1.0, 1.5)
     # Penalty kind(s): l2 (Keras default case), l1, l1l2, weight_decay.
-    penalty: str | tuple[str, ...] = "l2"
+    penalty: str | tuple[str, ...] = DEFAULT_PENALTY
     # Share of l1 in l1l2; searched when a (low, high) pair.
     l1_ratio: float | Range = 0.5
     # Fixed by default: searching it confounds lambda with the step size.
-    learning_rate: float | Range = 3e-3
+    learning_rate: float | Range = DEFAULT_LEARNING_RATE
     # Adam is what most Keras users run.
     optimizer: str | tuple[str, ...] = "adam"
     # Biases are usually left unpenalised; turn on to penalise them too.

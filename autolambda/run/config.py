@@ -261,7 +261,6 @@ def load_config(study_file: str | Path | None = None, **overrides: Any) -> Study
     return replace(config, storage=absolute_storage(config.storage), tracking_uri=absolute_sqlite(config.tracking_uri))
 
 
-
 def config_from_dict(data: dict[str, Any]) -> StudyConfig:
     """Inverse of ``StudyConfig.to_dict`` (used to hand a configuration to workers)."""
     data = dict(data)
@@ -269,7 +268,6 @@ def config_from_dict(data: dict[str, Any]) -> StudyConfig:
     if data.get("ladder") is not None:
         data["ladder"] = tuple(data["ladder"])
     return StudyConfig(**data, space=space)
-
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

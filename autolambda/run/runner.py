@@ -15,19 +15,25 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autolambda.analysis.records import is_transfer_trial, records_from_trials
+from autolambda.analysis.summary import analyze_records, analyze_transfer
 from autolambda.core.states import STATES, count_states, trial_state
 from autolambda.errors import AutolambdaError
 from autolambda.run.config import StudyConfig
 from autolambda.run.stops import FINISHED, FailureStreak, PrecisionStop, TrialBudget
 from autolambda.run.stores import redact, short_error
 from autolambda.run.study import check_study, fail_orphaned_trials, open_study
+from autolambda.search.design import Replicator
+from autolambda.search.objective import worker_id
+from autolambda.tracking.server import LocalTrackingServer
+from autolambda.tracking.tracker import MLflowTracker
 
 log = logging.getLogger("autolambda")
 
@@ -58,8 +64,6 @@ class TuneResult:
                 "lambda_eff": best.user_attrs.get("lambda_eff"),
             }
         per_width: dict[int, dict[str, Any]] = {}
-        from autolambda.analysis.records import records_from_trials
-
         for r in records_from_trials(trials):  # a transfer trial: one record per rung
             if r.width is None:
                 continue
@@ -116,12 +120,11 @@ class StudyRun:
         self.objective = config.objective()
         self.objective.load_data()
         check_study(config)
-        if self.serve_tracking:
-            from autolambda.tracking.server import LocalTrackingServer
-
-            self.server = LocalTrackingServer(config.tracking_uri, artifacts=Path("mlartifacts")).__enter__()
-            self.tracking_uri = self.server.uri
-        try:
+        try:  # the server stops whatever stops the set-up (Ctrl-C while it starts, too)
+            if self.serve_tracking:
+                self.server = LocalTrackingServer(config.tracking_uri, artifacts=Path("mlartifacts"))
+                self.server.__enter__()
+                self.tracking_uri = self.server.uri
             self._open()
         except BaseException:
             self._stop_server()
@@ -131,8 +134,6 @@ class StudyRun:
     def _open(self) -> None:
         config = self.config
         if self.track:
-            from autolambda.tracking.tracker import MLflowTracker
-
             self.tracker = MLflowTracker(self.tracking_uri, config.experiment)
             self.tracker.check_reachable()
         self.study = open_study(config, on_stale=self.tracker, sampler_seed=self.sampler_seed)
@@ -150,14 +151,16 @@ class StudyRun:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         status = "KILLED" if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) else "FINISHED"
-        result = TuneResult(self.study, self.config, len(self.study.trials) - self.before)
-        if self.tracker is not None:
-            result.parent_run_id = self.tracker.parent_run_id
-            result.unlogged_trials = list(self.tracker.failed_trials)
-            if self.close_parent:
-                self._close(result, status)
-        self.result = result
-        self._stop_server()
+        try:
+            result = TuneResult(self.study, self.config, len(self.study.trials) - self.before)
+            if self.tracker is not None:
+                result.parent_run_id = self.tracker.parent_run_id
+                result.unlogged_trials = list(self.tracker.failed_trials)
+                if self.close_parent:
+                    self._close(result, status)
+            self.result = result
+        finally:  # the local server stops even if closing the run fails or is interrupted
+            self._stop_server()
 
     def _stop_server(self) -> None:
         if self.server is not None:
@@ -216,8 +219,6 @@ def run_study(
 
 def _stop_callbacks(config: StudyConfig, study: optuna.Study, on_answer: Callable[[str], None] | None) -> tuple[PrecisionStop | None, list[Any]]:
     """The precision stop (or None) and the callbacks that run before the user's."""
-    from autolambda.search.design import Replicator
-
     extra: list[Any] = []
     precise = None
     if config.precision is not None:  # transfer mode too: its rungs enter the same joint fit
@@ -257,8 +258,6 @@ def _log_interrupted_trials(run: StudyRun) -> None:
     same moment, and each logs its own (else a trial gets two runs)."""
     if run.tracker is None:
         return
-    from autolambda.search.objective import worker_id
-
     me = worker_id()
     for trial in run.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-3:]:
         mine = trial.user_attrs.get("worker") in (None, me)
@@ -271,9 +270,6 @@ def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:
     the full report with Optuna's plots is `autolambda analyze`)."""
     import tempfile
 
-    from autolambda.analysis.summary import analyze_records, analyze_transfer
-
-    from autolambda.analysis.records import is_transfer_trial, records_from_trials
     from autolambda.analysis.plots import summary_plots
 
     trials = study.get_trials(deepcopy=False)

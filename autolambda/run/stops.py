@@ -10,6 +10,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.errors import AutolambdaError
 from autolambda.run.stores import short_error
+from autolambda.analysis.summary import analyze_records
+from autolambda.analysis.records import records_from_trials
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -42,9 +44,6 @@ class PrecisionStop:
 
     def check(self, study: optuna.Study) -> bool:
         """Analyse the study now; True (and ``reached``) once the target holds on two checks in a row."""
-        from autolambda.analysis.summary import analyze_records
-        from autolambda.analysis.records import records_from_trials
-
         stored = study.user_attrs.get(self.KEY)
         if stored is not None and float(stored) <= self.precision:
             self.reached = True  # this target (or a tighter one) was met before, here or by another worker
@@ -96,7 +95,6 @@ class TrialBudget(optuna.study.MaxTrialsCallback):
 
     def __init__(self, total: int) -> None:
         super().__init__(total, states=FINISHED + (TrialState.RUNNING,))
-        self.total = total
 
     def counts(self, study: optuna.Study) -> tuple[int, int]:
         """(finished, running) trials of the study."""

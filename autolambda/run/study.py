@@ -131,7 +131,6 @@ def _retry(fn: Callable[[], Any], url: str, attempts: int = 4) -> Any:
             time.sleep(0.5 * (attempt + 1))
 
 
-
 def fail_orphaned_trials(study: optuna.Study, tracker: Any = None) -> list[int]:
     """Mark FAIL (and retry) the RUNNING trials of processes on this machine that are gone.
 
@@ -177,8 +176,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
 
 
 def _n_steps(config: StudyConfig) -> int:

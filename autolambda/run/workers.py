@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 from autolambda.errors import AutolambdaError
 from autolambda.run.config import StudyConfig
+from autolambda.run.runner import StudyRun
+from autolambda.run.runner import run_study
 
 
 def worker_threads(workers: int) -> int:
@@ -42,8 +44,6 @@ def run_workers(
     for one process, done once here around the workers. Returns a ``TuneResult``; raises
     ``AutolambdaError`` if a worker fails.
     """
-    from autolambda.run.runner import StudyRun
-
     with StudyRun(config, track=track, serve_tracking=True) as run:
         if on_start is not None:
             on_start(run.study, run.finished())
@@ -110,8 +110,6 @@ def _spawn(config_path: Path, workers: int, track: bool, folder: Path) -> list[t
 
 def run_worker(config: StudyConfig, index: int, *, track: bool = True) -> Any:
     """One worker: the same study, its own sampler seed and thread budget."""
-    from autolambda.run.runner import run_study
-
     if config.trainer == "keras":
         from autolambda.training.trainers import import_tensorflow_quietly, set_threads
 

@@ -30,6 +30,9 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.core.strata import stratum_of
+from autolambda.analysis.estimators import band_edges
+from autolambda.analysis.records import complete_curve_data, records_from_trials
+from autolambda.analysis.curve import JointCurve
 
 #: Shares of the trials drawn by the design: in the informative band, on the floor
 #: below it (up to FLOOR_NATS under the band), and the rest around the band (from
@@ -107,8 +110,6 @@ class DesignSampler(optuna.samplers.BaseSampler):
         if fit is None:
             return None
         params, fit_n_ref = fit
-        from autolambda.analysis.estimators import band_edges
-
         band = band_edges(params, math.log(n_params / fit_n_ref))
         if band is None:
             return None
@@ -145,9 +146,6 @@ class DesignSampler(optuna.samplers.BaseSampler):
         n = len(done)
         if self._fit is not None and n < self._fit[0] + self.refit_every:
             return (self._fit[1], self._fit[2]) if self._fit[1] else None
-        from autolambda.analysis.records import complete_curve_data, records_from_trials
-        from autolambda.analysis.curve import JointCurve
-
         data, rows = complete_curve_data(records_from_trials(done))
         if data.n_groups < 2 or len(rows) < data.n_groups + 16:  # as the analysis requires
             return None

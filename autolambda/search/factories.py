@@ -8,6 +8,8 @@ from __future__ import annotations
 import optuna
 
 from autolambda.errors import ConfigError
+from autolambda.search.pruners import WidthStratifiedPruner
+from autolambda.search.samplers import WidthBalancedSampler
 
 
 def make_pruner(name: str, epochs: int, *, stratify: bool = True) -> optuna.pruners.BasePruner:
@@ -18,8 +20,6 @@ def make_pruner(name: str, epochs: int, *, stratify: bool = True) -> optuna.prun
     """
     base = _base_pruner(name, epochs)
     if stratify and name != "none":
-        from autolambda.search.pruners import WidthStratifiedPruner
-
         return WidthStratifiedPruner(base)
     return base
 
@@ -52,8 +52,6 @@ def make_sampler(name: str, seed: int, *, balance: bool = True) -> optuna.sample
     """
     base = _base_sampler("tpe" if name == "design" else name, seed, per_width=balance)
     if balance:
-        from autolambda.search.samplers import WidthBalancedSampler
-
         base = WidthBalancedSampler(base, seed=seed)
     if name == "design":
         from autolambda.search.design import DesignSampler

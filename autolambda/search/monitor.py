@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 
 from autolambda.errors import TrialDiverged
+from autolambda.search.pruners import first_pruning_step
 
 # History key: the epochs at which the validation metrics were measured (the validation
 # pass may skip epochs; its lists are then shorter than the training ones).
@@ -91,8 +92,6 @@ def _ask_from(trial: Any) -> int | None:
     study = getattr(trial, "study", None)
     if study is None or not hasattr(study, "pruner"):
         return 0
-    from autolambda.search.pruners import first_pruning_step
-
     return first_pruning_step(study.pruner)
 
 

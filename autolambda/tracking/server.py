@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autolambda.errors import AutolambdaError
+from autolambda.run.signals import Terminated, exit_code, stop_process_group, stop_signals_as_interrupt
 from autolambda.run.stores import absolute_sqlite, redact
 
 log_tail_lines = 8
@@ -29,8 +30,6 @@ def mlflow_server_command(backend_uri: str, host: str, port: int, *extra: str) -
 def run_ui(tracking_uri: str, host: str, port: int) -> int:
     """Serve the MLflow UI until it stops; the command's exit code. Ctrl-C is how a UI is
     meant to stop: 0; SIGTERM/SIGHUP: 128+N."""
-    from autolambda.run.signals import Terminated, exit_code, stop_process_group, stop_signals_as_interrupt
-
     # Its own process group, so that the server's children (uvicorn, the job runner, huey
     # consumers) end with it, whatever ends this command. The clean-up runs inside the
     # block: a second stop signal cannot cut it short.
@@ -80,10 +79,9 @@ class LocalTrackingServer:
             time.sleep(0.3)
 
     def __exit__(self, *exc: Any) -> None:
-        from autolambda.run.signals import stop_process_group
-
         if self.proc is not None:
             stop_process_group(self.proc)
+            self.proc = None
         self._log.close()
 
 
@@ -97,7 +95,7 @@ def runs_page(tracking_uri: str, experiment: str, base: str) -> str | None:
     """The URL of the experiment's runs table, marking the experiment as model training
     (studies logged before autolambda set the tag open on MLflow's GenAI overview);
     ``None`` when the store has no such experiment yet."""
-    from autolambda.tracking.tracker import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, runs_page_url
+    from autolambda.tracking.tracker import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, runs_page_url  # Optuna: only here
 
     if tracking_uri.startswith("sqlite:///") and not Path(absolute_sqlite(tracking_uri)[len("sqlite:///"):]).exists():
         return None

@@ -26,6 +26,7 @@ from autolambda.core.states import count_states, run_status, trial_state
 from autolambda.errors import AutolambdaError
 from autolambda.search.monitor import EVAL_EPOCH
 from autolambda.tracking.provenance import git_commit, package_versions
+from autolambda.run.signals import stop_signals_deferred
 
 PARENT_KEY = "mlflow_parent_run_id"
 def quiet_mlflow() -> None:
@@ -157,8 +158,6 @@ class MLflowTracker:
         """Optuna callback: log a finished trial as a child run. Never raises: a tracking
         outage must not cost the study its finished work (the trial is in Optuna and
         ``autolambda sync`` can back-fill it)."""
-        from autolambda.run.signals import stop_signals_deferred
-
         try:
             with stop_signals_deferred():  # a stop signal mid-write left a RUNNING run without params
                 self.log_trial(study, trial)
@@ -334,7 +333,6 @@ def _trial_metrics(trial: FrozenTrial, start_ms: int, end_ms: int) -> list[Any]:
             stamp = start_ms + (span * (step + 1)) // max(n_epochs, 1)
             metrics.append(Metric(key, float(value), stamp, int(step)))
     return metrics
-
 
 
 def _param_value(value: Any) -> str:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from autolambda.core.choices import DATASETS
 from autolambda.errors import DataError
 
-BUILTIN = ("digits", "mnist", "fashion_mnist", "cifar10")
+BUILTIN = DATASETS  # the data sets known by name
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 

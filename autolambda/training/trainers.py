@@ -16,6 +16,7 @@ from autolambda.training.data import Dataset
 from autolambda.training.model import IN_LOSS, Penalty, build_convnet
 from autolambda.training.request import Trainer, TrainRequest
 from autolambda.training.surrogate import SurrogateTrainer
+from autolambda.errors import ConfigError
 
 
 class KerasTrainer:
@@ -154,8 +155,6 @@ def make_trainer(
     seed_noise: float | None = None, dip: float | None = None, lr_schedule: str = "constant",
 ) -> Trainer:
     """Trainer by name: ``keras`` or ``surrogate`` (which has no learning rate)."""
-    from autolambda.errors import ConfigError
-
     if name == "keras":
         return KerasTrainer(reuse_models=reuse_models, lr_schedule=lr_schedule)
     if name == "surrogate":
