@@ -29,7 +29,7 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.core.strata import stratum_of
+from autolambda.search.strata import stratum_of
 from autolambda.analysis.estimators import band_edges
 from autolambda.analysis.records import complete_curve_data, records_from_trials
 from autolambda.analysis.curve import JointCurve

@@ -11,7 +11,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial
 
-from autolambda.core.strata import stratum_of, stratum_study
+from autolambda.search.strata import stratum_of, stratum_study
 
 
 class WidthStratifiedPruner(optuna.pruners.BasePruner):

@@ -15,7 +15,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.core.strata import stratum_of, stratum_study
+from autolambda.search.strata import stratum_of, stratum_study
 
 # Failed trials count too: a width that always fails gets its share of attempts, not all.
 _COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)
