@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from autolambda.analysis.records import TrialRecord
+from autolambda.core.states import FINISHED_STATES
 
 
 @dataclass
@@ -71,7 +72,7 @@ def summarize_sizes(
         if r.width is None or r.n_params is None:
             continue
         s = sizes.setdefault(r.width, SizeSummary(width=r.width, n_params=int(r.n_params)))
-        if r.lambda_eff and r.state in ("complete", "pruned", "diverged"):
+        if r.lambda_eff and r.state in FINISHED_STATES:
             tried.setdefault(r.width, []).append(r.lambda_eff)
         if r.state == "complete" and r.value is not None and r.lambda_eff:
             s.n_complete += 1

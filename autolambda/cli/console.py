@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from autolambda.core.states import count_states, trial_state
+from autolambda.core.states import FINISHED_STATES, count_states, trial_state
 from autolambda.run.stores import redact
 from autolambda.run.stores import absolute_sqlite
 
@@ -65,7 +65,7 @@ class ProgressCallback:
         if state == "complete" and trial.value is not None:
             self._best = trial.value if self._best is None else min(self._best, trial.value)
         if self._task is not None:
-            advance = 1 if state in ("complete", "pruned", "diverged") else 0
+            advance = 1 if state in FINISHED_STATES else 0
             self._progress.update(self._task, advance=advance, description=self._text())
 
     def poll(self, study: optuna.Study) -> None:
@@ -73,7 +73,7 @@ class ProgressCallback:
         trials = study.get_trials(deepcopy=False)
         states = self._recount(trials)
         if self._task is not None:
-            done = sum(1 for s in states if s in ("complete", "pruned", "diverged"))
+            done = sum(1 for s in states if s in FINISHED_STATES)
             self._progress.update(self._task, completed=min(done, self.total), description=self._text())
 
     def _recount(self, trials: list[FrozenTrial]) -> list[str]:

@@ -19,6 +19,8 @@ from typing import Any, Iterable, Mapping
 
 #: Every state, in the order tables print them.
 STATES = ("complete", "pruned", "diverged", "failed", "running")
+#: The states of a finished trial (Optuna's COMPLETE or PRUNED): they count toward ``--trials``.
+FINISHED_STATES = ("complete", "pruned", "diverged")
 
 #: MLflow run status for each trial state: pruned and diverged trials were stopped on
 #: purpose (KILLED), a trial that raised is FAILED.

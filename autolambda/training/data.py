@@ -19,7 +19,6 @@ import numpy as np
 from autolambda.core.choices import DATASETS
 from autolambda.errors import DataError
 
-BUILTIN = DATASETS  # the data sets known by name
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -77,11 +76,11 @@ def load_dataset(
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must lie strictly between 0 and 1 but got {val_fraction!r}.")
     key = str(name_or_path)
-    if key not in BUILTIN:
+    if key not in DATASETS:
         path = Path(key).expanduser()
         if not path.exists():
             raise DataError(
-                f"unknown dataset {key!r}: not one of {', '.join(BUILTIN)} and no such file or folder."
+                f"unknown dataset {key!r}: not one of {', '.join(DATASETS)} and no such file or folder."
             )
         key = str(path.resolve())
     return _load_cached(key, n_train, n_val, float(val_fraction), int(seed), bool(spare_to_val))
