@@ -73,8 +73,10 @@ def run_analysis(
     tolerance: float = 0.02,
     min_trials: int = 4,
     wall_cost: float = 0.25,
+    n_params: tuple[int, ...] = (),
 ) -> AnalysisResult:
-    """Analyze a study and write its report; log the files to the study's MLflow parent run."""
+    """Analyze a study and write its report; log the files to the study's MLflow parent run.
+    ``n_params``: parameter counts to recommend lambda_eff for (default: the study's sizes)."""
     from autolambda.analysis.report import write_report
 
     if tracking_uri is not None:
@@ -84,7 +86,7 @@ def run_analysis(
     trials = study.get_trials(deepcopy=False)
     records = records_from_trials(trials, score_window=config.get("score_window", 5))
     out = Path(out) if out is not None else Path("autolambda-report") / study.study_name
-    options = {"tolerance": tolerance, "min_trials": min_trials, "wall_cost": wall_cost}
+    options = {"tolerance": tolerance, "min_trials": min_trials, "wall_cost": wall_cost, "n_params": n_params}
     if config.get("mode") == "transfer":
         analysis = analyze_transfer(trials, records=records, **options)
     else:
@@ -93,11 +95,12 @@ def run_analysis(
     context = {"study": study.study_name, "trials": len(trials), "n_ref": round(n_ref) if n_ref else None}
     if analysis.transfer is not None:
         context |= {"mode": "transfer", "ladder": ",".join(map(str, analysis.transfer["ladder"])), "rungs": len(records)}
-    for key in ("dataset", "epochs", "score", "trainer"):
+    for key in ("dataset", "n_train", "epochs", "batch_size", "score", "lr_schedule", "seed_blocks", "trainer"):
         if key in config:
             context[key] = config[key]
-    if config.get("space"):
-        context["penalty"] = config["space"].get("penalty")
+    if config.get("space"):  # the recipe the answer holds for
+        for key in ("penalty", "optimizer", "learning_rate"):
+            context[key] = config["space"].get(key)
     files = write_report(analysis, records, out, study=study, title=f"Lambda scaling: {study.study_name}", context=context)
     result = AnalysisResult(study.study_name, analysis, out, files)
     if tracking_uri is not None:
@@ -134,7 +137,10 @@ def _log_to_mlflow(study: optuna.Study, tracking_uri: str, out: Path, analysis: 
             metrics += [Metric("wall_alpha_hat", analysis.wall_alpha_hat, now, 0),
                         Metric("wall_alpha_ci_low", analysis.wall_alpha_ci[0], now, 0),
                         Metric("wall_alpha_ci_high", analysis.wall_alpha_ci[1], now, 0)]
+        for r in analysis.recommendations:
+            metrics.append(Metric(f"recommended_lambda_eff_N{r['n_params']}", r["lambda_opt"], now, 0))
         client.log_batch(run_id, metrics=metrics)
+        client.set_tag(run_id, "mlflow.note.content", analysis.verdict)
     except Exception as exc:
         warnings.append(f"report not logged to MLflow at {redact(tracking_uri)}: {short_error(exc)}")
         return None

@@ -6,9 +6,11 @@ is just the minimum of n draws from a flat curve. With ``x = ln(N / N_ref)`` and
 
     dip  = exp(-(l + alpha * x - c)**2 / (2 * s**2))        # 1 at the optimum
     wall = sigmoid(g * (l + beta * x - c_wall))              # 0 below the wall, 1 collapsed
-    loss = floor[size] * (1 - wall) + top * wall - depth * dip
+    loss = floor[size, block] * (1 - wall) + top * wall - depth * dip
 
-``floor`` is a size's loss with a negligible penalty, ``top`` the loss of a net the
+``floor`` is a size's loss with a negligible penalty, one per seed block when trials
+share seeds (common random numbers: on digits a seed's curve against lambda is smooth
+and seeds differ mostly by a constant offset, which a floor per block removes), ``top`` the loss of a net the
 penalty has collapsed (ln 10 on digits), the dip is centred on the optimum
 ``lambda_opt(N) = exp(c) * (N / N_ref) ** -alpha`` and the wall, where the loss is
 halfway from the floor to collapse, on ``lambda_wall(N) = exp(c_wall) * (N / N_ref) ** -beta``.
@@ -40,7 +42,8 @@ _WALL = ("beta", "c_wall", "g")
 
 @dataclass
 class CurveData:
-    """Complete trials as arrays: size index, x = ln(N/N_ref), l = ln(lambda_eff), loss."""
+    """Complete trials as arrays: size index, x = ln(N/N_ref), l = ln(lambda_eff), loss,
+    and the floor each trial shares (``unit``: its size, or its (size, seed block))."""
 
     group: np.ndarray
     x: np.ndarray
@@ -48,20 +51,43 @@ class CurveData:
     y: np.ndarray
     n_groups: int
     n_ref: float  # the reference count of x; alpha does not depend on it
+    unit: np.ndarray | None = None  # floor index per trial; None: one floor per size
+    unit_group: np.ndarray | None = None  # the size of each floor
+
+    def __post_init__(self) -> None:
+        if self.unit is None:
+            self.unit = np.asarray(self.group, dtype=int)
+            self.unit_group = np.arange(self.n_groups)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_group)
 
     @classmethod
     def from_rows(cls, widths: Sequence[int], n_params: Sequence[float], lambdas: Sequence[float],
-                  values: Sequence[float], n_ref: float) -> "CurveData":
-        """Arrays from per-trial lists (one entry per complete trial)."""
+                  values: Sequence[float], n_ref: float, blocks: Sequence[int | None] | None = None) -> "CurveData":
+        """Arrays from per-trial lists (one entry per complete trial); ``blocks``: each
+        trial's seed block (``None`` entries share one floor per size)."""
         index = {w: i for i, w in enumerate(sorted(set(widths)))}
+        group = np.array([index[w] for w in widths], dtype=int)
+        keys = list(zip(widths, blocks if blocks is not None else [None] * len(widths)))
+        units = {k: i for i, k in enumerate(sorted(set(keys), key=lambda k: (k[0], -1 if k[1] is None else k[1])))}
         return cls(
-            group=np.array([index[w] for w in widths], dtype=int),
+            group=group,
             x=np.log(np.asarray(n_params, dtype=float) / n_ref),
             l=np.log(np.asarray(lambdas, dtype=float)),
             y=np.asarray(values, dtype=float),
             n_groups=len(index),
             n_ref=float(n_ref),
+            unit=np.array([units[k] for k in keys], dtype=int),
+            unit_group=np.array([index[w] for w, _ in sorted(units, key=units.get)], dtype=int),
         )
+
+    def shifted(self, dx: float) -> "CurveData":
+        """The same trials with ``x`` measured from ``N_ref * exp(dx)``: the dip's centre
+        ``c`` of a fit to them is then ``ln lambda_opt`` at that size."""
+        return CurveData(self.group, self.x - dx, self.l, self.y, self.n_groups, self.n_ref * math.exp(dx),
+                         self.unit, self.unit_group)
 
 
 @dataclass
@@ -72,9 +98,10 @@ class CurveFit:
     n: int
     n_free: int
     params: dict[str, float]  # the curve parameters, plus top and depth
-    floors: list[float]
+    floors: list[float]  # per size: the mean of its blocks' floors
     rss_below_wall: float = 0.0  # of the trials the wall has not reached (it adds < 10 % there)
     n_below_wall: int = 0
+    unit_floors: list[float] | None = None  # per floor of the data (size, or size and seed block)
 
     def predict(self, group: int, x: float, l: float) -> float:  # noqa: E741
         """The fitted loss of size ``group`` at ``x = ln(N/N_ref)``, ``l = ln(lambda_eff)``."""
@@ -105,10 +132,13 @@ class CurveFit:
 class JointCurve:
     """Least-squares fits of the shared curve to one study's complete trials."""
 
-    def __init__(self, data: CurveData) -> None:
+    def __init__(self, data: CurveData, weights: np.ndarray | None = None) -> None:
+        """``weights``: each trial's weight in the least squares (its size's noise SD over
+        the pooled one, inverted: see ``noise_weights``); ``None``: all 1."""
         self.data = data
-        self._onehot = np.zeros((len(data.y), data.n_groups))
-        self._onehot[np.arange(len(data.y)), data.group] = 1.0
+        self.weights = np.ones(len(data.y)) if weights is None else np.asarray(weights, dtype=float)
+        self._onehot = np.zeros((len(data.y), data.n_units))
+        self._onehot[np.arange(len(data.y)), data.unit] = 1.0
         self._fits: dict[tuple, CurveFit] = {}  # coarse fits without starts, by what they held
 
     def solve(self, theta: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +150,8 @@ class JointCurve:
         rest re-solved.
         """
         d = self.data
-        g = d.n_groups
+        g = d.n_units
+        w = self.weights
         wall = _wall_share(d, theta) if "beta" in theta else None
         dip = _dip_column(d, theta) if "alpha" in theta else None
         top_cap = float(d.y.max() + 2 * np.ptp(d.y))
@@ -139,8 +170,8 @@ class JointCurve:
                 else:
                     target -= fixed_depth * dip
             design = np.hstack(cols)
-            coef = np.linalg.lstsq(design, target, rcond=None)[0]
-            residual = target - design @ coef
+            coef = np.linalg.lstsq(design * w[:, None], target * w, rcond=None)[0]
+            residual = (target - design @ coef) * w
             k = g
             top = depth = None
             if wall is not None:
@@ -166,12 +197,15 @@ class JointCurve:
         uncertainty and understates the narrow ones'."""
         d = self.data
         residual, coef = self.solve(curve_shape(params))
+        residual = residual / self.weights  # in units of the loss
         below = _below_wall(d, params, coef)
         sds = np.full(d.n_groups, np.nan)
         for k in range(d.n_groups):
-            r = residual[(d.group == k) & below]
-            if len(r) >= 4:
-                sds[k] = math.sqrt(float(r @ r) / (len(r) - 1))
+            mine = (d.group == k) & below
+            r = residual[mine]
+            dof = len(r) - len(set(d.unit[mine].tolist()))  # each block's floor takes one
+            if dof >= 3:
+                sds[k] = math.sqrt(float(r @ r) / dof)
         if np.all(np.isnan(sds)):
             return np.full(d.n_groups, noise_sd)
         sds = np.where(np.isnan(sds), np.nanmax(sds), sds)
@@ -193,7 +227,9 @@ class JointCurve:
         design = np.hstack(cols)
         if group_sd is not None:
             design = design / np.asarray(group_sd, dtype=float)[d.group][:, None]
-        return np.linalg.pinv(design.T @ design)[: d.n_groups, : d.n_groups]
+        cov = np.linalg.pinv(design.T @ design)[: d.n_units, : d.n_units]
+        mean = _size_means(d)  # a size's floor is the mean of its blocks' floors
+        return mean @ cov @ mean.T
 
     def rss(self, theta: dict[str, float]) -> float:
         r = self.solve(theta)[0]
@@ -216,7 +252,7 @@ class JointCurve:
     def _fit(self, dip: bool, wall: bool, fixed: dict[str, float], starts: Sequence[dict[str, float]], coarse: bool) -> CurveFit:
         """``fit`` without the cache: score the starting points, refine the best two."""
         names = list((_DIP if dip else ()) + (_WALL if wall else ()))
-        if dip and wall:
+        if dip and wall and "c" not in fixed:
             names[names.index("c")] = "gap"  # the optimum is searched as a distance below the wall
         free = [n for n in names if n not in fixed]
         candidates = self._candidates(names, dip, wall, fixed, starts, coarse)
@@ -275,7 +311,7 @@ class JointCurve:
     def _result(self, theta: dict[str, float], rss: float, dip: bool, wall: bool, n_searched: int) -> CurveFit:
         """The ``CurveFit`` at the shape ``theta``: its linear coefficients and the residuals below the wall."""
         residual, coef = self.solve(theta)
-        g = self.data.n_groups
+        g = self.data.n_units
         below = _below_wall(self.data, theta, coef)
         params = {k: v for k, v in theta.items() if k != "gap"}
         if wall:
@@ -283,8 +319,10 @@ class JointCurve:
         if dip:
             params["depth"] = float(coef[-1])
         n_free = g + n_searched + int(wall) + int(dip)
-        return CurveFit(rss, len(self.data.y), n_free, params, [float(v) for v in coef[:g]],
-                        float(residual[below] @ residual[below]), int(below.sum()))
+        floors = _size_means(self.data) @ coef[:g]
+        return CurveFit(rss, len(self.data.y), n_free, params, [float(v) for v in floors],
+                        float(residual[below] @ residual[below]), int(below.sum()),
+                        unit_floors=[float(v) for v in coef[:g]])
 
     def _grid(self, dip: bool, wall: bool, fixed: dict[str, float]) -> list[dict[str, float]]:
         """Coarse starting points: dip centres and wall positions across the lambdas tried."""
@@ -302,7 +340,7 @@ class JointCurve:
             starts = [t for t in starts if t["c"] <= best_wall["c_wall"] - _BOUNDS["gap"][0]] or starts
         return starts
 
-    def profile(self, name: str, grid: np.ndarray, best: CurveFit, *, stop_above: float) -> np.ndarray:
+    def profile(self, name: str, grid: np.ndarray, best: CurveFit, *, stop_above: float, coarse: bool = True) -> np.ndarray:
         """RSS with ``name`` held at each grid point and the rest refitted.
 
         Walks out from the best value in both directions, each point starting from its
@@ -317,7 +355,9 @@ class JointCurve:
         for indices in (range(centre, len(grid)), range(centre - 1, -1, -1)):
             start, high = dict(curve), 0
             for i in indices:
-                fit = self.fit(fixed={name: float(grid[i])}, starts=[start], coarse=False)
+                # The neighbour's fit and the coarse grid of starts: a profile point stuck in a
+                # local minimum lies too high, and the interval comes out too narrow.
+                fit = self.fit(fixed={name: float(grid[i])}, starts=[start], coarse=coarse)
                 out[i] = fit.rss
                 start = curve_shape(fit.params)
                 high = high + 1 if fit.rss - best.rss > stop_above else 0
@@ -361,7 +401,56 @@ def _below_wall(data: CurveData, theta: dict[str, float], coef: np.ndarray) -> n
     shape ``theta`` and the linear coefficients ``coef`` (floors, then top) of a fit."""
     if "beta" not in theta:
         return np.ones(len(data.y), dtype=bool)
-    g = data.n_groups
+    g = data.n_units
     share = _wall_share(data, theta)
-    floors = coef[:g][data.group]
+    floors = coef[:g][data.unit]
     return (coef[g] - floors) * share < 0.1 * floors
+
+
+def _size_means(data: CurveData) -> np.ndarray:
+    """The (sizes x floors) matrix that averages each size's blocks' floors."""
+    out = np.zeros((data.n_groups, data.n_units))
+    for u, k in enumerate(data.unit_group):
+        out[k, u] = 1.0
+    return out / np.maximum(out.sum(axis=1, keepdims=True), 1.0)
+
+
+def weighted_curve(data: CurveData) -> JointCurve:
+    """The joint curve of ``data`` with each trial weighted by its size's noise
+    (``noise_weights`` at the unweighted fit): the curve every estimate is made on."""
+    unweighted = JointCurve(data)
+    return JointCurve(data, noise_weights(unweighted, unweighted.fit().params))
+
+
+def noise_weights(curve: JointCurve, params: dict[str, float], *, prior_dof: float = 4.0,
+                  huber: float | None = 2.5) -> np.ndarray:
+    """Per-trial least-squares weights for a refit of ``curve``'s data: each size's residual
+    SD (below the wall, at the fit ``params``), shrunk towards the pooled SD with
+    ``prior_dof`` degrees of freedom, as ``pooled / sd`` (so the weighted residuals stay in
+    units of the pooled noise); then, with ``huber``, a trial whose residual is more than
+    ``huber`` of its size's SDs is down-weighted as Huber's loss would (Adam's late spikes
+    at wide widths on digits: single trainings 0.1-0.15 above their block's curve).
+
+    On digits the residual SD within a seed block differs ~7x between sizes (0.004 at
+    width 16, 0.03 at width 64): one pooled SD lets the noisiest size drive alpha."""
+    d = curve.data
+    residual, coef = curve.solve(curve_shape(params))
+    residual = residual / curve.weights
+    below = _below_wall(d, params, coef)
+    ss, dofs = np.zeros(d.n_groups), np.zeros(d.n_groups)
+    for k in range(d.n_groups):
+        mine = (d.group == k) & below
+        ss[k] = float(residual[mine] @ residual[mine])
+        dofs[k] = max(int(mine.sum()) - len(set(d.unit[mine].tolist())), 0)
+    if dofs.sum() <= 0:
+        return np.ones(len(d.y))
+    pooled = ss.sum() / dofs.sum()
+    if pooled <= 0:
+        return np.ones(len(d.y))
+    var = (ss + prior_dof * pooled) / (dofs + prior_dof)
+    sd = np.sqrt(var)
+    weights = (math.sqrt(pooled) / sd)[d.group]
+    if huber:
+        z = np.abs(residual) / sd[d.group]
+        weights = weights * np.where(z > huber, np.sqrt(huber / np.maximum(z, 1e-12)), 1.0)
+    return weights

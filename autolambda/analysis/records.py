@@ -37,6 +37,9 @@ class TrialRecord:
     diverged_at_epoch: int | None = None
     lambda0: float | None = None
     alpha: float | None = None
+    # The trial's seed block (``autolambda.search.objective``, ``seed_blocks``): trials of
+    # one width and block share a seed, so the joint fit gives them one floor. None: own seed.
+    block: int | None = None
 
 
 def noise_of(history: Sequence[float] | None, window: int = 5) -> float:
@@ -87,6 +90,7 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list
                 diverged_at_epoch=attrs.get("diverged_at_epoch"),
                 lambda0=trial_param(t, "lambda0"),
                 alpha=trial_param(t, "alpha"),
+                block=attrs.get("block"),
             )
         )
     return out
@@ -147,5 +151,6 @@ def complete_curve_data(records: Sequence[TrialRecord], widths: Sequence[int] | 
         rows = [r for r in rows if r.value <= limit or r.width not in widths_kept]  # never drop a size
     sizes = [r.n_params for r in rows]
     n_ref = math.sqrt(min(sizes) * max(sizes)) if rows else 1.0  # alpha does not depend on it
-    data = CurveData.from_rows([r.width for r in rows], sizes, [r.lambda_eff for r in rows], [r.value for r in rows], n_ref)
+    data = CurveData.from_rows([r.width for r in rows], sizes, [r.lambda_eff for r in rows], [r.value for r in rows], n_ref,
+                               blocks=[r.block for r in rows])
     return data, rows

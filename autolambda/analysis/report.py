@@ -43,6 +43,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
     if context:
         lines += [" · ".join(f"{k}: {v}" for k, v in context.items()), ""]
     lines += _answer_section(analysis)
+    lines += _recommendations_section(analysis)
     if analysis.transfer is not None:
         lines += _transfer_section(analysis)
     for section in (_hypotheses_section(analysis), _per_size_section(analysis), _divergence_section(analysis),
@@ -72,6 +73,30 @@ def _answer_section(a: Analysis) -> list[str]:
         lines += ["", f"{a.informative_share:.0%} of the complete trials lie in the informative band, where the fitted loss "
                   "depends on lambda (from a tenth of the dip's depth below the optimum up to 90 % of the way to a collapsed "
                   "net); trials on the flat floor or collapsed inform alpha little."]
+    return lines
+
+
+def _recommendations_section(a: Analysis) -> list[str]:
+    """The lambda to use at each size asked for, from the joint fit (nothing unless identified)."""
+    if not a.recommendations:
+        return []
+    tol = a.recommendations[0]["tolerance"]
+    ref = a.recommendations[0]
+    lines = ["", "## The lambda to use", "",
+             f"From the joint fit: the best `lambda_eff` at each parameter count N, its 95 % interval, the range that costs at "
+             f"most {tol:.0%} of the loss over the best, the wall there (where the loss exceeds the floor by {a.wall_cost:.0%}), "
+             f"and the regret of keeping N_ref = {ref['reference_n']:,.0f}'s best lambda ({ref['reference_lambda']:.3g}) "
+             "unchanged at N (fitted loss at that lambda minus the loss at N's own best).", "",
+             f"| N | lambda_eff | 95% interval | within {tol:.0%} of the best | wall | regret of N_ref's lambda |",
+             "|---|---|---|---|---|---|"]
+    for r in a.recommendations:
+        ci, near = r["ci"], r["near_range"]
+        lines.append(f"| {r['n_params']:,}{' (extrapolated)' if r['extrapolated'] else ''} | {r['lambda_opt']:.3g} | "
+                     f"{'unbounded' if ci is None else f'{ci[0]:.3g} - {ci[1]:.3g}'} | "
+                     f"{'—' if near is None else f'{near[0]:.3g} - {near[1]:.3g}'} | {_g(r['lambda_wall'])} | {r['regret']:+.4f} |")
+    first = a.recommendations[0]
+    lines += ["", f"In Keras, for a net of {first['n_params']:,} trainable parameters trained with this study's recipe: "
+              f"`kernel_regularizer=keras.regularizers.L2({first['lambda_opt']:.3g})`.", ""]
     return lines
 
 
@@ -156,10 +181,13 @@ def _method_section(a: Analysis) -> list[str]:
         "",
         "- Each trial is scored by the penalty-free validation cross-entropy (a Keras metric, not "
         "`val_loss`, which includes the penalty), averaged over its last epochs unless the study chose best-epoch scoring.",
-        "- All complete trials enter one joint fit: a floor per size plus one curve shared by every size, flat for small "
+        "- All complete trials enter one joint fit: a floor per size (per size and seed block when the trials of a width share "
+        "a few seeds: each seed's offset is removed) plus one curve shared by every size, flat for small "
         "lambda, a dip (a Gaussian in log lambda) centred on lambda_opt(N) ∝ N^-alpha, and a wall (a logistic rise from the "
         "floor to a collapsed net's loss) centred on a position ∝ N^-beta. Floors, depth and the collapsed loss are solved "
-        "exactly for each shape; the shape by bounded least squares.",
+        "exactly for each shape; the shape by bounded least squares, each size's trials weighted by its own noise (the "
+        "residual SD of its trials, shrunk towards the pooled one) and a trial far off its block's curve down-weighted "
+        "(Huber, at 2.5 SDs: Adam's late spikes).",
         "- The noise is measured: the residual SD of that fit, or the SD between trials repeated at identical settings "
         "when the study has them, whichever is larger.",
         "- alpha's 95% interval is a profile-likelihood interval: alpha is held on a grid from -2.5 to 3, the rest refitted, "

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
-from autolambda.analysis.curve import CurveData, CurveFit, JointCurve
+from autolambda.analysis.curve import CurveData, CurveFit, JointCurve, weighted_curve
 from autolambda.analysis.estimators import (
     DETECTION_THRESHOLD,
     EXPONENT_GRID,
@@ -47,6 +47,7 @@ from autolambda.analysis.records import (
     rung_records,
     trial_param,
 )
+from autolambda.analysis.recommend import recommend
 from autolambda.analysis.sizes import SizeSummary, divergence_boundary, summarize_sizes
 from autolambda.analysis.verdict import (
     NO_JOINT_FIT,
@@ -103,6 +104,9 @@ class Analysis:
     # Transfer mode: the pairs, the best one's loss at each rung against its size's floor
     # (``transfer_summary``); None in search mode.
     transfer: dict[str, Any] | None = None
+    # What to use at given parameter counts (``autolambda.analysis.recommend``): the study's
+    # sizes unless others were asked for; empty unless the optimum's alpha is identified.
+    recommendations: list[dict[str, Any]] = field(default_factory=list)
 
     def answer(self) -> dict[str, Any]:
         """The one answer to quote: the optimum's alpha when identified, else the wall's when
@@ -131,6 +135,7 @@ class _JointFit:
     wall_info: dict[str, Any]  # estimate_wall's details; "c" places the wall
     c_opt: float | None  # the optimum's position at the reported alpha (when identified)
     noise_sd: float  # the measured noise, which scales alpha's interval
+    noise_dof: int
     residual_sd: float  # the residual SD of the full fit
     source: str  # where noise_sd comes from, in words
     share: float | None  # informative_share of every complete trial
@@ -145,6 +150,9 @@ def analyze_records(
     detection_threshold: float | None = None,
     half_threshold: float | None = None,
     intervals: bool = True,
+    n_params: Sequence[int] = (),
+    recommend_tolerance: float = 0.01,
+    recommendations: bool = True,
 ) -> Analysis:
     """The whole analysis of one study's trials (see the module docstring).
 
@@ -160,6 +168,10 @@ def analyze_records(
             ``autolambda.analysis.estimators.HALF_THRESHOLD``.
         intervals: Profile the exponents (seconds); False gives the fits and the per-size
             table only, every exponent "not identified" (the quick plots at the end of tune).
+        n_params: Parameter counts to recommend a lambda for (default: the study's sizes).
+        recommend_tolerance: The near-optimal range of a recommendation costs at most this
+            share of the optimum's loss.
+        recommendations: Recommend lambdas at all (a profile per size: seconds).
     """
     states = _count_states(records)
     data, rows = complete_curve_data(records)
@@ -179,6 +191,13 @@ def analyze_records(
         notes.append(not_identified_note(alpha_reason))
     extrapolation = extrapolate(records, per_size, curve=joint.curve) if identified and data.n_groups >= 3 and intervals else None
     epoch = [r.noise for r in rows if r.noise > 0]
+    advice = []
+    if identified and intervals and recommendations:
+        sizes = list(n_params) or sorted({int(r.n_params) for r in rows})
+        wall = (joint.wall_info["c"], joint.wall.estimate) if joint.wall.identified else None
+        advice = [r.to_dict() for r in recommend(
+            joint.curve, joint.full, sizes, alpha=alpha_hat, c_opt=joint.c_opt, noise=(joint.noise_sd, joint.noise_dof),
+            tolerance=recommend_tolerance, wall=wall)]
     return Analysis(
         n_trials=len(records), states=states, per_size=per_size,
         alpha_hat=alpha_hat, alpha_ci=alpha_ci, identified=identified, alpha_reason=alpha_reason,
@@ -188,7 +207,7 @@ def analyze_records(
         alpha_profile=alpha_profile, wall_profile=wall_profile, hypotheses=hypotheses_table(alpha_ci, wall_ci),
         divergence=divergence_boundary(records), notes=notes, tolerance=tolerance,
         verdict=verdict(alpha_hat, alpha_ci, wall_hat, wall_ci, alpha_reason=alpha_reason, wall_reason=wall_reason, wall_cost=wall_cost),
-        extrapolation=extrapolation,
+        extrapolation=extrapolation, recommendations=advice,
     )
 
 
@@ -210,7 +229,7 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tupl
     informative share (``analyze_records``'s arguments)."""
     grid = EXPONENT_GRID if intervals else np.array([])
     detection, half = thresholds
-    curve = JointCurve(data)
+    curve = weighted_curve(data)  # each size's own noise weighs its trials; spikes are down-weighted
     noise, test, residual_sd, source = _choose_noise(curve, *replicates)
     full, alpha, noise_sd = estimate_optimum(
         data, noise, test, grid=grid, curve=curve, threshold=DETECTION_THRESHOLD if detection is None else detection,
@@ -226,7 +245,7 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tupl
     # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.
     shifted = CurveData(every.group, every.x + math.log(every.n_ref / data.n_ref), every.l, every.y, every.n_groups, data.n_ref)
     share = informative_share(dict(full.params), shifted)
-    return _JointFit(curve, full, alpha, wall, wall_info, c_opt, noise_sd, residual_sd, source, share)
+    return _JointFit(curve, full, alpha, wall, wall_info, c_opt, noise_sd, noise[1], residual_sd, source, share)
 
 
 def _choose_noise(curve: JointCurve, rep_sd: float, rep_dof: int) -> tuple[tuple[float, int], tuple[float, int], float, str]:

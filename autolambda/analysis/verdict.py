@@ -41,7 +41,12 @@ def verdict(
     wall_reason: str = "",
     wall_cost: float = 0.25,
 ) -> str:
-    """Plain-language sentences on what the two intervals say (and do not say)."""
+    """Plain-language sentences on what the two intervals say (and do not say).
+
+    The optimum's alpha (how the *best* lambda moves with N) leads. The wall's exponent is
+    another quantity (how the *largest harmless* lambda moves) and is always named as such:
+    a sentence about "lambda as N grows" never rests on the wall alone.
+    """
     if alpha_hat is None or ci is None:
         text = ("The optimum's alpha is not identified: " + (alpha_reason or "too few trials") +
                 ". No hypothesis about the best lambda is ruled out.")
@@ -58,10 +63,15 @@ def verdict(
     if wall_hat is None or wall_ci is None:
         text += " The wall's scaling is not identified: " + (wall_reason or "too few trials") + "."
     else:
-        text += (f" The wall (the lambda at which a trial costs {wall_cost:.0%} more than its size's floor) scales with "
-                 f"alpha = {wall_hat:.2f}, 95% interval [{wall_ci[0]:.2f}, {wall_ci[1]:.2f}]")
-        text += ": a summed penalty " + ("does" if wall_ci[0] > 0 else "does not") + " force lambda down as N grows" + (
-            "." if wall_ci[0] > 0 else (" (it lets lambda grow)." if wall_ci[1] < 0 else " at these sizes."))
+        text += (f" The wall, a different quantity (the largest lambda that costs less than {wall_cost:.0%} over its "
+                 f"size's floor), scales with alpha = {wall_hat:.2f}, 95% interval [{wall_ci[0]:.2f}, {wall_ci[1]:.2f}]: "
+                 "the largest harmless lambda " + ("shrinks" if wall_ci[0] > 0 else "grows" if wall_ci[1] < 0 else
+                                                   "neither clearly shrinks nor grows") + " as N grows")
+        if ci is not None and (wall_ci[0] > ci[1] or wall_ci[1] < ci[0]):
+            text += "; the optimum and the wall scale differently, so the wall says nothing about the best lambda here"
+        elif ci is None:
+            text += " (this is not the best lambda's scaling, which is not identified)"
+        text += "."
     return text
 
 
@@ -125,9 +135,10 @@ def size_notes(size: Any, tolerance: float) -> list[str]:
 
 
 def not_identified_note(reason: str) -> str:
-    """alpha of the optimum is not identified, and what would help."""
-    return ("alpha of the optimum is not identified: " + reason + ". What would help: more epochs "
-            "(the penalty matters more once nets overfit), replicate trials, or a lambda range centred on the dip.")
+    """alpha of the optimum is not identified: what would help (the reason is in the verdict)."""
+    del reason  # worded once, in the verdict
+    return ("What would help the optimum's alpha: more trials (`autolambda tune --trials N` adds them), more epochs "
+            "(the penalty matters more once nets overfit), or seed blocks (`--seed-blocks`) if they are off.")
 
 
 def shared_seed_note(n_pairs: int) -> str:

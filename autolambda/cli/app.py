@@ -94,9 +94,11 @@ def tune(
     balance_widths: Annotated[Optional[bool], typer.Option("--balance-widths/--no-balance-widths", help="Give every width an equal share of trials, sampling the rest per width. Default: on; off for only the single best model.")] = None,
     score: Annotated[Optional[str], typer.Option(help=C.describe(C.SCORES, C.DEFAULT_SCORE) + ". final: mean of the last epochs; best: best epoch (early stopping hides lambda).")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"Seed of the sampler and of each trial's initialisation and batch order (the data split is fixed: data_seed in a study file). Default: {C.DEFAULT_SEED}.")] = None,
+    seed_blocks: Annotated[Optional[int], typer.Option(help=f"Seeds per width: a width's trials share these seeds, and the analysis removes each seed's offset (0: every trial its own seed). Default: {C.DEFAULT_SEED_BLOCKS}.")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help=C.describe(C.TRAINERS, C.DEFAULT_TRAINER) + ". surrogate: a stand-in with a planted alpha; no TensorFlow.")] = None,
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,
+    planted_wall_alpha: Annotated[Optional[float], typer.Option(help="The surrogate's wall exponent (default: --planted-alpha).")] = None,
     surrogate_seed_noise: Annotated[Optional[float], typer.Option(help=f"The surrogate's seed-to-seed SD of the loss (default {C.DEFAULT_SURROGATE_SEED_NOISE:g}, as on digits; 0: a clean surrogate).")] = None,
     surrogate_dip: Annotated[Optional[float], typer.Option(help=f"How far the surrogate's optimum lies below its flat floor (default {C.DEFAULT_SURROGATE_DIP:g}, as on digits; 0: flat, no optimum).")] = None,
     mode: Annotated[Optional[str], typer.Option(help=C.describe(C.MODES, C.DEFAULT_MODE) + ". search: each trial one width; transfer: each trial one lambda0/alpha on every width of --ladder, scored by the mean loss; every rung enters the same analysis.")] = None,
@@ -207,6 +209,7 @@ def analyze(
     tolerance: Annotated[float, typer.Option(help="Relative tolerance of the near-best lambda band (0.02 = within 2% of the best).")] = 0.02,
     min_trials: Annotated[int, typer.Option(help="Complete trials a size needs before its own best counts as located (table only).")] = 4,
     wall_cost: Annotated[float, typer.Option(help="The wall is where a trial's loss exceeds its size's floor by this share (0.25 = 25%).")] = 0.25,
+    n_params: Annotated[Optional[list[int]], typer.Option("--n-params", help="A parameter count N to recommend lambda_eff for (repeatable; default: the study's sizes), e.g. --n-params 1220.")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log the report to MLflow.")] = False,
 ) -> None:
     """Say which alpha the study supports, with a 95% interval, plots and a Markdown report."""
@@ -219,11 +222,15 @@ def analyze(
             raise ConfigError(f"min_trials must be an integer >= 1 but got {min_trials!r}.")
         if not 0 < wall_cost <= 10:
             raise ConfigError(f"wall_cost must lie in (0, 10] but got {wall_cost!r}.")
+        for n in n_params or ():
+            if n < 1:
+                raise ConfigError(f"--n-params must be a positive parameter count but got {n!r}.")
         _quiet_frameworks()
         from autolambda.analysis.command import run_analysis
 
         result = run_analysis(study_name=study_name, storage=storage, tracking_uri=None if no_mlflow else tracking_uri,
-                              out=out, tolerance=tolerance, min_trials=min_trials, wall_cost=wall_cost)
+                              out=out, tolerance=tolerance, min_trials=min_trials, wall_cost=wall_cost,
+                              n_params=tuple(n_params or ()))
     if json_out:
         import json
 

@@ -202,6 +202,29 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def print_recommendations(a: Any) -> None:
+    """The lambda to use at each recommended size (``Analysis.recommendations``)."""
+    if not a.recommendations:
+        return
+    table = Table(title="Recommended lambda_eff (from the joint fit)")
+    tol = a.recommendations[0]["tolerance"]
+    for col in ("N", "lambda", "95% interval", f"within {tol:.0%} of best", "wall", "regret of N_ref's lambda"):
+        table.add_column(col, justify="right")
+    for r in a.recommendations:
+        ci, near = r["ci"], r["near_range"]
+        table.add_row(f"{r['n_params']:,}" + (" *" if r["extrapolated"] else ""), f"{r['lambda_opt']:.2e}",
+                      f"{ci[0]:.2e} - {ci[1]:.2e}" if ci else "unbounded",
+                      f"{near[0]:.2e} - {near[1]:.2e}" if near else "-", _fmt(r["lambda_wall"], ".2e"),
+                      f"{r['regret']:+.4f}")
+    console.print(table)
+    ref = a.recommendations[0]
+    console.print(f"regret: the fitted loss at N with N_ref = {ref['reference_n']:,.0f}'s best lambda "
+                  f"({ref['reference_lambda']:.2e}) over the loss at N's own best"
+                  + ("; * outside the sizes trained (extrapolated)" if any(r["extrapolated"] for r in a.recommendations) else "")
+                  + f". In Keras: kernel_regularizer=keras.regularizers.L2({a.recommendations[0]['lambda_opt']:.2e}) at N = "
+                  f"{a.recommendations[0]['n_params']:,}.")
+
+
 def print_analysis(result: Any) -> None:
     """Human-readable summary of ``autolambda analyze``."""
     a = result.analysis
@@ -237,10 +260,13 @@ def print_analysis(result: Any) -> None:
     console.print(hyp)
     console.print(a.verdict)
     ans = a.answer()
-    if ans["ci"] is not None:
-        what = "the optimum's alpha" if ans["which"] == "optimum" else "the wall's alpha"
-        console.print(f"[bold]Answer:[/bold] {what} = {ans['alpha']:.2f}, 95% interval [{ans['ci'][0]:.2f}, {ans['ci'][1]:.2f}]"
-                      + ("" if ans["which"] == "optimum" else " (the optimum's is not identified)"))
+    if ans["which"] == "optimum":
+        console.print(f"[bold]Answer:[/bold] the best lambda scales as N^-alpha with alpha = {ans['alpha']:.2f}, "
+                      f"95% interval [{ans['ci'][0]:.2f}, {ans['ci'][1]:.2f}]")
+    elif ans["which"] == "wall":
+        console.print(f"[bold]Answer:[/bold] the best lambda's scaling is not identified; the largest harmless lambda (the wall) "
+                      f"scales with alpha = {ans['alpha']:.2f}, 95% interval [{ans['ci'][0]:.2f}, {ans['ci'][1]:.2f}]")
+    print_recommendations(a)
     e = a.extrapolation
     if e:
         console.print(f"Extrapolation: alpha from widths {e['fitted_on_widths']} predicts lambda_eff {e['predicted_lambda_eff']:.3g} "

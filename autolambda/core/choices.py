@@ -58,6 +58,11 @@ DEFAULT_SCORE_WINDOW = 5
 # pooled validation set it costs more than an epoch of training on 300 images.
 DEFAULT_EVAL_EVERY = 10
 DEFAULT_SEED = 0
+# Seeds per width (common random numbers): on digits the seed SD at one lambda was
+# 0.075 / 0.071 / 0.024 / 0.005 / 0.010 / 0.025 (widths 2-64), 0.026 / 0.025 / 0.007 /
+# 0.004 / 0.008 / 0.030 once each seed's offset is removed. Three blocks keep ~5 trials
+# per (width, seed) in a 100-trial study, enough to place each seed's curve.
+DEFAULT_SEED_BLOCKS = 3
 DEFAULT_MAX_FAILURES = 5
 DEFAULT_WORKERS = 1
 # The surrogate trainer's noise and dip, as measured on digits.

@@ -45,6 +45,10 @@ class StudyConfig:
     batch_size: int = C.DEFAULT_BATCH_SIZE
     # Seed of the sampler and of each trial's initialisation and batch order.
     seed: int = C.DEFAULT_SEED
+    # Seeds per width (common random numbers): a width's trials share these few seeds, so
+    # the analysis removes each seed's offset (on digits most of the seed-to-seed noise).
+    # 0: every trial its own seed. Search mode only.
+    seed_blocks: int = C.DEFAULT_SEED_BLOCKS
     # Seed of the data split and subsets: which 300 images train, which score. Fixed, so
     # that --seed repeats the study on the same data (another data_seed asks whether the
     # answer holds on other images: on digits, a further source of spread).
@@ -83,6 +87,8 @@ class StudyConfig:
     max_failures: int = C.DEFAULT_MAX_FAILURES
     # Only with trainer = "surrogate": the exponent the stand-in trainer plants.
     planted_alpha: float = 0.0
+    # Only with trainer = "surrogate": the exponent of its wall (None: planted_alpha).
+    planted_wall_alpha: float | None = None
     # Only with trainer = "surrogate": seconds each epoch takes, to stand in for training
     # time in tests and benchmarks (interruption, workers).
     surrogate_epoch_seconds: float = 0.0
@@ -110,6 +116,7 @@ class StudyConfig:
             raise ConfigError(f"precision must be a half-width in (0, 5] but got {self.precision!r}.")
         _int_at_least("seed", self.seed, 0)
         _int_at_least("data_seed", self.data_seed, 0)
+        _int_at_least("seed_blocks", self.seed_blocks, 0)
         _int_at_least("max_failures", self.max_failures, 1)
         _int_at_least("workers", self.workers, 1)
         _int_at_least("heartbeat_seconds", self.heartbeat_seconds, 1)
@@ -133,6 +140,8 @@ class StudyConfig:
                 raise ConfigError(f"{name} must be a number in [0, 5] but got {value!r}.")
         if not _is_number(self.planted_alpha):
             raise ConfigError(f"planted_alpha must be a number but got {self.planted_alpha!r}.")
+        if self.planted_wall_alpha is not None and not _is_number(self.planted_wall_alpha):
+            raise ConfigError(f"planted_wall_alpha must be a number but got {self.planted_wall_alpha!r}.")
         _one_of("score", self.score, C.SCORES)
         _one_of("lr_schedule", self.lr_schedule, C.LR_SCHEDULES)
         _one_of("pruner", self.pruner, C.PRUNERS)
@@ -183,6 +192,7 @@ class StudyConfig:
         for key in ("trials", "timeout", "storage", "tracking_uri", "experiment", "study_name", "pruner", "stratify_pruner", "max_failures", "surrogate_epoch_seconds", "workers", "heartbeat_seconds", "precision", "eval_every", "replicate_every"):
             out.pop(key)
         if self.mode == "transfer":
+            out.pop("seed_blocks")  # a pair's rungs have seeds of their own
             # Each rung trains with its own seed (autolambda.search.transfer); studies made before
             # shared one seed per pair (study.LEGACY_TRANSFER_SETTINGS), so their rungs are not independent.
             out["rung_seeds"] = "independent"
@@ -201,6 +211,7 @@ class StudyConfig:
             batch_size=self.batch_size,
             seed=self.seed,
             data_seed=self.data_seed,
+            **({} if self.mode == "transfer" else {"seed_blocks": self.seed_blocks}),
             n_train=self.n_train,
             n_val=self.n_val,
             pool_val=self.pool_val,
@@ -210,6 +221,7 @@ class StudyConfig:
             lr_schedule=self.lr_schedule,
             trainer=self.trainer,
             planted_alpha=self.planted_alpha,
+            planted_wall_alpha=self.planted_wall_alpha,
             surrogate_epoch_seconds=self.surrogate_epoch_seconds,
             surrogate_seed_noise=self.surrogate_seed_noise,
             surrogate_dip=self.surrogate_dip,

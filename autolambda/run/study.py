@@ -23,7 +23,7 @@ from autolambda.search.factories import make_pruner, make_sampler
 CONFIG_KEY = "autolambda_config"
 RUN_CONFIG_KEY = "autolambda_run_config"
 # Fingerprint keys that studies made by earlier versions lack, with the behaviour they had.
-LEGACY_SETTINGS = {"pool_val": False, "lr_schedule": "constant"}
+LEGACY_SETTINGS = {"pool_val": False, "lr_schedule": "constant", "seed_blocks": 0, "planted_wall_alpha": None}
 #: The same for a transfer study made before each rung had its own seed.
 LEGACY_TRANSFER_SETTINGS = {"rung_seeds": "shared"}
 

@@ -5,14 +5,16 @@ trial's loss does not depend on lambda: it says nothing about how the optimum mo
 N. ``DesignSampler`` lets its wrapped sampler (width-balanced TPE) start the study; once
 the study holds enough complete trials for the joint fit (``autolambda.analysis.curve``), it
 refits the curve every few trials and draws each new trial's ``lambda_eff`` for its
-width inside the band where the fitted loss depends on lambda (``band_edges``; 88 %), with a
-share on the floor just below (8 %) (the floors anchor the dip's depth) and a share around the
-band (4 %: a fit that is wrong can still be corrected). The study's first trials (until
-the joint fit has the number of sizes + 16 complete trials) are the wrapped sampler's,
-spread over the whole range: with them, 61-100 % of the trials of three 100-trial digits
-studies ended in the band of their final fit. ``alpha`` is drawn uniformly
-among the values that keep ``lambda0 = lambda_eff * (N / N_ref) ** alpha`` in its range:
-for a trial of one width, only ``lambda_eff`` matters to what it measures.
+width where it locates that width's optimum: around the fitted dip, on both sides
+(``DIP_SHARE``), with a share on the wall's rise (``WALL_SHARE``: the wall is the second
+answer), on the floor just below the dip (``FLOOR_SHARE``: the floors anchor the dip's
+depth) and around both (the rest: a fit that is wrong can still be corrected). Before the
+fit has a dip, the whole informative band (dip and wall, ``band_edges``) takes the dip's
+share. The wall is the loudest feature of the curve, not the one the question is about:
+a design that spread its trials over the band put most of them on the wall on digits.
+``alpha`` is drawn uniformly among the values that keep ``lambda0 = lambda_eff * (N /
+N_ref) ** alpha`` in its range: for a trial of one width, only ``lambda_eff`` matters to
+what it measures.
 
 ``Replicator`` (an Optuna callback) re-queues an earlier complete trial's settings now
 and then (``enqueue_trial``); the new trial number gives it another seed, so the study
@@ -34,11 +36,15 @@ from autolambda.analysis.estimators import band_edges
 from autolambda.analysis.records import complete_curve_data, records_from_trials
 from autolambda.analysis.curve import JointCurve
 
-#: Shares of the trials drawn by the design: in the informative band, on the floor
-#: below it (up to FLOOR_NATS under the band), and the rest around the band (from
-#: EXPLORE_NATS below it to EXPLORE_NATS / 2 above), where a wrong fit shows.
-BAND_SHARE = 0.88
-FLOOR_SHARE = 0.08
+#: Shares of the trials drawn by the design: around the dip (DIP_NATS either side of its
+#: centre, at least DIP_SD_REACH of its widths), on the wall's rise (1 % to 90 % of the
+#: way to collapse), on the floor below the dip (up to FLOOR_NATS under it), and the rest
+#: around all of it (EXPLORE_NATS below to EXPLORE_NATS / 2 above), where a wrong fit shows.
+DIP_SHARE = 0.65
+WALL_SHARE = 0.15
+FLOOR_SHARE = 0.10
+DIP_NATS = 1.5
+DIP_SD_REACH = 1.5
 FLOOR_NATS = 3.0
 EXPLORE_NATS = 4.0
 
@@ -110,22 +116,23 @@ class DesignSampler(optuna.samplers.BaseSampler):
         if fit is None:
             return None
         params, fit_n_ref = fit
-        band = band_edges(params, math.log(n_params / fit_n_ref))
+        x_fit = math.log(n_params / fit_n_ref)
+        band = band_edges(params, x_fit)
         if band is None:
             return None
+        regions = design_regions(params, x_fit, band)
         rng = random.Random(f"{self._seed}-{study.study_name}-{trial.number}-design")
         lam_lo, lam_hi = math.log(lam_dist.low), math.log(lam_dist.high)
         # The lambda_eff a lambda0 in range can give at this width, over alpha's range.
         x_study = math.log(n_params / float(n_ref))
         reach = [-a * x_study for a in (alpha_dist.low, alpha_dist.high)]
         l_min, l_max = lam_lo + min(reach), lam_hi + max(reach)
-        pick = rng.random()
-        if pick < BAND_SHARE:
-            lo, hi = band
-        elif pick < BAND_SHARE + FLOOR_SHARE:
-            lo, hi = band[0] - FLOOR_NATS, band[0]
-        else:
-            lo, hi = band[0] - EXPLORE_NATS, band[1] + EXPLORE_NATS / 2
+        pick, (lo, hi) = rng.random(), regions[-1][1]
+        for share, region in regions:
+            if pick < share:
+                lo, hi = region
+                break
+            pick -= share
         lo, hi = max(lo, l_min), min(hi, l_max)
         if lo >= hi:
             return None
@@ -158,11 +165,28 @@ class DesignSampler(optuna.samplers.BaseSampler):
         return params, data.n_ref
 
 
+def design_regions(params: dict[str, float], x: float, band: tuple[float, float]
+                   ) -> list[tuple[float, tuple[float, float]]]:
+    """The design's regions of ln(lambda_eff) for a size at ``x = ln(N/N_ref)`` under the
+    joint fit ``params`` (whose informative band there is ``band``), with their shares."""
+    wall = params["c_wall"] - params["beta"] * x
+    rise = (wall + math.log(0.01 / 0.99) / params["g"], wall + math.log(0.9 / 0.1) / params["g"])
+    if "alpha" in params and params.get("depth", 0.0) > 0:
+        centre = params["c"] - params["alpha"] * x
+        reach = max(DIP_NATS, DIP_SD_REACH * params["s"])
+        dip = (centre - reach, min(centre + reach, rise[1]))
+    else:
+        dip = band
+    explore = (band[0] - EXPLORE_NATS, band[1] + EXPLORE_NATS / 2)
+    return [(DIP_SHARE, dip), (WALL_SHARE, rise), (FLOOR_SHARE, (dip[0] - FLOOR_NATS, dip[0])),
+            (1.0 - DIP_SHARE - WALL_SHARE - FLOOR_SHARE, explore)]
+
+
 class Replicator:
     """Optuna callback: every ``every`` finished trials, queue a repeat of an earlier one.
 
     The repeat has the same width, ``lambda0`` and ``alpha`` (so the same ``lambda_eff``)
-    and, being another trial, another seed. It repeats the best complete trial of the
+    and, being another trial, another seed (in a blocked study, another seed block). It repeats the best complete trial of the
     width with the fewest repeats so far that has not been repeated: near the optimum,
     where the noise matters most and the repeat also informs the fit.
     """

@@ -45,8 +45,16 @@ class LambdaScalingObjective:
         space: The search space; ``SearchSpace()`` by default.
         epochs: Training budget per trial.
         batch_size: Mini-batch size.
-        seed: Base seed; trial ``k`` trains with ``seed + k``; also seeds the data split
-            unless ``data_seed`` is given.
+        seed: Base seed; trial ``k`` trains with ``seed + k`` (or with its seed block's
+            seed, see ``seed_blocks``); also seeds the data split unless ``data_seed`` is given.
+        seed_blocks: Seeds per width (common random numbers). ``0``: every trial its own
+            seed (``seed + k``). ``B > 0``: each width has ``B`` fixed seeds (``block_seed``),
+            and a trial trains with the one its width has used least (a repeat of an
+            earlier trial, ``replicate_of``, with another block than its source). On digits
+            a seed's loss against lambda is smooth and seeds differ mostly by a constant
+            offset, which the analysis then removes with a floor per (width, block). The
+            trial's ``seed`` and ``block`` are stored on it; the seeds depend only on
+            ``seed``, the width and the block, so a resumed study keeps its blocks.
         data_seed: Seed of the data split and subsets (which images train and which score);
             ``None``: ``seed``. ``autolambda tune`` fixes it at 0, so ``--seed`` repeats a
             study on the same data.
@@ -64,6 +72,7 @@ class LambdaScalingObjective:
             budget, so the scored last epochs are calm).
         trainer: ``"keras"`` or ``"surrogate"`` (the stand-in with a planted answer).
         planted_alpha: The surrogate's planted exponent.
+        planted_wall_alpha: The exponent of the surrogate's wall (``None``: ``planted_alpha``).
         surrogate_epoch_seconds: Wall time of one surrogate epoch (tests, benchmarks).
         surrogate_seed_noise: The surrogate's seed-to-seed SD of the loss (``None``: its
             default, measured on digits; 0 for the clean surrogate).
@@ -94,6 +103,7 @@ class LambdaScalingObjective:
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = DEFAULT_BATCH_SIZE
     seed: int = 0
+    seed_blocks: int = 0
     data_seed: int | None = None
     n_train: int | None = DEFAULT_N_TRAIN
     n_val: int | None = None
@@ -104,6 +114,7 @@ class LambdaScalingObjective:
     lr_schedule: str = "constant"
     trainer: str = "keras"
     planted_alpha: float = 0.0
+    planted_wall_alpha: float | None = None
     surrogate_epoch_seconds: float = 0.0
     surrogate_seed_noise: float | None = None
     surrogate_dip: float | None = None
@@ -125,6 +136,8 @@ class LambdaScalingObjective:
         """Raise ``ConfigError`` for a setting out of its range."""
         for name in ("epochs", "batch_size", "score_window", "eval_every"):
             _positive_int(name, getattr(self, name))
+        if not isinstance(self.seed_blocks, int) or isinstance(self.seed_blocks, bool) or self.seed_blocks < 0:
+            raise ConfigError(f"seed_blocks must be an integer >= 0 but got {self.seed_blocks!r}.")
         for name, choices in (("lr_schedule", LR_SCHEDULES), ("score", SCORES), ("trainer", TRAINERS)):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {', '.join(choices)} but got {getattr(self, name)!r}.")
@@ -160,7 +173,10 @@ class LambdaScalingObjective:
         params = suggest_params(trial, self.space)
         n_params = count_convnet_params(params.width, params.depth, params.kernel_size, data.input_shape, data.n_classes)
         strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
+        block, seed = self.trial_seed(trial, params.width)
         for key, value in (
+            ("seed", seed),
+            ("block", block),
             ("n_params", n_params),
             ("lambda_eff", strength),
             ("n_ref", n_ref),
@@ -175,7 +191,7 @@ class LambdaScalingObjective:
         )
         started = time.perf_counter()
         try:
-            self.train(trial, params, n_params, strength, data, monitor)
+            self.train(trial, params, n_params, strength, data, monitor, seed=seed)
         finally:
             trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
             trial.set_user_attr("epochs_run", monitor.epochs_run)
@@ -191,6 +207,34 @@ class LambdaScalingObjective:
         out = tuple(values[name] for name in self.objectives)
         return out[0] if len(out) == 1 else out
 
+    def trial_seed(self, trial: Any, width: int) -> tuple[int | None, int]:
+        """The trial's seed block (``None`` without ``seed_blocks``) and seed.
+
+        The block is the one of this width with the fewest trials so far (running ones
+        included, so parallel workers spread too; failed ones not, they are retried); a
+        repeat (user attribute ``replicate_of``) avoids its source's block.
+        """
+        number = getattr(trial, "number", 0) or 0
+        if not self.seed_blocks:
+            return None, self.seed + number
+        study = getattr(trial, "study", None)
+        counts = [0] * self.seed_blocks
+        avoid = None
+        if study is not None:
+            from optuna.trial import TrialState
+
+            others = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+            source = trial.user_attrs.get("replicate_of") if hasattr(trial, "user_attrs") else None
+            for t in others:
+                b = t.user_attrs.get("block")
+                if t.number == source:
+                    avoid = b
+                if t.number != number and t.user_attrs.get("width") == width and isinstance(b, int) and 0 <= b < len(counts):
+                    counts[b] += 1
+        order = sorted(range(self.seed_blocks), key=lambda b: (b == avoid, counts[b], b))
+        block = order[0]
+        return block, block_seed(self.seed, width, block)
+
     def train(self, trial: Any, params: Any, n_params: int, strength: float, data: Dataset, monitor: TrialMonitor,
               *, seed: int | None = None) -> None:
         """Train ``params`` at penalty ``strength``, feeding ``monitor`` each epoch.
@@ -203,6 +247,7 @@ class LambdaScalingObjective:
         trainer = make_trainer(
             self.trainer,
             planted_alpha=self.planted_alpha,
+            planted_wall_alpha=self.planted_wall_alpha,
             epoch_seconds=self.surrogate_epoch_seconds,
             seed_noise=self.surrogate_seed_noise,
             dip=self.surrogate_dip,
@@ -253,6 +298,20 @@ def score_history(values: list[float], score: str = "final", window: int = DEFAU
         return float(min(values))
     tail = values[-window:]
     return float(sum(tail) / len(tail))
+
+
+def block_seed(seed: int, width: int, block: int) -> int:
+    """The training seed of seed block ``block`` of ``width`` in a study seeded ``seed``:
+    a hash, so studies and widths never share a seed by accident.
+
+    Example:
+        >>> block_seed(0, 8, 1) == block_seed(0, 8, 1) != block_seed(1, 8, 1)
+        True
+    """
+    import hashlib
+
+    digest = hashlib.sha256(f"autolambda-block-{seed}-{width}-{block}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % (2**31 - 1)
 
 
 def worker_id() -> str:

@@ -153,11 +153,13 @@ def make_optimizer(params: TrialParams, penalty: Penalty) -> Any:
 def make_trainer(
     name: str, *, planted_alpha: float = 0.0, epoch_seconds: float = 0.0, reuse_models: bool = True,
     seed_noise: float | None = None, dip: float | None = None, lr_schedule: str = "constant",
+    planted_wall_alpha: float | None = None,
 ) -> Trainer:
     """Trainer by name: ``keras`` or ``surrogate`` (which has no learning rate)."""
     if name == "keras":
         return KerasTrainer(reuse_models=reuse_models, lr_schedule=lr_schedule)
     if name == "surrogate":
         extra = {k: v for k, v in (("seed_noise", seed_noise), ("dip", dip)) if v is not None}
-        return SurrogateTrainer(planted_alpha=planted_alpha, epoch_seconds=epoch_seconds, **extra)
+        return SurrogateTrainer(planted_alpha=planted_alpha, planted_wall_alpha=planted_wall_alpha,
+                                epoch_seconds=epoch_seconds, **extra)
     raise ConfigError(f"trainer must be one of {', '.join(TRAINERS)} but got {name!r}.")
