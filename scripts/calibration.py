@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autolambda.analysis.estimators import DETECTION_THRESHOLD, HALF_THRESHOLD  # noqa: E402
+from autolambda.analysis.estimators import HALF_THRESHOLD  # noqa: E402
 from autolambda.search.objective import DEFAULT_EPOCHS  # noqa: E402
 
 PLANTED = (-0.5, 0.0, 0.5, 1.0)
@@ -109,6 +109,13 @@ def one_study(job: tuple) -> dict:
     # Threshold 0: every study gets its interval; summarize() applies the threshold after.
     records = records_from_trials(study.trials)
     a = analyze_records(records, wall_cost=cost, detection_threshold=0.0, half_threshold=0.0, recommendations=False)
+    # The calibrated detection level the default analysis would use (summarize() applies it).
+    from autolambda.analysis.curve import weighted_curve
+    from autolambda.analysis.estimators import null_evidence_level
+    from autolambda.analysis.records import complete_curve_data
+
+    curve = weighted_curve(complete_curve_data(records)[0])
+    level = null_evidence_level(curve, curve.fit(dip=False))
     return {"planted": planted, "wall_planted": planted if wall_alpha is None else wall_alpha,
             "seed": seed, "dip": dip, "seconds": time.perf_counter() - started,
             "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in study.trials),
@@ -116,11 +123,11 @@ def one_study(job: tuple) -> dict:
             "rungs_by_width": {str(w): sum(r.state == "complete" and r.width == w for r in records) for w in (ladder or ())},
             "identified": a.identified, "alpha_hat": a.alpha_hat, "alpha_ci": a.alpha_ci,
             "wall_identified": a.wall_identified, "wall_alpha_hat": a.wall_alpha_hat, "wall_alpha_ci": a.wall_alpha_ci,
-            "noise_sd": a.noise_sd, "reason": a.alpha_reason, "evidence": a.dip_evidence,
+            "noise_sd": a.noise_sd, "reason": a.alpha_reason, "evidence": a.dip_evidence, "evidence_level": level,
             "evidence_by_half": a.dip_evidence_by_half}
 
 
-def agreement(rows: list[dict], threshold: float, half: float = HALF_THRESHOLD) -> float | None:
+def agreement(rows: list[dict], threshold: float | None, half: float = HALF_THRESHOLD) -> float | None:
     """Share of all triples of studies (same planted alpha) whose answers agree as the issue "The default study answers" asks of three seeds on digits: each
     answers, and each estimate lies inside the other two intervals. The answer is the
     optimum's alpha where identified at ``threshold``, else the wall's; the two estimate
@@ -146,12 +153,14 @@ def agreement(rows: list[dict], threshold: float, half: float = HALF_THRESHOLD) 
     return held / len(triples)
 
 
-def identified(row: dict, threshold: float, half: float = HALF_THRESHOLD) -> bool:
-    """Whether the analysis would call alpha identified at ``threshold`` (and ``half``)."""
-    return bool(row["identified"] and row["evidence"] >= threshold and min(row["evidence_by_half"]) >= half)
+def identified(row: dict, threshold: float | None = None, half: float = HALF_THRESHOLD) -> bool:
+    """Whether the analysis would call alpha identified at ``threshold`` (``None``: the
+    study's calibrated level, as the default analysis does) and ``half``."""
+    level = row["evidence_level"] if threshold is None else threshold
+    return bool(row["identified"] and row["evidence"] >= level and min(row["evidence_by_half"]) >= half)
 
 
-def summarize(rows: list[dict], wall_truth: dict[float, float], threshold: float, half: float = HALF_THRESHOLD) -> list[dict]:
+def summarize(rows: list[dict], wall_truth: dict, threshold: float | None = None, half: float = HALF_THRESHOLD) -> list[dict]:
     """One line per planted alpha (and one for the flat surrogate)."""
     out = []
     for planted in sorted({r["planted"] for r in rows if r["dip"] != 0}):
@@ -186,7 +195,7 @@ def threshold_table(rows: list[dict], wall_truth: dict[float, float]) -> str:
     """How the goals fare at other detection thresholds (to check the calibrated ones)."""
     lines = ["| threshold | per half | flat identified | worst coverage (all) | worst ruled out | identified (all planted) | "
              "coverage among identified |", "|---|---|---|---|---|---|---|"]
-    for t in (0, 4, 8, 12, 16, 20, 25, 30):
+    for t in (None, 0, 8, 16, 24, 32):
         for half in (0.0, 2.0, 4.0, 8.0):
             s = summarize(rows, wall_truth, t, half)
             planted = [x for x in s if "coverage_all" in x]
@@ -194,7 +203,7 @@ def threshold_table(rows: list[dict], wall_truth: dict[float, float]) -> str:
             flat_text = f"{flat[0]['identified']:.0%}" if flat else "—"
             ident = [r for r in rows if r["dip"] != 0 and identified(r, t, half)]
             held = sum(r["alpha_ci"][0] <= r["planted"] <= r["alpha_ci"][1] for r in ident)
-            lines.append(f"| {t} | {half:g} | {flat_text} | {min(x['coverage_all'] for x in planted):.2f} | "
+            lines.append(f"| {'calibrated' if t is None else t} | {half:g} | {flat_text} | {min(x['coverage_all'] for x in planted):.2f} | "
                          f"{max(x['ruled_out'] for x in planted):.0%} | {len(ident)} | {held} of {len(ident)} |")
     return "\n".join(lines) + "\n"
 
@@ -289,10 +298,10 @@ def main() -> None:
     truth = {a: true_wall_alpha(a, args.wall_cost, args.dip, ladder or widths) for a in alphas}
     truth |= {(a, w): true_wall_alpha(a, args.wall_cost, args.dip, ladder or widths, w) for a, w in
               {(r["planted"], r.get("wall_planted", r["planted"])) for r in rows if r["dip"] != 0}}
-    summary = summarize(rows, truth, DETECTION_THRESHOLD)
+    summary = summarize(rows, truth)
     text = markdown(summary, args, seconds, rows)
-    text += (f"\nAt other detection thresholds (the defaults are {DETECTION_THRESHOLD:g} in all and {HALF_THRESHOLD:g} in "
-             "each half of the sizes):\n\n" + threshold_table(rows, truth))
+    text += (f"\nAt other detection thresholds (the default is calibrated per study, the 95th percentile of the evidence in "
+             f"studies simulated without a dip, and {HALF_THRESHOLD:g} in each half of the sizes):\n\n" + threshold_table(rows, truth))
     print(text)
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "studies": rows, "seconds": seconds}, indent=1, default=float))

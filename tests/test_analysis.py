@@ -199,3 +199,41 @@ def test_the_walls_interval_carries_the_floors_uncertainty():
     # The analysis passes the floors' covariance at the measured noise.
     a = analyze_records(records)
     assert a.wall_identified and a.wall_alpha_ci[1] - a.wall_alpha_ci[0] > plain.ci[1] - plain.ci[0] - 1e-9
+
+
+def test_the_recommended_lambda_brackets_the_planted_optimum():
+    """On a clear dip the recommendation at a size trained and at one between sizes holds the
+    planted optimum, the near-best range holds the recommendation, and keeping the reference
+    size's lambda at a far size costs more than at N_ref itself (where it costs nothing)."""
+    alpha = 0.5
+    sur = SurrogateTrainer(planted_alpha=alpha, dip=0.15)
+    sizes = [100 * 16 * 16, 5_000, 100 * 128 * 128]
+    result = analyze_records(synthetic(alpha, seed=1), n_params=sizes)
+    assert result.identified and [r["n_params"] for r in result.recommendations] == sizes
+    for r in result.recommendations:
+        star = sur.lambda_star(r["n_params"])
+        assert r["ci"][0] <= star <= r["ci"][1]
+        assert r["near_range"][0] <= r["lambda_opt"] <= r["near_range"][1]
+        assert r["lambda_wall"] > r["lambda_opt"]
+        assert not r["extrapolated"]
+    far = result.recommendations[-1]
+    assert far["regret"] > 0.001
+    at_ref = analyze_records(synthetic(alpha, seed=1), n_params=[round(far["reference_n"])]).recommendations[0]
+    assert at_ref["regret"] == pytest.approx(0.0, abs=1e-4)
+    assert json.loads(json.dumps(result.to_dict(), default=str))["recommendations"][0]["n_params"] == sizes[0]
+
+
+def test_no_recommendation_without_an_identified_optimum():
+    result = analyze_records(synthetic(1.0, dip=0.0, noise=0.02, seed=0), n_params=[1220])
+    assert not result.identified and result.recommendations == []
+
+
+def test_the_wall_never_speaks_for_the_best_lambda():
+    from autolambda.analysis.verdict import verdict
+
+    apart = verdict(0.5, (0.3, 0.7), -0.1, (-0.3, 0.1))
+    assert apart.startswith("The best lambda shrinks as the network grows")
+    assert "largest lambda" in apart and "scale differently" in apart
+    alone = verdict(None, None, 0.4, (0.2, 0.6), alpha_reason="too few trials")
+    assert "largest harmless lambda shrinks" in alone and "not the best lambda's scaling" in alone
+    assert "force lambda down" not in apart + alone

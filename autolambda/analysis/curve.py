@@ -32,9 +32,13 @@ import numpy as np
 _DIP_WIDTHS = (0.7, 1.4, 2.8)  # nats of lambda tried as starting dip widths
 _WALL_STEEPNESS = (0.8, 2.0, 5.0)
 # Bounds of the searched shape parameters. A dip narrower than half a nat would fit one
-# or two lucky trials; the optimum lies at least half a nat below the wall's midpoint
-# (where the loss is halfway to collapse), so the dip cannot be spent on the wall's shape.
-_BOUNDS = {"s": (0.5, 3.0), "g": (0.3, 20.0), "gap": (0.5, np.inf)}
+# or two lucky trials. The optimum lies below the wall: there the wall has risen at most
+# 2 % of its way (``gap``, the distance from the optimum to the wall's midpoint times the
+# wall's steepness g, is at least ln 49), so the dip cannot be spent on the wall's shape.
+# With a bound of half a nat alone, a digits study's profile found a second minimum with a
+# wide dip on the foot of a soft wall (17 % of the way up at the "optimum"); its fitted
+# optimum otherwise sits 3-3.7 nats below a wall of steepness ~2.1 (0.1-0.2 % up).
+_BOUNDS = {"s": (0.5, 3.0), "g": (0.3, 20.0), "gap": (math.log(49.0), np.inf)}
 _LOG = ("s", "g")
 _DIP = ("alpha", "c", "s")
 _WALL = ("beta", "c_wall", "g")
@@ -252,8 +256,8 @@ class JointCurve:
     def _fit(self, dip: bool, wall: bool, fixed: dict[str, float], starts: Sequence[dict[str, float]], coarse: bool) -> CurveFit:
         """``fit`` without the cache: score the starting points, refine the best two."""
         names = list((_DIP if dip else ()) + (_WALL if wall else ()))
-        if dip and wall and "c" not in fixed:
-            names[names.index("c")] = "gap"  # the optimum is searched as a distance below the wall
+        if dip and wall:  # the optimum and the wall are searched a gap apart
+            names[names.index("c_wall" if "c" in fixed else "c")] = "gap"
         free = [n for n in names if n not in fixed]
         candidates = self._candidates(names, dip, wall, fixed, starts, coarse)
         scored = sorted((self.rss(c), i) for i, c in enumerate(candidates))
@@ -267,7 +271,7 @@ class JointCurve:
                     starts: Sequence[dict[str, float]], coarse: bool) -> list[dict[str, float]]:
         """The starting points of a fit: ``starts``, then the coarse grid (``coarse``) or
         the first start with its dip moved across the lambdas tried."""
-        candidates = [_complete(names, {n: s[n] for n in s if n in names or n == "c"} | fixed) for s in starts]
+        candidates = [_complete(names, {n: s[n] for n in s if n in names or n in ("c", "c_wall")} | fixed) for s in starts]
         if coarse:
             grid = self._grid(dip, wall, fixed)
             candidates += [_complete(names, c | fixed) for c in grid]
@@ -279,7 +283,7 @@ class JointCurve:
                 candidates += [_complete(names, c | base_wall | fixed) for c in grid if "alpha" in c]
         elif dip and starts:
             for centre in np.linspace(*np.percentile(self.data.l, [3, 97]), 8):
-                moved = {n: starts[0][n] for n in starts[0] if n in names or n == "c"} | {"c": float(centre)} | fixed
+                moved = {n: starts[0][n] for n in starts[0] if n in names or n in ("c", "c_wall")} | {"c": float(centre)} | fixed
                 moved.pop("gap", None)
                 candidates.append(_complete(names, moved))
         return candidates
@@ -337,7 +341,7 @@ class JointCurve:
         alphas = [fixed["alpha"]] if "alpha" in fixed else (-0.5, 0.0, 0.5, 1.0)
         starts = [best_wall | {"alpha": a, "c": c, "s": s} for a in alphas for c in centres for s in _DIP_WIDTHS]
         if wall:  # the optimum lies below the wall
-            starts = [t for t in starts if t["c"] <= best_wall["c_wall"] - _BOUNDS["gap"][0]] or starts
+            starts = [t for t in starts if (best_wall["c_wall"] - t["c"]) * best_wall["g"] >= _BOUNDS["gap"][0]] or starts
         return starts
 
     def profile(self, name: str, grid: np.ndarray, best: CurveFit, *, stop_above: float, coarse: bool = True) -> np.ndarray:
@@ -367,16 +371,20 @@ class JointCurve:
 
 
 def _complete(names: Sequence[str], theta: dict[str, float]) -> dict[str, float]:
-    """``theta`` made whole for a fit of ``names``: the dip's centre from the wall and the
-    gap (at least the smallest gap), the width and steepness within their bounds."""
+    """``theta`` made whole for a fit of ``names``: the width and steepness within their
+    bounds, the dip's centre from the wall and the gap (at least the smallest gap)."""
     theta = dict(theta)
-    if "gap" in names:
-        theta.setdefault("gap", theta["c_wall"] - theta.get("c", theta["c_wall"] - 1.0))
-        theta["gap"] = max(theta["gap"], _BOUNDS["gap"][0])
-        theta["c"] = theta["c_wall"] - theta["gap"]
     for n in _LOG:
         if n in theta:
             theta[n] = min(max(theta[n], _BOUNDS[n][0]), _BOUNDS[n][1])
+    if "gap" in names and "c_wall" in names:  # in units of the wall's steepness: the optimum lies below the wall
+        theta.setdefault("gap", (theta["c_wall"] - theta.get("c", theta["c_wall"] - 3.0)) * theta["g"])
+        theta["gap"] = max(theta["gap"], _BOUNDS["gap"][0])
+        theta["c"] = theta["c_wall"] - theta["gap"] / theta["g"]
+    elif "gap" in names:  # the optimum held (a profile of c): the wall lies above it
+        theta.setdefault("gap", (theta.get("c_wall", theta["c"] + 3.0) - theta["c"]) * theta["g"])
+        theta["gap"] = max(theta["gap"], _BOUNDS["gap"][0])
+        theta["c_wall"] = theta["c"] + theta["gap"] / theta["g"]
     return theta
 
 

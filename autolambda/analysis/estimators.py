@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from autolambda.analysis.curve import CurveData, CurveFit, JointCurve, _below_wall, curve_shape
+from autolambda.analysis.curve import CurveData, CurveFit, JointCurve, _below_wall, curve_shape, weighted_curve
 from autolambda.analysis.records import TrialRecord
 from autolambda.analysis.verdict import (
     NO_INTERVALS,
@@ -37,18 +37,21 @@ from autolambda.analysis.verdict import (
 #: Where the profile of an exponent is computed: wider than alpha's search range, so an
 #: answer near its bounds still gets a closed interval.
 EXPONENT_GRID = np.round(np.arange(-2.5, 3.0001, 0.1), 10)
-#: How much better (in ``delta RSS / noise**2``) the curve with a dip must fit
-#: than the curve without it for the term to count as seen. The term's parameters do not
-#: exist under "no dip", so the chi-square law does not hold; the value is calibrated on
-#: flat surrogate studies (scripts/calibration.py: at 16 a flat curve was called identified
-#: in at most 10 % of them) and on real digits: at 16, intervals with evidence under 32
-#: held the surrogate's truth in only 75-89 % of studies, and two of three default digits
-#: studies (seeds 0 and 2, evidence 17.5 and 17.3) gave optimum intervals that did not
-#: overlap ([-0.46, 0.37] and [0.82, 2.55]). So 32: what used to be called "tentative".
-DETECTION_THRESHOLD = 32.0
+#: The dip counts as seen when its evidence (how much better, in ``delta RSS / noise**2``,
+#: the curve with a dip fits than the curve without it) exceeds this quantile of the
+#: evidence in studies simulated at the same trials *without* a dip (``null_evidence_level``).
+#: The dip's parameters do not exist under "no dip", so no chi-square law holds, and the
+#: null evidence depends on the design and the noise: on flat surrogates of the default
+#: size it had a median of ~6 and a maximum of ~17, on real digits dips 14-40. A fixed
+#: threshold (32, before) was a gate: it turned away most real dips whose intervals were
+#: honest. Calibrated per study instead; ``analyze_records(detection_threshold=...)`` can
+#: still fix one.
+DETECTION_QUANTILE = 0.95
+#: Simulated studies behind the calibrated detection level and the profile's cutoff.
+NULL_DRAWS = 30
 #: Evidence the dip must also carry within each half of the sizes (the smaller ones, the
 #: larger ones): alpha is a slope, and a dip seen only among the small nets (or only the
-#: large ones) does not fix it. Calibrated with DETECTION_THRESHOLD.
+#: large ones) does not fix it.
 HALF_THRESHOLD = 4.0
 #: A share of trials on either side of the wall is misclassified by noise (a lucky
 #: over-regularised seed, an unlucky tiny-lambda one): the wall's likelihood allows it, so
@@ -75,6 +78,7 @@ class ExponentEstimate:
     reason: str = ""
     evidence: float = 0.0  # (RSS without the term - RSS with it) / noise**2
     evidence_by_half: tuple[float, float] = (0.0, 0.0)  # that gain in the smaller and the larger half of the sizes
+    evidence_level: float = 0.0  # the evidence needed to call it seen (calibrated per study)
     profile: list[tuple[float, float]] = field(default_factory=list)  # (value, delta RSS / noise**2)
 
 
@@ -100,7 +104,7 @@ def profile_interval(grid: np.ndarray, delta: np.ndarray, level: float) -> tuple
 
 
 def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, test_noise: tuple[float, int] | None = None,
-                     *, grid: np.ndarray = EXPONENT_GRID, threshold: float = DETECTION_THRESHOLD,
+                     *, grid: np.ndarray = EXPONENT_GRID, threshold: float | None = None,
                      half_threshold: float = HALF_THRESHOLD, curve: JointCurve | None = None
                      ) -> tuple[CurveFit, ExponentEstimate, float]:
     """Fit the joint curve and profile the optimum's exponent alpha (module docstring).
@@ -114,7 +118,8 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
         noise: Noise for the interval.
         test_noise: Noise for the dip's evidence.
         grid: Values at which alpha's profile is computed.
-        threshold: Evidence needed to call the dip seen (``DETECTION_THRESHOLD``).
+        threshold: Evidence needed to call the dip seen; ``None``: calibrated on studies
+            simulated without a dip (``null_evidence_level``).
         half_threshold: Evidence needed in each half of the sizes (``HALF_THRESHOLD``).
         curve: A ``JointCurve`` of ``data`` whose fits may be reused.
 
@@ -127,7 +132,9 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
     noise_sd, noise_dof = noise or (full.residual_sd, full.residual_dof)
     test_sd, _ = test_noise or (reduced.residual_sd, reduced.residual_dof)
     evidence, halves = _dip_evidence(curve, full, reduced, test_sd)
-    seen = {"evidence": evidence, "evidence_by_half": halves}
+    if threshold is None:
+        threshold = null_evidence_level(curve, reduced) if full.params["depth"] > 0 and len(grid) else math.inf
+    seen = {"evidence": evidence, "evidence_by_half": halves, "evidence_level": threshold}
     if full.params["depth"] <= 0 or evidence < threshold:
         reason = no_dip_reason(evidence, threshold, test_sd, full.params["depth"])
     elif min(halves) < half_threshold:
@@ -174,29 +181,14 @@ def _profile_alpha(curve: JointCurve, full: CurveFit, grid: np.ndarray, noise_sd
     return min(max(point, ci[0]), ci[1]), ci, "", prof
 
 
-#: Simulated studies behind the calibrated cutoff of alpha's profile (``bootstrap_level``).
-BOOTSTRAP_DRAWS = 40
-
-
-def bootstrap_level(curve: JointCurve, full: CurveFit, *, draws: int = BOOTSTRAP_DRAWS, seed: int = 0,
-                    quantile: float = 0.95) -> float:
-    """The profile cutoff for alpha's 95 % interval, calibrated by a residual bootstrap.
-
-    The F(1, dof) cutoff holds for a regular model with Gaussian noise; this one is neither
-    (the dip's width and depth are weakly determined when the dip is shallow, each size has
-    its own noise, and wide nets have spikes), and on realistic surrogates the F cutoff
-    covered the planted alpha in only ~73 % of studies. So: simulate ``draws`` studies at
-    the same trials from the fit ``full`` (its fitted loss plus residuals resampled within
-    each size), redo the estimate on each (free fit, fit with alpha held at the
-    simulation's truth; the noise weights held at the study's) and return the ``quantile`` of the statistic
-    ``(RSS(alpha_true) - RSS_min) / noise**2``: how far the truth's profile sits above the
-    minimum in studies like this one. The caller keeps the larger of this and the F cutoff.
-    """
+def _resampler(curve: JointCurve, fit: CurveFit, seed: int):
+    """Simulated losses at ``curve``'s trials from ``fit``: its fitted loss plus residuals
+    drawn (centred, with replacement) from the same size's trials below the wall."""
     d = curve.data
-    residual, coef = curve.solve(curve_shape(full.params))
+    residual, coef = curve.solve(curve_shape(fit.params))
     residual = residual / curve.weights
     fitted = d.y - residual
-    below = _below_wall(d, curve_shape(full.params), coef)
+    below = _below_wall(d, curve_shape(fit.params), coef)
     pools = {}
     for k in range(d.n_groups):
         mine = (d.group == k) & below
@@ -205,11 +197,49 @@ def bootstrap_level(curve: JointCurve, full: CurveFit, *, draws: int = BOOTSTRAP
         inflate = math.sqrt(len(r) / max(len(r) - blocks, 1))  # each block's floor took a degree of freedom
         pools[k] = (r - r.mean()) * inflate
     rng = np.random.default_rng(seed)
+
+    def draw() -> JointCurve:
+        # The weights are estimated anew, as for the study itself: they come from a fit with
+        # a dip, and held fixed they would not carry the dip's pull on them into the null.
+        y = fitted + np.array([rng.choice(pools[k]) for k in d.group])
+        return weighted_curve(CurveData(d.group, d.x, d.l, y, d.n_groups, d.n_ref, d.unit, d.unit_group))
+
+    return draw
+
+
+def null_evidence_level(curve: JointCurve, reduced: CurveFit, *, draws: int = NULL_DRAWS, seed: int = 0,
+                        quantile: float = DETECTION_QUANTILE) -> float:
+    """The evidence a dip reaches by chance in studies like this one: the ``quantile`` of
+    the dip's evidence over ``draws`` studies simulated from ``reduced`` (the fit without
+    a dip) at the same trials, with this study's residuals (``_resampler``)."""
+    draw = _resampler(curve, reduced, seed)
+    stats = []
+    for _ in range(draws):
+        sim = draw()
+        without = sim.fit(dip=False)
+        stats.append(max(without.rss - sim.fit().rss, 0.0) / max(without.residual_sd, 1e-12) ** 2)
+    return float(np.quantile(stats, quantile)) if stats else 0.0
+
+
+def bootstrap_level(curve: JointCurve, full: CurveFit, *, draws: int = NULL_DRAWS, seed: int = 0,
+                    quantile: float = 0.95) -> float:
+    """The profile cutoff for alpha's 95 % interval, calibrated by a residual bootstrap.
+
+    The F(1, dof) cutoff holds for a regular model with Gaussian noise; this one is neither
+    (the dip's width and depth are weakly determined when the dip is shallow, each size has
+    its own noise, and wide nets have spikes), and on realistic surrogates the F cutoff
+    covered the planted alpha in only ~73 % of studies. So: simulate ``draws`` studies at
+    the same trials from the fit ``full`` (its fitted loss plus residuals resampled within
+    each size), redo the estimate on each (noise weights, free fit, fit with alpha held
+    at the simulation's truth) and return the ``quantile`` of the statistic
+    ``(RSS(alpha_true) - RSS_min) / noise**2``: how far the truth's profile sits above the
+    minimum in studies like this one. The caller keeps the larger of this and the F cutoff.
+    """
+    draw = _resampler(curve, full, seed)
     truth = full.params["alpha"]
     stats = []
     for _ in range(draws):
-        y = fitted + np.array([rng.choice(pools[k]) for k in d.group])
-        sim = JointCurve(CurveData(d.group, d.x, d.l, y, d.n_groups, d.n_ref, d.unit, d.unit_group), curve.weights)
+        sim = draw()
         free = sim.fit()
         held = sim.fit(fixed={"alpha": truth}, starts=[curve_shape(free.params) | {"alpha": truth}])
         noise = max(free.residual_sd, 1e-12) ** 2

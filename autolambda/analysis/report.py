@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from autolambda.analysis.estimators import DETECTION_THRESHOLD, HALF_THRESHOLD
+from autolambda.analysis.estimators import HALF_THRESHOLD
 from autolambda.analysis.plots import report_plots
 from autolambda.analysis.records import TrialRecord
 from autolambda.analysis.summary import Analysis
@@ -67,8 +67,10 @@ def _answer_section(a: Analysis) -> list[str]:
         lines[-1] += (f" For comparison, the standard error of a trial's last epochs is {a.epoch_noise_sd:.4f}: it misses "
                       "seed-to-seed variation and is not used.")
     if a.dip_depth is not None:
-        lines += ["", f"The fitted dip is {a.dip_depth:.4f} below the floor (evidence {a.dip_evidence:.1f}; the dip counts as seen from "
-                  f"{DETECTION_THRESHOLD:g}, calibrated on surrogate studies and checked on digits)."]
+        level = "" if a.dip_evidence_level is None else (
+            f"; the dip counts as seen above {a.dip_evidence_level:.1f}, what it reaches one time in 20 in studies simulated at "
+            "these trials without a dip")
+        lines += ["", f"The fitted dip is {a.dip_depth:.4f} below the floor (evidence {a.dip_evidence:.1f}{level})."]
     if a.informative_share is not None:
         lines += ["", f"{a.informative_share:.0%} of the complete trials lie in the informative band, where the fitted loss "
                   "depends on lambda (from a tenth of the dip's depth below the optimum up to 90 % of the way to a collapsed "
@@ -192,9 +194,12 @@ def _method_section(a: Analysis) -> list[str]:
         "when the study has them, whichever is larger.",
         "- alpha's 95% interval is a profile-likelihood interval: alpha is held on a grid from -2.5 to 3, the rest refitted, "
         "and the interval keeps the values whose residual sum of squares is within F(1, dof) noise variances of the best. "
-        f"alpha is *not identified* when the dip does not improve the fit by at least {DETECTION_THRESHOLD:g} noise variances, and by {HALF_THRESHOLD:g} within "
-        "each half of the sizes (alpha is a slope: the dip must be seen at both ends; both calibrated on surrogate "
-        "studies), or when the interval runs to the edge of the grid; then no hypothesis is ruled out.",
+        "The cutoff is the larger of that and what a bootstrap gives (studies simulated from the fit with the study's own "
+        "residuals, refitted: how far the true alpha's profile sits above the minimum one time in 20). "
+        f"alpha is *not identified* when the dip does not improve the fit more than it does one time in 20 in studies "
+        f"simulated at the same trials without a dip, or by {HALF_THRESHOLD:g} noise variances within "
+        "each half of the sizes (alpha is a slope: the dip must be seen at both ends), or when the interval runs to the "
+        "edge of the grid; then no hypothesis is ruled out.",
         f"- The wall: a trial is hurt when its loss is more than {a.wall_cost:.0%} above its size's fitted floor; the chance of "
         "being hurt is logistic in log lambda + alpha_wall log N (2 % lapse rate, so one stray trial cannot move it), and its "
         "interval is the profile-likelihood one (chi-square, 1 degree of freedom).",

@@ -30,7 +30,6 @@ import numpy as np
 
 from autolambda.analysis.curve import CurveData, CurveFit, JointCurve, weighted_curve
 from autolambda.analysis.estimators import (
-    DETECTION_THRESHOLD,
     EXPONENT_GRID,
     HALF_THRESHOLD,
     ExponentEstimate,
@@ -87,6 +86,7 @@ class Analysis:
     epoch_noise_sd: float | None  # median standard error of a trial's last epochs (misses seed noise)
     dip_evidence: float  # (RSS without the dip - RSS with it) / (residual SD of the fit without a dip)**2
     dip_evidence_by_half: tuple[float, float]  # the same gain among the smaller and the larger half of the sizes
+    dip_evidence_level: float | None  # the evidence needed to call the dip seen (the null studies' 95th percentile)
     dip_depth: float | None  # how far the optimum lies below the floor
     fit: dict[str, float]  # the joint fit's curve parameters
     alpha_profile: list[tuple[float, float]]  # (alpha, delta RSS / noise**2)
@@ -161,9 +161,10 @@ def analyze_records(
         tolerance: Relative width of the per-size near-best band (a view of the data).
         min_trials: Complete trials a size needs for its own row to count as located.
         wall_cost: The wall is where a trial's loss exceeds its size's floor by this share.
-        detection_threshold: Evidence the dip needs to count as seen; default
-            ``autolambda.analysis.estimators.DETECTION_THRESHOLD`` (calibrated; 0 in calibration
-            runs, which apply thresholds afterwards).
+        detection_threshold: Evidence the dip needs to count as seen; default: calibrated
+            per study on studies simulated without a dip
+            (``autolambda.analysis.estimators.null_evidence_level``; 0 in calibration runs,
+            which apply it afterwards).
         half_threshold: Evidence it needs in each half of the sizes; default
             ``autolambda.analysis.estimators.HALF_THRESHOLD``.
         intervals: Profile the exponents (seconds); False gives the fits and the per-size
@@ -232,7 +233,7 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tupl
     curve = weighted_curve(data)  # each size's own noise weighs its trials; spikes are down-weighted
     noise, test, residual_sd, source = _choose_noise(curve, *replicates)
     full, alpha, noise_sd = estimate_optimum(
-        data, noise, test, grid=grid, curve=curve, threshold=DETECTION_THRESHOLD if detection is None else detection,
+        data, noise, test, grid=grid, curve=curve, threshold=detection,
         half_threshold=HALF_THRESHOLD if half is None else half)
     c_opt = None
     if alpha.identified:  # the optimum's position at the reported alpha (a grid point of the profile)
@@ -272,10 +273,12 @@ def _fit_fields(joint: _JointFit | None) -> dict[str, Any]:
     """The fields of ``Analysis`` that the joint fit gives, and what they are without it."""
     if joint is None:
         return {"noise_sd": None, "noise_source": "not measured", "residual_noise_sd": None, "dip_evidence": 0.0,
+                "dip_evidence_level": None,
                 "dip_evidence_by_half": (0.0, 0.0), "dip_depth": None, "fit": {}, "informative_share": None}
     fit = dict(joint.full.params)
     return {"noise_sd": joint.noise_sd, "noise_source": joint.source, "residual_noise_sd": joint.residual_sd,
             "dip_evidence": joint.alpha.evidence, "dip_evidence_by_half": joint.alpha.evidence_by_half,
+            "dip_evidence_level": joint.alpha.evidence_level if math.isfinite(joint.alpha.evidence_level) else None,
             "dip_depth": fit.get("depth"), "fit": fit, "informative_share": joint.share}
 
 

@@ -82,8 +82,10 @@ def unbounded_reason(edge: float) -> str:
 
 def no_dip_reason(evidence: float, threshold: float, test_sd: float, depth: float) -> str:
     """A dip too weak (``evidence`` under ``threshold``) or absent (``depth <= 0``)."""
-    return (f"the dip below the flat floor is not distinguishable from noise (evidence {evidence:.1f}, "
-            f"{threshold:g} needed; residual SD without a dip {test_sd:.3g}, depth {max(depth, 0):.3g})")
+    if depth <= 0 or threshold == float("inf"):
+        return f"the fit has no dip below the flat floor (residual SD without a dip {test_sd:.3g})"
+    return (f"the dip below the flat floor is not distinguishable from noise (evidence {evidence:.1f}; studies "
+            f"simulated without a dip reach {threshold:.1f} one time in 20; depth {max(depth, 0):.3g})")
 
 
 def one_end_reason(halves: tuple[float, float], half_threshold: float) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 MODES = ("search", "transfer")
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
 SAMPLERS = ("design", "tpe", "random", "qmc", "gp")
-SCORES = ("final", "best")
+SCORES = ("final", "median", "best")
 TRAINERS = ("keras", "surrogate")
 LR_SCHEDULES = ("cosine", "constant")
 #: Penalty kinds. ``l2``/``l1``/``l1l2`` go in the loss as Keras kernel regularizers

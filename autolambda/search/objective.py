@@ -62,7 +62,8 @@ class LambdaScalingObjective:
         n_val: Validation images kept; ``None`` keeps all.
         pool_val: The training images ``n_train`` leaves out join the validation set
             (when the data set has no validation split of its own; see ``load_dataset``).
-        score: ``"final"`` (mean of the last ``score_window`` epochs, the default) or
+        score: ``"final"`` (mean of the last ``score_window`` epochs, the default),
+            ``"median"`` (their median: a one-epoch Adam spike does not move it) or
             ``"best"`` (the best epoch: early stopping, which hides lambda's effect).
         score_window: Epochs averaged by ``"final"`` scoring (one epoch is noisy under Adam).
         eval_every: Run the validation pass (and report to the pruner) every this many
@@ -297,6 +298,10 @@ def score_history(values: list[float], score: str = "final", window: int = DEFAU
     if score == "best":
         return float(min(values))
     tail = values[-window:]
+    if score == "median":
+        ordered = sorted(tail)
+        mid = len(ordered) // 2
+        return float(ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid]))
     return float(sum(tail) / len(tail))
 
 
