@@ -1,8 +1,9 @@
 """Does the default study answer the question on real digits, reproducibly, in minutes?
 
-Runs `autolambda tune --trials 100 --seed S` for each seed in a fresh folder (wall time
-of the whole command: training, MLflow, the analysis at the end), reads each study's
-answer (`autolambda analyze --json`), checks that the intervals agree, then times
+Runs `autolambda tune --seed S` (no other option) for each seed in a fresh folder (wall
+time of the whole command: training, MLflow, the analysis at the end), reads each study's
+answer and the lambda it recommends at N = 1220 (`autolambda analyze --json --n-params
+1220`, the 1220-weight layer of the question), checks that the intervals agree, then times
 `autolambda tune --precision P` (seconds until alpha's interval has half-width P).
 Writes a Markdown section; with --benchmarks FILE it replaces that file's section of
 the same heading (scripts/bench.py keeps it).
@@ -22,6 +23,8 @@ import time
 from pathlib import Path
 
 HEADING = "## The answer on digits (the default study)"
+#: The question's layer: 20 filters of [2, 3] on depth 10, 20 * (2 * 3 * 10 + 1) weights.
+QUESTION_N = 1220
 PY = sys.executable
 
 
@@ -32,20 +35,21 @@ def run(cmd: list[str], cwd: str) -> float:
 
 
 def answer(cwd: str) -> dict:
-    out = subprocess.run([PY, "-m", "autolambda", "analyze", "--json", "--no-mlflow", "--out", "json-report"], cwd=cwd,
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([PY, "-m", "autolambda", "analyze", "--json", "--no-mlflow", "--out", "json-report",
+                          "--n-params", str(QUESTION_N)], cwd=cwd, check=True, capture_output=True, text=True).stdout
     a = json.loads(out)
     which, hat, ci = a["answer"]["which"], a["answer"]["alpha"], a["answer"]["ci"]  # Analysis.answer()
     return {"which": which, "hat": hat, "ci": ci, "noise_sd": a["noise_sd"], "noise_source": a["noise_source"],
             "optimum": [a["alpha_hat"], a["alpha_ci"]], "wall": [a["wall_alpha_hat"], a["wall_alpha_ci"]],
             "informative_share": a["informative_share"], "dip_evidence": a["dip_evidence"],
-            "n_trials": a["n_trials"], "states": a["states"]}
+            "n_trials": a["n_trials"], "states": a["states"], "dip_evidence_level": a["dip_evidence_level"],
+            "recommendation": (a["recommendations"] or [None])[0]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=None, help="--trials for tune (default: none, tune's default)")
     parser.add_argument("--precision", type=float, default=0.25)
     parser.add_argument("--precision-seed", type=int, default=0)
     parser.add_argument("--skip-precision", action="store_true", help="run the seeds only (no section is written)")
@@ -71,7 +75,8 @@ def main() -> None:
 
     rows = []
     for seed in args.seeds:
-        cmd = [PY, "-m", "autolambda", "tune", "--trials", str(args.trials), "--seed", str(seed), "--no-progress"]
+        cmd = [PY, "-m", "autolambda", "tune", *(["--trials", str(args.trials)] if args.trials else []), "--seed", str(seed),
+               "--no-progress"]
         rows.append({"seed": seed} | study(f"seed-{seed}", cmd))
         print(json.dumps(rows[-1]), flush=True)
     if args.skip_precision:
@@ -95,18 +100,26 @@ def section(rows: list[dict], precise: dict, args: argparse.Namespace) -> str:
         return f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]" if r["ci"] else "—"
 
     lines = [HEADING, "",
-             f"Written by `python scripts/answer_bench.py` on {time.strftime('%Y-%m-%d')}: `autolambda tune --trials "
-             f"{args.trials} --seed S` in a fresh folder (the whole command: training, MLflow, the analysis at the end), "
-             "then `autolambda analyze --json`. The answer is `Analysis.answer()`: the optimum's alpha when identified, else "
-             "the wall's; both are in the raw JSON.", "",
-             "| seed | wall time (s) | answer | alpha | 95 % interval | half-width | noise SD | in the informative band | dip evidence |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"Written by `python scripts/answer_bench.py` on {time.strftime('%Y-%m-%d')}: `autolambda tune"
+             f"{f' --trials {args.trials}' if args.trials else ''} --seed S` in a fresh folder (the whole command: training, "
+             f"MLflow, the analysis at the end), then `autolambda analyze --json --n-params {QUESTION_N}`. The answer is "
+             "`Analysis.answer()`: the optimum's alpha when identified, else the wall's; the wall's own exponent is in the "
+             f"last column. `lambda_eff at N = {QUESTION_N}`: the recommended lambda for the question's layer, with its 95 % "
+             "interval.", "",
+             "| seed | wall time (s) | answer | alpha | 95 % interval | half-width | noise SD | dip evidence (level) | "
+             f"lambda_eff at N = {QUESTION_N} | wall's alpha |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows + [precise | {"seed": f"{precise['seed']} (--precision {args.precision:g})"}]:
         half = f"{(r['ci'][1] - r['ci'][0]) / 2:.2f}" if r["ci"] else "—"
         hat = f"{r['hat']:+.2f}" if r["hat"] is not None else "—"
-        share = f"{r['informative_share']:.0%}" if r["informative_share"] is not None else "—"
+        level = f" ({r['dip_evidence_level']:.1f})" if r.get("dip_evidence_level") is not None else ""
+        rec = r.get("recommendation")
+        rec_text = "—" if not rec else f"{rec['lambda_opt']:.2e}" + (
+            f" [{rec['ci'][0]:.2e}, {rec['ci'][1]:.2e}]" if rec["ci"] else " (unbounded)")
+        wall_hat, wall_ci = r["wall"]
+        wall_text = "—" if wall_ci is None else f"{wall_hat:+.2f} [{wall_ci[0]:+.2f}, {wall_ci[1]:+.2f}]"
         lines.append(f"| {r['seed']} | {r['seconds']:.0f} | {r['which']} | {hat} | {ci(r)} | {half} | "
-                     f"{r['noise_sd']:.3f} | {share} | {r['dip_evidence']:.1f} |")
+                     f"{r['noise_sd']:.3f} | {r['dip_evidence']:.1f}{level} | {rec_text} | {wall_text} |")
     answered = [r for r in rows if r["ci"]]
     overlap = all(max(a["ci"][0], b["ci"][0]) <= min(a["ci"][1], b["ci"][1]) for a in answered for b in answered)
     inside = all(b["ci"][0] <= a["hat"] <= b["ci"][1] for a in answered for b in answered)

@@ -63,12 +63,21 @@ def test_clean_surrogate_identifies_the_planted_alpha(planted):
     journal = ["--storage", "journal:./study.journal"]
     tune("--planted-alpha", str(planted), "--surrogate-seed-noise", "0", "--surrogate-dip", "0.15", "--trials", "100",
          "--epochs", "20", "--no-mlflow", *journal)
-    data = analyze_json("--no-mlflow", *journal)
+    data = analyze_json("--no-mlflow", "--n-params", "1220", "--n-params", "50000", *journal)
     assert data["identified"], data["alpha_reason"]
     assert abs(data["alpha_hat"] - planted) < 0.25
     assert data["alpha_ci"][0] <= planted <= data["alpha_ci"][1]
     inside = {h["alpha"]: h["inside_ci"] for h in data["hypotheses"]}
     assert inside[-0.5] is (planted == -0.5) and inside[1.0] is False
+    # The lambda to use at the 1220-weight layer of the question, and at a larger net.
+    from autolambda.training.surrogate import SurrogateTrainer
+
+    recs = data["recommendations"]
+    assert [r["n_params"] for r in recs] == [1220, 50000]
+    for r in recs:
+        star = SurrogateTrainer(planted_alpha=planted).lambda_star(r["n_params"])
+        assert r["ci"][0] <= star <= r["ci"][1] and r["near_range"][0] <= r["lambda_opt"] <= r["near_range"][1]
+    assert recs[0]["extrapolated"] is False  # between the smallest (746) and the largest net trained
 
 
 def test_report_files_and_mlflow_artifacts(tmp_path):
@@ -121,6 +130,11 @@ def test_one_width_says_why_there_is_no_alpha(tmp_path):
     assert data["alpha_hat"] is None and data["alpha_ci"] is None and data["identified"] is False
     assert any("two or more sizes" in n for n in data["notes"])
     assert all(h["inside_ci"] is None for h in data["hypotheses"])
+
+
+def test_n_params_must_be_positive():
+    result = runner.invoke(app, ["analyze", "--n-params", "0"])
+    assert result.exit_code == 2 and "--n-params must be a positive parameter count but got 0" in result.output
 
 
 def test_bad_analyze_options():

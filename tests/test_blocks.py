@@ -138,3 +138,13 @@ def test_a_spike_is_down_weighted():
     w = noise_weights(curve, curve.fit(wall=False).params)
     assert w[5] < 0.5 * np.median(w)
     assert weighted_curve(data).fit(wall=False).params["alpha"] == pytest.approx(0.5, abs=0.15)
+
+
+def test_the_surrogates_wall_can_scale_apart_from_its_optimum():
+    sizes = [746, 3818, 29066, 94986]
+    coupled = SurrogateTrainer(planted_alpha=0.5)
+    apart = SurrogateTrainer(planted_alpha=0.5, planted_wall_alpha=-0.1)
+    assert apart.lambda_star(746) == coupled.lambda_star(746)  # the optimum is where it was
+    # The wall's exponent follows its own plant (up to the floors' share in "hurt").
+    assert abs(apart.wall_alpha(sizes, 0.25) - coupled.wall_alpha(sizes, 0.25) + 0.6) < 0.1
+    assert all(apart.lambda_wall(n) > 2 * apart.lambda_star(n) for n in sizes)  # still above the optimum

@@ -46,8 +46,12 @@ def test_band_holds_the_dip_and_the_wall_rise_not_the_floor():
     assert band_edges(params | {"depth": 0.0}, 0.0)[0] == pytest.approx(-3.0 + math.log(0.01 / 0.99) / 3.0)
 
 
-def test_replicates_repeat_settings_with_another_seed_and_feed_the_noise():
-    config = load_config(None, **SURROGATE, trials=45, replicate_every=10, study_name="rep")
+@pytest.mark.parametrize("blocks", [3, 0])
+def test_replicates_repeat_settings_with_another_seed_and_feed_the_noise(blocks):
+    """A repeat is the same lambda in another seed block. Blocks differ by their offsets,
+    which the fit removes, so a blocked study's noise is its residual SD; without blocks
+    the repeats measure it."""
+    config = load_config(None, **SURROGATE, trials=45, replicate_every=10, study_name="rep", seed_blocks=blocks)
     study = run_study(config, track=False).study
     repeats = [t for t in study.trials if "replicate_of" in t.user_attrs]
     assert len(repeats) == 3  # after 20, 30 and 40 finished trials
@@ -55,9 +59,37 @@ def test_replicates_repeat_settings_with_another_seed_and_feed_the_noise():
         source = study.trials[t.user_attrs["replicate_of"]]
         assert t.params == source.params and t.user_attrs["lambda_eff"] == source.user_attrs["lambda_eff"]
         assert t.value != source.value  # another seed, another loss
+        assert t.user_attrs["seed"] != source.user_attrs["seed"]
+        if blocks:
+            assert t.user_attrs["block"] != source.user_attrs["block"]
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.WAITING]
     analysis = analyze_records(records_from_trials(study.trials), intervals=False)
-    assert analysis.n_replicate_dof == 3 and analysis.replicate_noise_sd > 0
+    if blocks:
+        assert analysis.n_replicate_dof == 0 and analysis.replicate_noise_sd is None
+    else:
+        assert analysis.n_replicate_dof == 3 and analysis.replicate_noise_sd > 0
+
+
+def test_the_design_aims_at_each_widths_dip_from_both_sides_and_at_the_ends():
+    """Once the fit exists, most trials land around the planted optimum of their width,
+    on both sides of it, and the widths at the ends of the range (which fix a slope) get
+    at least their share, none starved."""
+    from collections import Counter
+
+    from autolambda.training.surrogate import SurrogateTrainer
+
+    config = load_config(None, **(SURROGATE | {"epochs": 80}), trials=90, study_name="aim", planted_alpha=0.5,
+                         surrogate_dip=0.08, replicate_every=0)
+    study = run_study(config, track=False).study
+    sur = SurrogateTrainer(planted_alpha=0.5)
+    late = [t for t in study.trials if t.number >= 40 and t.state == optuna.trial.TrialState.COMPLETE]
+    u = [math.log(t.user_attrs["lambda_eff"] / sur.lambda_star(t.user_attrs["n_params"])) for t in late]
+    near = [v for v in u if abs(v) <= 2.0]
+    assert len(near) >= 0.5 * len(u)
+    assert min(sum(v < 0 for v in near), sum(v > 0 for v in near)) >= 0.25 * len(near)
+    counts = Counter(t.user_attrs["width"] for t in study.trials)
+    assert min(counts.values()) >= 0.5 * 90 / 6
+    assert counts[2] + counts[64] >= 2 * 90 / 6
 
 
 def test_precision_stops_on_the_answer_and_resumes(tmp_path):

@@ -233,6 +233,14 @@ def test_a_stop_signal_mid_trial_loses_nothing_and_resumes(tmp_path, signum, cod
     _, parents, _ = mlflow_runs()
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     check_consistent()
+    # The resumed study keeps its seed blocks: every trial's seed is its width's block's.
+    from autolambda.search.objective import block_seed
+
+    blocks = study.user_attrs["autolambda_config"]["seed_blocks"]
+    assert blocks == 3
+    for t in study.trials:
+        assert 0 <= t.user_attrs["block"] < blocks
+        assert t.user_attrs["seed"] == block_seed(0, t.user_attrs["width"], t.user_attrs["block"])
 
 
 def test_check_reports_a_trial_whose_process_is_gone_and_sync_repairs_it(tmp_path):

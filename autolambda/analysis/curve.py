@@ -29,16 +29,20 @@ from typing import Sequence
 
 import numpy as np
 
-_DIP_WIDTHS = (0.7, 1.4, 2.8)  # nats of lambda tried as starting dip widths
+_DIP_WIDTHS = (0.7, 1.2, 2.0)  # nats of lambda tried as starting dip widths
 _WALL_STEEPNESS = (0.8, 2.0, 5.0)
 # Bounds of the searched shape parameters. A dip narrower than half a nat would fit one
-# or two lucky trials. The optimum lies below the wall: there the wall has risen at most
+# or two lucky trials; one wider than 2 nats (its half-depth 2.4 nats, a decade, either
+# side) is no dip but the foot of the wall: seed-blocked grids on digits show dips about a
+# decade wide (fitted s 1.5-1.8 on two default studies), while on a third the fit spent
+# the dip on a slow ramp into the wall, its s ran to whatever bound it had (3, 5) and its
+# alpha moved with the bound (1.09 at 3, 1.31 at 5; 0.85 at 2). The optimum lies below the wall: there the wall has risen at most
 # 2 % of its way (``gap``, the distance from the optimum to the wall's midpoint times the
 # wall's steepness g, is at least ln 49), so the dip cannot be spent on the wall's shape.
 # With a bound of half a nat alone, a digits study's profile found a second minimum with a
 # wide dip on the foot of a soft wall (17 % of the way up at the "optimum"); its fitted
 # optimum otherwise sits 3-3.7 nats below a wall of steepness ~2.1 (0.1-0.2 % up).
-_BOUNDS = {"s": (0.5, 3.0), "g": (0.3, 20.0), "gap": (math.log(49.0), np.inf)}
+_BOUNDS = {"s": (0.5, 2.0), "g": (0.3, 20.0), "gap": (math.log(49.0), np.inf)}
 _LOG = ("s", "g")
 _DIP = ("alpha", "c", "s")
 _WALL = ("beta", "c_wall", "g")
@@ -427,17 +431,22 @@ def weighted_curve(data: CurveData) -> JointCurve:
     """The joint curve of ``data`` with each trial weighted by its size's noise
     (``noise_weights`` at the unweighted fit): the curve every estimate is made on."""
     unweighted = JointCurve(data)
-    return JointCurve(data, noise_weights(unweighted, unweighted.fit().params))
+    full, reduced = unweighted.fit(), unweighted.fit(dip=False)
+    return JointCurve(data, noise_weights(unweighted, full.params, also=reduced.params))
 
 
 def noise_weights(curve: JointCurve, params: dict[str, float], *, prior_dof: float = 4.0,
-                  huber: float | None = 2.5) -> np.ndarray:
+                  huber: float | None = 2.5, also: dict[str, float] | None = None) -> np.ndarray:
     """Per-trial least-squares weights for a refit of ``curve``'s data: each size's residual
     SD (below the wall, at the fit ``params``), shrunk towards the pooled SD with
     ``prior_dof`` degrees of freedom, as ``pooled / sd`` (so the weighted residuals stay in
     units of the pooled noise); then, with ``huber``, a trial whose residual is more than
     ``huber`` of its size's SDs is down-weighted as Huber's loss would (Adam's late spikes
-    at wide widths on digits: single trainings 0.1-0.15 above their block's curve).
+    at wide widths on digits: single trainings 0.1-0.15 above their block's curve). With
+    ``also`` (another fit's parameters, e.g. the curve without a dip) a trial is
+    down-weighted only if it is that far off both fits: a spike is, while a trial that only
+    one of the two curves misses is not, so the weights favour neither curve (and a test of
+    one against the other, simulated with these weights held, stays fair).
 
     On digits the residual SD within a seed block differs ~7x between sizes (0.004 at
     width 16, 0.03 at width 64): one pooled SD lets the noisiest size drive alpha."""
@@ -459,6 +468,9 @@ def noise_weights(curve: JointCurve, params: dict[str, float], *, prior_dof: flo
     sd = np.sqrt(var)
     weights = (math.sqrt(pooled) / sd)[d.group]
     if huber:
-        z = np.abs(residual) / sd[d.group]
+        off = np.abs(residual)
+        if also is not None:
+            off = np.minimum(off, np.abs(curve.solve(curve_shape(also))[0] / curve.weights))
+        z = off / sd[d.group]
         weights = weights * np.where(z > huber, np.sqrt(huber / np.maximum(z, 1e-12)), 1.0)
     return weights

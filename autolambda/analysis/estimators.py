@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from autolambda.analysis.curve import CurveData, CurveFit, JointCurve, _below_wall, curve_shape, weighted_curve
+from autolambda.analysis.curve import CurveData, CurveFit, JointCurve, _below_wall, curve_shape
 from autolambda.analysis.records import TrialRecord
 from autolambda.analysis.verdict import (
     NO_INTERVALS,
@@ -133,7 +133,7 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
     test_sd, _ = test_noise or (reduced.residual_sd, reduced.residual_dof)
     evidence, halves = _dip_evidence(curve, full, reduced, test_sd)
     if threshold is None:
-        threshold = null_evidence_level(curve, reduced) if full.params["depth"] > 0 and len(grid) else math.inf
+        threshold = null_evidence_level(curve, reduced, observed=evidence) if full.params["depth"] > 0 and len(grid) else math.inf
     seen = {"evidence": evidence, "evidence_by_half": halves, "evidence_level": threshold}
     if full.params["depth"] <= 0 or evidence < threshold:
         reason = no_dip_reason(evidence, threshold, test_sd, full.params["depth"])
@@ -199,25 +199,33 @@ def _resampler(curve: JointCurve, fit: CurveFit, seed: int):
     rng = np.random.default_rng(seed)
 
     def draw() -> JointCurve:
-        # The weights are estimated anew, as for the study itself: they come from a fit with
-        # a dip, and held fixed they would not carry the dip's pull on them into the null.
+        # The study's noise weights are held (they favour neither curve: noise_weights' ``also``).
         y = fitted + np.array([rng.choice(pools[k]) for k in d.group])
-        return weighted_curve(CurveData(d.group, d.x, d.l, y, d.n_groups, d.n_ref, d.unit, d.unit_group))
+        return JointCurve(CurveData(d.group, d.x, d.l, y, d.n_groups, d.n_ref, d.unit, d.unit_group), curve.weights)
 
     return draw
 
 
 def null_evidence_level(curve: JointCurve, reduced: CurveFit, *, draws: int = NULL_DRAWS, seed: int = 0,
-                        quantile: float = DETECTION_QUANTILE) -> float:
+                        quantile: float = DETECTION_QUANTILE, observed: float | None = None) -> float:
     """The evidence a dip reaches by chance in studies like this one: the ``quantile`` of
     the dip's evidence over ``draws`` studies simulated from ``reduced`` (the fit without
-    a dip) at the same trials, with this study's residuals (``_resampler``)."""
+    a dip) at the same trials, with this study's residuals (``_resampler``).
+
+    With the study's own evidence ``observed``, the draws stop early, in batches of 10,
+    once the decision is plain (a sequential Monte Carlo test): two simulated studies
+    already beat it (it is not seen, whatever the rest give), or it is over three times the
+    largest of them (a clear dip). The level is then the quantile of the draws made.
+    """
     draw = _resampler(curve, reduced, seed)
-    stats = []
-    for _ in range(draws):
+    stats: list[float] = []
+    for i in range(draws):
         sim = draw()
         without = sim.fit(dip=False)
         stats.append(max(without.rss - sim.fit().rss, 0.0) / max(without.residual_sd, 1e-12) ** 2)
+        if observed is not None and (i + 1) % 10 == 0 and i + 1 < draws:
+            if sum(v >= observed for v in stats) >= 2 or observed > 3 * max(stats):
+                break
     return float(np.quantile(stats, quantile)) if stats else 0.0
 
 
@@ -230,8 +238,8 @@ def bootstrap_level(curve: JointCurve, full: CurveFit, *, draws: int = NULL_DRAW
     its own noise, and wide nets have spikes), and on realistic surrogates the F cutoff
     covered the planted alpha in only ~73 % of studies. So: simulate ``draws`` studies at
     the same trials from the fit ``full`` (its fitted loss plus residuals resampled within
-    each size), redo the estimate on each (noise weights, free fit, fit with alpha held
-    at the simulation's truth) and return the ``quantile`` of the statistic
+    each size), redo the estimate on each (free fit, fit with alpha held at the
+    simulation's truth; the study's noise weights held) and return the ``quantile`` of the statistic
     ``(RSS(alpha_true) - RSS_min) / noise**2``: how far the truth's profile sits above the
     minimum in studies like this one. The caller keeps the larger of this and the F cutoff.
     """

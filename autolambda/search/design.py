@@ -12,7 +12,10 @@ depth) and around both (the rest: a fit that is wrong can still be corrected). B
 fit has a dip, the whole informative band (dip and wall, ``band_edges``) takes the dip's
 share. The wall is the loudest feature of the curve, not the one the question is about:
 a design that spread its trials over the band put most of them on the wall on digits.
-``alpha`` is drawn uniformly among the values that keep ``lambda0 = lambda_eff * (N /
+Once the fit exists the design also picks each new trial's width: the one whose optimum
+is least determined for alpha (its noise over its trials in the dip, more for the sizes
+at the ends, which fix a slope), within half an equal share of the least-tried width's
+count, so no size is starved. ``alpha`` is drawn uniformly among the values that keep ``lambda0 = lambda_eff * (N /
 N_ref) ** alpha`` in its range: for a trial of one width, only ``lambda_eff`` matters to
 what it measures.
 
@@ -27,24 +30,31 @@ import math
 import random
 from typing import Any
 
+import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, FloatDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.search.strata import stratum_of
 from autolambda.analysis.estimators import band_edges
 from autolambda.analysis.records import complete_curve_data, records_from_trials
-from autolambda.analysis.curve import JointCurve
+from autolambda.analysis.curve import _below_wall, curve_shape, weighted_curve
+from autolambda.search.samplers import _COUNTED
 
-#: Shares of the trials drawn by the design: around the dip (DIP_NATS either side of its
-#: centre, at least DIP_SD_REACH of its widths), on the wall's rise (1 % to 90 % of the
+#: Shares of the trials drawn by the design: around the dip (DIP_SD_REACH of its widths
+#: either side of its centre, but from DIP_NATS to DIP_MAX_NATS: the slope of a dip, where
+#: its position shows, is steepest one width out), on the wall's rise (1 % to 90 % of the
 #: way to collapse), on the floor below the dip (up to FLOOR_NATS under it), and the rest
 #: around all of it (EXPLORE_NATS below to EXPLORE_NATS / 2 above), where a wrong fit shows.
+#: How far a width's trial count may run ahead of the least-tried width's, as a share of
+#: an equal split (``DesignSampler._next_width``).
+WIDTH_SLACK = 0.5
 DIP_SHARE = 0.65
 WALL_SHARE = 0.15
 FLOOR_SHARE = 0.10
 DIP_NATS = 1.5
 DIP_SD_REACH = 1.5
+DIP_MAX_NATS = 2.5
 FLOOR_NATS = 3.0
 EXPLORE_NATS = 4.0
 
@@ -67,6 +77,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
         self._seed = seed
         self.refit_every = refit_every
         self._fit: tuple[int, dict[str, float], float] | None = None  # (n complete, params, fit's n_ref)
+        self._sizes: dict[Any, tuple[float, float]] = {}  # width -> (x = ln(N / fit's n_ref), its residual SD)
         self._pending: dict[int, float] = {}  # trial number -> alpha chosen with its lambda0
 
     # -- Optuna's sampler interface: everything but lambda0/alpha goes to the wrapped one.
@@ -77,6 +88,10 @@ class DesignSampler(optuna.samplers.BaseSampler):
         return self.sampler.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        if param_name == "width" and isinstance(param_distribution, CategoricalDistribution):
+            width = self._next_width(study, trial, param_distribution.choices)
+            if width is not None:
+                return width
         if param_name == "alpha" and trial.number in self._pending:
             alpha = self._pending.pop(trial.number)
             if isinstance(param_distribution, FloatDistribution) and param_distribution.low <= alpha <= param_distribution.high:
@@ -157,12 +172,59 @@ class DesignSampler(optuna.samplers.BaseSampler):
         if data.n_groups < 2 or len(rows) < data.n_groups + 16:  # as the analysis requires
             return None
         try:
-            params = JointCurve(data).fit().params
+            curve = weighted_curve(data)
+            params = curve.fit().params
         except Exception:  # a failed fit must not stop the study: sample as the wrapped sampler would
             self._fit = (n, {}, data.n_ref)  # and try again only after refit_every more trials
             return None
         self._fit = (n, params, data.n_ref)
+        widths = sorted({r.width for r in rows})
+        residual, coef = curve.solve(curve_shape(params))
+        residual = residual / curve.weights
+        below = _below_wall(data, curve_shape(params), coef)
+        pooled = float(np.sqrt(np.mean(residual[below] ** 2))) if below.any() else 0.0
+        for k, width in enumerate(widths):
+            mine = residual[(data.group == k) & below]
+            sd = float(np.sqrt(np.mean(mine**2))) if len(mine) >= 3 else pooled
+            self._sizes[width] = (float(np.mean(data.x[data.group == k])), sd)
         return params, data.n_ref
+
+    def _next_width(self, study: optuna.Study, trial: FrozenTrial, choices: tuple[Any, ...]) -> Any:
+        """Once the joint fit exists, the width whose optimum is least determined, for alpha:
+        the largest ``leverage * sd**2 / (trials in its dip + 1)``, where ``leverage`` grows
+        with the size's distance from the middle of the sizes (alpha is a slope in log N)
+        and ``sd`` is its residual SD. Within ``WIDTH_SLACK`` of an equal share: no width
+        is starved, none takes over. ``None`` (the wrapped sampler's balanced choice)
+        before the fit."""
+        done = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+        fit = self._current_fit(done)
+        if fit is None or any(c not in self._sizes for c in choices):
+            return None
+        params, _ = fit
+        counted = study._storage.get_all_trials(study._study_id, deepcopy=False, states=_COUNTED)
+        counts = {c: 0 for c in choices}
+        in_dip = {c: 0 for c in choices}
+        for t in counted:
+            width = stratum_of(t, "width")
+            if t.number == trial.number or width not in counts:
+                continue
+            counts[width] += 1
+            lam = t.user_attrs.get("lambda_eff")
+            if lam and "alpha" in params and params.get("depth", 0.0) > 0:
+                x = self._sizes[width][0]
+                reach = min(max(DIP_NATS, DIP_SD_REACH * params["s"]), DIP_MAX_NATS)
+                in_dip[width] += abs(math.log(lam) - (params["c"] - params["alpha"] * x)) <= reach
+        xs = np.array([self._sizes[c][0] for c in choices])
+        spread = float(np.mean((xs - xs.mean()) ** 2)) or 1.0
+        slack = max(2, round(WIDTH_SLACK * sum(counts.values()) / len(choices)))
+        allowed = [c for c in choices if counts[c] <= min(counts.values()) + slack]
+
+        def need(c: Any) -> float:
+            x, sd = self._sizes[c]
+            return (1.0 + (x - xs.mean()) ** 2 / spread) * sd * sd / (in_dip[c] + 1)
+
+        rng = random.Random(f"{self._seed}-{study.study_name}-{trial.number}-width")
+        return max(allowed, key=lambda c: (need(c), rng.random()))
 
 
 def design_regions(params: dict[str, float], x: float, band: tuple[float, float]
@@ -173,7 +235,7 @@ def design_regions(params: dict[str, float], x: float, band: tuple[float, float]
     rise = (wall + math.log(0.01 / 0.99) / params["g"], wall + math.log(0.9 / 0.1) / params["g"])
     if "alpha" in params and params.get("depth", 0.0) > 0:
         centre = params["c"] - params["alpha"] * x
-        reach = max(DIP_NATS, DIP_SD_REACH * params["s"])
+        reach = min(max(DIP_NATS, DIP_SD_REACH * params["s"]), DIP_MAX_NATS)
         dip = (centre - reach, min(centre + reach, rise[1]))
     else:
         dip = band
