@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="--trials for tune (default: none, tune's default)")
     parser.add_argument("--precision", type=float, default=0.25)
     parser.add_argument("--precision-seed", type=int, default=0)
-    parser.add_argument("--skip-precision", action="store_true", help="run the seeds only (no section is written)")
+    parser.add_argument("--skip-precision", action="store_true", help="run the seeds only (no --precision run)")
     parser.add_argument("--json", default=None, help="write the raw results here")
     parser.add_argument("--keep", default=None, help="keep each study in DIR/seed-S (and DIR/precision) instead of a temporary folder")
     parser.add_argument("--analyze-only", action="store_true",
@@ -79,11 +79,12 @@ def main() -> None:
                "--no-progress"]
         rows.append({"seed": seed} | study(f"seed-{seed}", cmd))
         print(json.dumps(rows[-1]), flush=True)
-    if args.skip_precision:
-        return
-    cmd = [PY, "-m", "autolambda", "tune", "--precision", str(args.precision), "--seed", str(args.precision_seed), "--no-progress"]
-    precise = {"seed": args.precision_seed} | study("precision", cmd)
-    print(json.dumps(precise), flush=True)
+    precise = None
+    if not args.skip_precision:
+        cmd = [PY, "-m", "autolambda", "tune", "--precision", str(args.precision), "--seed", str(args.precision_seed),
+               "--no-progress"]
+        precise = {"seed": args.precision_seed} | study("precision", cmd)
+        print(json.dumps(precise), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "precision": precise}, indent=1))
     text = section(rows, precise, args)
@@ -95,7 +96,7 @@ def main() -> None:
         replace_section(args.benchmarks, HEADING, text)
 
 
-def section(rows: list[dict], precise: dict, args: argparse.Namespace) -> str:
+def section(rows: list[dict], precise: dict | None, args: argparse.Namespace) -> str:
     def ci(r: dict) -> str:
         return f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}]" if r["ci"] else "—"
 
@@ -109,7 +110,8 @@ def section(rows: list[dict], precise: dict, args: argparse.Namespace) -> str:
              "| seed | wall time (s) | answer | alpha | 95 % interval | half-width | noise SD | dip evidence (level) | "
              f"lambda_eff at N = {QUESTION_N} | wall's alpha |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows + [precise | {"seed": f"{precise['seed']} (--precision {args.precision:g})"}]:
+    extra = [precise | {"seed": f"{precise['seed']} (--precision {args.precision:g})"}] if precise else []
+    for r in rows + extra:
         half = f"{(r['ci'][1] - r['ci'][0]) / 2:.2f}" if r["ci"] else "—"
         hat = f"{r['hat']:+.2f}" if r["hat"] is not None else "—"
         level = f" ({r['dip_evidence_level']:.1f})" if r.get("dip_evidence_level") is not None else ""
@@ -128,11 +130,11 @@ def section(rows: list[dict], precise: dict, args: argparse.Namespace) -> str:
               f"{max(walls):.0f}). Goal: at most 5 minutes — **{'holds' if statistics.median(walls) <= 300 else 'does not hold'}**.",
               "", f"Answers: {len(answered)} of {len(rows)} identified; every pair of intervals overlaps: "
               f"**{'yes' if overlap and answered else 'no'}**; each estimate inside every other interval: "
-              f"**{'yes' if inside and answered else 'no'}**.", "",
-              f"`--precision {args.precision:g}`: {precise['seconds']:.0f} s to "
-              + (f"a {precise['which']} interval of half-width {(precise['ci'][1] - precise['ci'][0]) / 2:.2f} "
-                 f"({precise['n_trials']} trials)." if precise["ci"] else f"no interval ({precise['n_trials']} trials)."),
-              ""]
+              f"**{'yes' if inside and answered else 'no'}**.", ""]
+    if precise:
+        lines += [f"`--precision {args.precision:g}`: {precise['seconds']:.0f} s to "
+                  + (f"a {precise['which']} interval of half-width {(precise['ci'][1] - precise['ci'][0]) / 2:.2f} "
+                     f"({precise['n_trials']} trials)." if precise["ci"] else f"no interval ({precise['n_trials']} trials)."), ""]
     return "\n".join(lines)
 
 

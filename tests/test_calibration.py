@@ -31,4 +31,6 @@ def test_realistic_studies_rule_out_no_true_hypothesis_and_place_the_wall(calibr
     summary = calibration.summarize(rows, truths)[0]
     assert summary["ruled_out"] <= 1 / 3, rows
     assert summary["wall_identified"] >= 2 / 3 and summary["wall_coverage"] >= 0.5, rows
-    assert all(0.015 < r["noise_sd"] < 0.07 for r in rows)  # measured: the planted seed noise is 0.02, ~0.05 at the narrowest
+    # The noise around each seed's own curve: 0.009-0.026 by width in the surrogate, as on digits
+    # (the seeds' offsets, 0.005-0.075, are removed by the blocks' floors).
+    assert all(0.006 < r["noise_sd"] < 0.035 for r in rows)

@@ -137,7 +137,7 @@ def test_transfer_mode_from_the_cli_answers_with_an_interval(tmp_path):
     report = (tmp_path / "autolambda-report" / "digits-l2-surrogate-transfer")
     assert (report / "transfer_pairs.png").exists() and "## Transfer pairs" in (report / "report.md").read_text()
     text = " ".join(runner.invoke(app, ["analyze"], catch_exceptions=False).output.split())
-    assert "120 rungs of 40 transfer pairs" in text and "Answer: the optimum's alpha" in text
+    assert "120 rungs of 40 transfer pairs" in text and "Answer: the best lambda scales as N^-alpha" in text
     bad = runner.invoke(app, ["tune", "--mode", "transfer", "--ladder", "4,x"])
     assert bad.exit_code == 2 and "ladder must be comma-separated" in bad.output
 

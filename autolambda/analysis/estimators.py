@@ -79,6 +79,7 @@ class ExponentEstimate:
     evidence: float = 0.0  # (RSS without the term - RSS with it) / noise**2
     evidence_by_half: tuple[float, float] = (0.0, 0.0)  # that gain in the smaller and the larger half of the sizes
     evidence_level: float = 0.0  # the evidence needed to call it seen (calibrated per study)
+    cutoff: float | None = None  # the profile's cutoff (delta RSS / noise**2) of the 95 % interval
     profile: list[tuple[float, float]] = field(default_factory=list)  # (value, delta RSS / noise**2)
 
 
@@ -132,16 +133,18 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
     noise_sd, noise_dof = noise or (full.residual_sd, full.residual_dof)
     test_sd, _ = test_noise or (reduced.residual_sd, reduced.residual_dof)
     evidence, halves = _dip_evidence(curve, full, reduced, test_sd)
-    if threshold is None:
-        threshold = null_evidence_level(curve, reduced, observed=evidence) if full.params["depth"] > 0 and len(grid) else math.inf
+    if threshold is None and not len(grid):
+        threshold = 0.0  # a quick look: no test, and no interval (profile_interval says so)
+    elif threshold is None:
+        threshold = null_evidence_level(curve, reduced, observed=evidence) if full.params["depth"] > 0 else math.inf
     seen = {"evidence": evidence, "evidence_by_half": halves, "evidence_level": threshold}
     if full.params["depth"] <= 0 or evidence < threshold:
         reason = no_dip_reason(evidence, threshold, test_sd, full.params["depth"])
     elif min(halves) < half_threshold:
         reason = one_end_reason(halves, half_threshold)
     else:
-        point, ci, reason, prof = _profile_alpha(curve, full, grid, noise_sd, noise_dof)
-        return full, ExponentEstimate("alpha", point, ci, ci is not None, reason, profile=prof, **seen), noise_sd
+        point, ci, reason, prof, cutoff = _profile_alpha(curve, full, grid, noise_sd, noise_dof)
+        return full, ExponentEstimate("alpha", point, ci, ci is not None, reason, profile=prof, cutoff=cutoff, **seen), noise_sd
     return full, ExponentEstimate("alpha", None, None, False, reason, **seen), noise_sd
 
 
@@ -157,10 +160,10 @@ def _dip_evidence(curve: JointCurve, full: CurveFit, reduced: CurveFit, test_sd:
 
 
 def _profile_alpha(curve: JointCurve, full: CurveFit, grid: np.ndarray, noise_sd: float, noise_dof: int
-                   ) -> tuple[float | None, tuple[float, float] | None, str, list[tuple[float, float]]]:
+                   ) -> tuple[float | None, tuple[float, float] | None, str, list[tuple[float, float]], float]:
     """alpha's profile over ``grid`` (plus the best fit's own alpha) and its 95 % interval,
     its edges refined by bisection: the estimate (the profile's best point, inside the
-    interval), the interval, the reason when there is none, and the profile."""
+    interval), the interval, the reason when there is none, the profile and its cutoff."""
     from scipy.special import fdtri  # the F quantile; scipy.stats takes a second to import
 
     var = max(noise_sd, 1e-12) ** 2
@@ -173,12 +176,12 @@ def _profile_alpha(curve: JointCurve, full: CurveFit, grid: np.ndarray, noise_sd
     prof = [(float(a), float(d)) for a, d in zip(grid, delta) if math.isfinite(d)]
     ci, reason = profile_interval(grid, delta, level)
     if ci is None:
-        return None, None, reason, prof
+        return None, None, reason, prof, level
     ci = tuple(_refine(lambda a: (curve.fit(fixed={"alpha": a}, starts=[full.params], coarse=False).rss - best) / var,
                        grid, delta, level, edge)
                for edge in ci)
     point = float(grid[int(np.argmin(rss))])
-    return min(max(point, ci[0]), ci[1]), ci, "", prof
+    return min(max(point, ci[0]), ci[1]), ci, "", prof, level
 
 
 def _resampler(curve: JointCurve, fit: CurveFit, seed: int):

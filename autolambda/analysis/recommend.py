@@ -46,8 +46,8 @@ class Recommendation:
 
 
 def recommend(curve: JointCurve, full: CurveFit, sizes: Sequence[int], *, alpha: float, c_opt: float,
-              noise: tuple[float, int], tolerance: float = 0.01, wall: tuple[float, float] | None = None
-              ) -> list[Recommendation]:
+              noise: tuple[float, int], tolerance: float = 0.01, wall: tuple[float, float] | None = None,
+              cutoff: float | None = None) -> list[Recommendation]:
     """Recommendations for each of ``sizes`` (parameter counts).
 
     Args:
@@ -59,11 +59,13 @@ def recommend(curve: JointCurve, full: CurveFit, sizes: Sequence[int], *, alpha:
         noise: (SD, degrees of freedom) of the noise that scales the interval.
         tolerance: Share of the optimum's loss the near-optimal range may cost.
         wall: ``(c, beta)`` of the identified wall (``lambda_wall = exp(c) * (N/N_ref)**-beta``).
+        cutoff: The profile cutoff (delta RSS / noise**2) of alpha's interval, calibrated
+            for the study (``autolambda.analysis.estimators.bootstrap_level``); at least F(1, dof).
     """
     from scipy.special import fdtri
 
     data = curve.data
-    level = float(fdtri(1, max(noise[1], 1), 0.95))
+    level = max(float(fdtri(1, max(noise[1], 1), 0.95)), cutoff or 0.0)
     var = max(noise[0], 1e-12) ** 2
     trained = np.exp(data.x) * data.n_ref
     out = []
@@ -76,7 +78,7 @@ def recommend(curve: JointCurve, full: CurveFit, sizes: Sequence[int], *, alpha:
         grid = np.linspace(centre - 8.0, centre + 8.0, 1601)
         loss = np.array([_loss(params, floor, x, l) for l in grid])  # noqa: E741
         best = float(loss[np.argmin(np.abs(grid - centre))])
-        near = grid[loss <= best * (1 + tolerance)]
+        near = grid[loss <= best + tolerance * abs(best)]
         near_range = (float(math.exp(near.min())), float(math.exp(near.max()))) if len(near) else None
         reference = c_opt  # the optimum at N_ref (x = 0)
         regret = _loss(params, floor, x, reference) - best

@@ -198,7 +198,7 @@ def analyze_records(
         wall = (joint.wall_info["c"], joint.wall.estimate) if joint.wall.identified else None
         advice = [r.to_dict() for r in recommend(
             joint.curve, joint.full, sizes, alpha=alpha_hat, c_opt=joint.c_opt, noise=(joint.noise_sd, joint.noise_dof),
-            tolerance=recommend_tolerance, wall=wall)]
+            tolerance=recommend_tolerance, wall=wall, cutoff=joint.alpha.cutoff)]
     return Analysis(
         n_trials=len(records), states=states, per_size=per_size,
         alpha_hat=alpha_hat, alpha_ci=alpha_ci, identified=identified, alpha_reason=alpha_reason,

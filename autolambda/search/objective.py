@@ -95,7 +95,7 @@ class LambdaScalingObjective:
         >>> study = optuna.create_study(pruner=optuna.pruners.MedianPruner())
         >>> study.optimize(LambdaScalingObjective(epochs=3, trainer="surrogate"), n_trials=5)
         >>> sorted(study.trials[0].user_attrs)[:4]
-        ['epochs_run', 'history', 'lambda_eff', 'n_params']
+        ['block', 'epochs_run', 'history', 'lambda_eff']
     """
 
     dataset: str = "digits"
