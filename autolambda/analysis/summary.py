@@ -238,15 +238,31 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tupl
     c_opt = None
     if alpha.identified:  # the optimum's position at the reported alpha (a grid point of the profile)
         c_opt = curve.fit(fixed={"alpha": alpha.estimate}, starts=[full.params], coarse=False).params["c"]
-    every, _ = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
+    every, every_rows = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
     # The floors' covariance with each size's own noise (narrow nets are noisier),
     # pooled to the measured noise: how uncertain "hurt" is.
     floor_cov = curve.floor_cov(full.params, curve.group_sd(full.params, noise_sd)) if noise_sd else None
-    wall, wall_info = estimate_wall(every, full.floors, cost=wall_cost, grid=grid, floor_cov=floor_cov)
+    wall, wall_info = estimate_wall(every, full.floors, cost=wall_cost, grid=grid, floor_cov=floor_cov,
+                                    offsets=_block_offsets(data, full, complete_curve_data(records)[1], every_rows))
     # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.
     shifted = CurveData(every.group, every.x + math.log(every.n_ref / data.n_ref), every.l, every.y, every.n_groups, data.n_ref)
     share = informative_share(dict(full.params), shifted)
     return _JointFit(curve, full, alpha, wall, wall_info, c_opt, noise_sd, noise[1], residual_sd, source, share)
+
+
+def _block_offsets(data: CurveData, full: CurveFit, rows: Sequence[TrialRecord],
+                   every_rows: Sequence[TrialRecord]) -> np.ndarray:
+    """For each of ``every_rows``, its seed block's fitted floor minus its size's (``rows``
+    are ``data``'s trials, in order; 0 for a block the fit did not see, e.g. one whose every
+    trial collapsed): "hurt" is then measured against the trial's own seed's floor."""
+    unit_of = {(r.width, r.block): int(u) for r, u in zip(rows, data.unit)}
+    floors = full.unit_floors or []
+    out = np.zeros(len(every_rows))
+    for i, r in enumerate(every_rows):
+        u = unit_of.get((r.width, r.block))
+        if u is not None and floors:
+            out[i] = floors[u] - full.floors[int(data.unit_group[u])]
+    return out
 
 
 def _choose_noise(curve: JointCurve, rep_sd: float, rep_dof: int) -> tuple[tuple[float, int], tuple[float, int], float, str]:
