@@ -105,8 +105,9 @@ def section(rows: list[dict], precise: dict | None, args: argparse.Namespace) ->
              f"{f' --trials {args.trials}' if args.trials else ''} --seed S` in a fresh folder (the whole command: training, "
              f"MLflow, the analysis at the end), then `autolambda analyze --json --n-params {QUESTION_N}`. The answer is "
              "`Analysis.answer()`: the optimum's alpha when identified, else the wall's; the wall's own exponent is in the "
-             f"last column. `lambda_eff at N = {QUESTION_N}`: the recommended lambda for the question's layer, with its 95 % "
-             "interval.", "",
+             f"last column. `lambda_eff at N = {QUESTION_N}`: the recommended lambda for a net of {QUESTION_N} trainable "
+             "parameters (N counts the whole net's, as the study does; the question's layer alone has that many), with its "
+             "95 % interval.", "",
              "| seed | wall time (s) | answer | alpha | 95 % interval | half-width | noise SD | dip evidence (level) | "
              f"lambda_eff at N = {QUESTION_N} | wall's alpha |",
              "|---|---|---|---|---|---|---|---|---|---|"]

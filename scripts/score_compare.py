@@ -54,7 +54,7 @@ def main() -> None:
                 print(f"| {storage.rsplit('/', 2)[-2]} | {score} | {'on' if huber else 'off'} | {a.dip_evidence:.1f} "
                       f"({a.dip_evidence_level or float('nan'):.1f}) | {a.alpha_hat if a.alpha_hat is None else round(a.alpha_hat, 2)} | "
                       f"{'—' if ci is None else f'[{ci[0]:.2f}, {ci[1]:.2f}]'} | {'—' if ci is None else f'{(ci[1] - ci[0]) / 2:.2f}'} | "
-                      f"{a.noise_sd:.4f} | {time.perf_counter() - started:.0f} |", flush=True)
+                      f"{'—' if a.noise_sd is None else format(a.noise_sd, '.4f')} | {time.perf_counter() - started:.0f} |", flush=True)
     curve.noise_weights = huber_on
 
 

@@ -3,7 +3,7 @@
 With common random numbers (one seed per block, all its lambdas), a seed's curve of loss
 against lambda shows the dip without the seed-to-seed offset; the residual around each
 block's smooth curve is the noise that the blocked fit has to carry. Each training's last
-``--score-window`` epochs are kept, so several scores (mean, median, trimmed) are compared
+``--score-window`` epochs are kept, so several scores (mean, median) are compared
 on the same trainings: which one removes Adam's late spikes without changing the recipe.
 
     python scripts/seed_grid.py --widths 4 16 64 --seeds 3 --json grid.json

@@ -133,13 +133,14 @@ def estimate_optimum(data: CurveData, noise: tuple[float, int] | None = None, te
     noise_sd, noise_dof = noise or (full.residual_sd, full.residual_dof)
     test_sd, _ = test_noise or (reduced.residual_sd, reduced.residual_dof)
     evidence, halves = _dip_evidence(curve, full, reduced, test_sd)
+    calibrated = threshold is None
     if threshold is None and not len(grid):
         threshold = 0.0  # a quick look: no test, and no interval (profile_interval says so)
     elif threshold is None:
         threshold = null_evidence_level(curve, reduced, observed=evidence) if full.params["depth"] > 0 else math.inf
     seen = {"evidence": evidence, "evidence_by_half": halves, "evidence_level": threshold}
     if full.params["depth"] <= 0 or evidence < threshold:
-        reason = no_dip_reason(evidence, threshold, test_sd, full.params["depth"])
+        reason = no_dip_reason(evidence, threshold, test_sd, full.params["depth"], calibrated=calibrated)
     elif min(halves) < half_threshold:
         reason = one_end_reason(halves, half_threshold)
     else:
@@ -167,7 +168,9 @@ def _profile_alpha(curve: JointCurve, full: CurveFit, grid: np.ndarray, noise_sd
     from scipy.special import fdtri  # the F quantile; scipy.stats takes a second to import
 
     var = max(noise_sd, 1e-12) ** 2
-    level = max(float(fdtri(1, max(noise_dof, 1), 0.95)), bootstrap_level(curve, full))
+    level = float(fdtri(1, max(noise_dof, 1), 0.95))
+    if len(grid):  # a quick look (no grid) gets no interval: no simulated studies either
+        level = max(level, bootstrap_level(curve, full))
     # The grid plus the best fit itself: a sharp profile can fall between grid points.
     grid = np.unique(np.append(grid, round(full.params["alpha"], 6))) if len(grid) else grid
     rss = curve.profile("alpha", grid, full, stop_above=4 * level * var + 1e-12)

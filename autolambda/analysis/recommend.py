@@ -34,7 +34,7 @@ class Recommendation:
     lambda_opt: float
     ci: tuple[float, float] | None  # None: the profile reaches the end of its grid
     tolerance: float  # the near-optimal range costs at most this share of the optimum's loss
-    near_range: tuple[float, float] | None
+    near_range: tuple[float | None, float | None]  # None at an end: the range runs past what the fit covers
     lambda_wall: float | None  # where the loss exceeds the floor by the wall's cost (None: wall not identified)
     reference_n: float  # N_ref: the size whose lambda "unchanged" means
     reference_lambda: float  # the optimum at N_ref
@@ -77,9 +77,9 @@ def recommend(curve: JointCurve, full: CurveFit, sizes: Sequence[int], *, alpha:
         floor = float(np.interp(x, *_floor_line(curve, full)))
         grid = np.linspace(centre - 8.0, centre + 8.0, 1601)
         loss = np.array([_loss(params, floor, x, l) for l in grid])  # noqa: E741
-        best = float(loss[np.argmin(np.abs(grid - centre))])
-        near = grid[loss <= best + tolerance * abs(best)]
-        near_range = (float(math.exp(near.min())), float(math.exp(near.max()))) if len(near) else None
+        i = int(np.argmin(np.abs(grid - centre)))
+        near_range = _near_range(grid, loss, i, float(loss[i]) + tolerance * abs(float(loss[i])))
+        best = float(loss[i])
         reference = c_opt  # the optimum at N_ref (x = 0)
         regret = _loss(params, floor, x, reference) - best
         out.append(Recommendation(
@@ -103,6 +103,18 @@ def _profile_centre(curve: JointCurve, full: CurveFit, x: float, centre: float, 
     delta = (rss - min(float(rss.min()), best.rss, full.rss)) / var
     ci, _ = profile_interval(grid, delta, level)
     return (math.exp(ci[0]), math.exp(ci[1])) if ci else None
+
+
+def _near_range(grid: np.ndarray, loss: np.ndarray, i: int, limit: float) -> tuple[float | None, float | None]:
+    """The lambdas of the contiguous run around ``grid[i]`` whose loss is within ``limit``;
+    an end that reaches the grid's is ``None`` (the range runs on: the dip is too shallow
+    for the tolerance to close it there)."""
+    lo = hi = i
+    while lo > 0 and loss[lo - 1] <= limit:
+        lo -= 1
+    while hi < len(grid) - 1 and loss[hi + 1] <= limit:
+        hi += 1
+    return (None if lo == 0 else float(math.exp(grid[lo])), None if hi == len(grid) - 1 else float(math.exp(grid[hi])))
 
 
 def _floor_line(curve: JointCurve, full: CurveFit) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str], *, title: str, co
     if context:
         lines += [" · ".join(f"{k}: {v}" for k, v in context.items()), ""]
     lines += _answer_section(analysis)
-    lines += _recommendations_section(analysis)
+    lines += _recommendations_section(analysis, context.get("penalty"))
     if analysis.transfer is not None:
         lines += _transfer_section(analysis)
     for section in (_hypotheses_section(analysis), _per_size_section(analysis), _divergence_section(analysis),
@@ -78,7 +78,7 @@ def _answer_section(a: Analysis) -> list[str]:
     return lines
 
 
-def _recommendations_section(a: Analysis) -> list[str]:
+def _recommendations_section(a: Analysis, penalty: str | None = None) -> list[str]:
     """The lambda to use at each size asked for, from the joint fit (nothing unless identified)."""
     if not a.recommendations:
         return []
@@ -95,11 +95,20 @@ def _recommendations_section(a: Analysis) -> list[str]:
         ci, near = r["ci"], r["near_range"]
         lines.append(f"| {r['n_params']:,}{' (extrapolated)' if r['extrapolated'] else ''} | {r['lambda_opt']:.3g} | "
                      f"{'unbounded' if ci is None else f'{ci[0]:.3g} - {ci[1]:.3g}'} | "
-                     f"{'—' if near is None else f'{near[0]:.3g} - {near[1]:.3g}'} | {_g(r['lambda_wall'])} | {r['regret']:+.4f} |")
+                     f"{'—' if near is None else _span(near)} | {_g(r['lambda_wall'])} | {r['regret']:+.4f} |")
     first = a.recommendations[0]
-    lines += ["", f"In Keras, for a net of {first['n_params']:,} trainable parameters trained with this study's recipe: "
-              f"`kernel_regularizer=keras.regularizers.L2({first['lambda_opt']:.3g})`.", ""]
+    keras_line = {"l2": f"`kernel_regularizer=keras.regularizers.L2({first['lambda_opt']:.3g})`",
+                  "l1": f"`kernel_regularizer=keras.regularizers.L1({first['lambda_opt']:.3g})`",
+                  "weight_decay": f"the optimizer's `weight_decay={first['lambda_opt']:.3g}`"}.get(penalty or "")
+    if keras_line:
+        lines += ["", f"In Keras, for a net of {first['n_params']:,} trainable parameters (N counts the whole net's, as the "
+                  f"study does) trained with this study's recipe: {keras_line}.", ""]
     return lines
+
+
+def _span(near: Any) -> str:
+    """A near-best range; an open end (``None``) runs past what the fit covers."""
+    return f"{'<' if near[0] is None else format(near[0], '.3g')} - {'>' if near[1] is None else format(near[1], '.3g')}"
 
 
 def _hypotheses_section(a: Analysis) -> list[str]:
@@ -200,7 +209,7 @@ def _method_section(a: Analysis) -> list[str]:
         f"simulated at the same trials without a dip, or by {HALF_THRESHOLD:g} noise variances within "
         "each half of the sizes (alpha is a slope: the dip must be seen at both ends), or when the interval runs to the "
         "edge of the grid; then no hypothesis is ruled out.",
-        f"- The wall: a trial is hurt when its loss is more than {a.wall_cost:.0%} above its size's fitted floor; the chance of "
+        f"- The wall: a trial is hurt when its loss is more than {a.wall_cost:.0%} above its seed block's fitted floor; the chance of "
         "being hurt is logistic in log lambda + alpha_wall log N (2 % lapse rate, so one stray trial cannot move it), and its "
         "interval is the profile-likelihood one (chi-square, 1 degree of freedom).",
         "- The calibration of these intervals on realistic surrogate studies is in BENCHMARKS.md (scripts/calibration.py).",

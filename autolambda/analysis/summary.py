@@ -178,11 +178,11 @@ def analyze_records(
     data, rows = complete_curve_data(records)
     replicates = measure_noise(rows)
     joint, notes = None, []
-    if data.n_groups >= 2 and len(rows) >= data.n_groups + 16:  # the fit has n_sizes + 8 parameters; 8+ left for the noise
+    if data.n_groups >= 2 and len(rows) >= data.n_units + 16:  # n_floors + 8 parameters; 8+ left for the noise
         joint = _fit_joint(records, data, replicates, wall_cost=wall_cost, intervals=intervals,
                            thresholds=(detection_threshold, half_threshold))
     else:
-        notes.append(too_few_for_fit_note(data.n_groups, len(rows)))
+        notes.append(too_few_for_fit_note(data.n_groups, len(rows), data.n_units))
     per_size = summarize_sizes(records, tolerance=tolerance, min_trials=min_trials, noise_sd=joint.noise_sd if joint else 0.0)
     _place_fit(per_size, sorted({r.width for r in rows}), data, joint)
     notes += [note for s in per_size for note in size_notes(s, tolerance)]
@@ -242,6 +242,8 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tupl
     # The floors' covariance with each size's own noise (narrow nets are noisier),
     # pooled to the measured noise: how uncertain "hurt" is.
     floor_cov = curve.floor_cov(full.params, curve.group_sd(full.params, noise_sd)) if noise_sd else None
+    if floor_cov is not None:  # "hurt" is measured against a block's floor: about B times as uncertain as the mean of B
+        floor_cov = floor_cov * (data.n_units / data.n_groups)
     wall, wall_info = estimate_wall(every, full.floors, cost=wall_cost, grid=grid, floor_cov=floor_cov,
                                     offsets=_block_offsets(data, full, complete_curve_data(records)[1], every_rows))
     # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.
@@ -336,7 +338,7 @@ def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary],
     if len(sized) < 3:
         return None
     small, largest = sized[:-1], sized[-1]
-    smaller = JointCurve(complete_curve_data(records, [s.width for s in small])[0])
+    smaller = weighted_curve(complete_curve_data(records, [s.width for s in small])[0])
     part = smaller.fit()
     curve = curve or JointCurve(complete_curve_data(records)[0])
     full = curve.fit()

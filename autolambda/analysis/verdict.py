@@ -80,10 +80,13 @@ def unbounded_reason(edge: float) -> str:
     return f"its 95 % interval runs to the edge of the range examined ({edge:+.1f}): the data do not bound it"
 
 
-def no_dip_reason(evidence: float, threshold: float, test_sd: float, depth: float) -> str:
+def no_dip_reason(evidence: float, threshold: float, test_sd: float, depth: float, *, calibrated: bool = True) -> str:
     """A dip too weak (``evidence`` under ``threshold``) or absent (``depth <= 0``)."""
     if depth <= 0 or threshold == float("inf"):
         return f"the fit has no dip below the flat floor (residual SD without a dip {test_sd:.3g})"
+    if not calibrated:
+        return (f"the dip below the flat floor is not distinguishable from noise (evidence {evidence:.1f}, "
+                f"{threshold:g} needed; depth {max(depth, 0):.3g})")
     return (f"the dip below the flat floor is not distinguishable from noise (evidence {evidence:.1f}; studies "
             f"simulated without a dip reach {threshold:.1f} one time in 20; depth {max(depth, 0):.3g})")
 
@@ -118,9 +121,10 @@ def noise_source(residual_dof: int, residual_sd: float, rep_sd: float, rep_dof: 
     return source
 
 
-def too_few_for_fit_note(n_sizes: int, n_complete: int) -> str:
+def too_few_for_fit_note(n_sizes: int, n_complete: int, n_floors: int | None = None) -> str:
     """The study is too small for the joint fit."""
-    return (f"the joint fit needs complete trials at two or more sizes and {n_sizes + 16}+ in all; "
+    n_floors = n_sizes if n_floors is None else n_floors  # one per size, or per size and seed block
+    return (f"the joint fit needs complete trials at two or more sizes and {n_floors + 16}+ in all; "
             f"this study has {n_complete} at {n_sizes}. Run more trials.")
 
 

@@ -94,7 +94,7 @@ def tune(
     balance_widths: Annotated[Optional[bool], typer.Option("--balance-widths/--no-balance-widths", help="Give every width an equal share of trials, sampling the rest per width. Default: on; off for only the single best model.")] = None,
     score: Annotated[Optional[str], typer.Option(help=C.describe(C.SCORES, C.DEFAULT_SCORE) + ". final: mean of the last epochs; median: their median; best: best epoch (early stopping hides lambda).")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"Seed of the sampler and of each trial's initialisation and batch order (the data split is fixed: data_seed in a study file). Default: {C.DEFAULT_SEED}.")] = None,
-    seed_blocks: Annotated[Optional[int], typer.Option(help=f"Seeds per width: a width's trials share these seeds, and the analysis removes each seed's offset (0: every trial its own seed). Default: {C.DEFAULT_SEED_BLOCKS}.")] = None,
+    seed_blocks: Annotated[Optional[int], typer.Option(help=f"Seeds per width: a width's trials share these seeds, and the analysis removes each seed's offset (0: every trial its own seed). Search mode only. Default: {C.DEFAULT_SEED_BLOCKS}.")] = None,
     timeout: Annotated[Optional[float], typer.Option(help="Stop starting new trials after this many seconds.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help=C.describe(C.TRAINERS, C.DEFAULT_TRAINER) + ". surrogate: a stand-in with a planted alpha; no TensorFlow.")] = None,
     planted_alpha: Annotated[Optional[float], typer.Option(help="The surrogate trainer's planted alpha.")] = None,

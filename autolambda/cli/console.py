@@ -202,9 +202,16 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def print_recommendations(a: Any) -> None:
+def _span(lo: float | None, hi: float | None) -> str:
+    """A range of lambdas whose open ends (``None``) run past what the fit covers."""
+    return f"{'<' if lo is None else format(lo, '.2e')} - {'>' if hi is None else format(hi, '.2e')}"
+
+
+def print_recommendations(a: Any, penalty: str | None = None) -> None:
     """The lambda to use at each recommended size (``Analysis.recommendations``)."""
     if not a.recommendations:
+        if not a.identified and a.mode == "search":
+            console.print("No lambda to recommend: the optimum's alpha is not identified.")
         return
     table = Table(title="Recommended lambda_eff (from the joint fit)")
     tol = a.recommendations[0]["tolerance"]
@@ -214,15 +221,18 @@ def print_recommendations(a: Any) -> None:
         ci, near = r["ci"], r["near_range"]
         table.add_row(f"{r['n_params']:,}" + (" *" if r["extrapolated"] else ""), f"{r['lambda_opt']:.2e}",
                       f"{ci[0]:.2e} - {ci[1]:.2e}" if ci else "unbounded",
-                      f"{near[0]:.2e} - {near[1]:.2e}" if near else "-", _fmt(r["lambda_wall"], ".2e"),
+                      _span(*near) if near else "-", _fmt(r["lambda_wall"], ".2e"),
                       f"{r['regret']:+.4f}")
     console.print(table)
     ref = a.recommendations[0]
+    first = a.recommendations[0]
+    keras_line = {"l2": f"kernel_regularizer=keras.regularizers.L2({first['lambda_opt']:.2e})",
+                  "l1": f"kernel_regularizer=keras.regularizers.L1({first['lambda_opt']:.2e})",
+                  "weight_decay": f"the optimizer's weight_decay={first['lambda_opt']:.2e}"}.get(penalty or "")
     console.print(f"regret: the fitted loss at N with N_ref = {ref['reference_n']:,.0f}'s best lambda "
                   f"({ref['reference_lambda']:.2e}) over the loss at N's own best"
                   + ("; * outside the sizes trained (extrapolated)" if any(r["extrapolated"] for r in a.recommendations) else "")
-                  + f". In Keras: kernel_regularizer=keras.regularizers.L2({a.recommendations[0]['lambda_opt']:.2e}) at N = "
-                  f"{a.recommendations[0]['n_params']:,}.")
+                  + (f". In Keras, for a net of N = {first['n_params']:,} trainable parameters: {keras_line}." if keras_line else "."))
 
 
 def print_analysis(result: Any) -> None:
@@ -266,7 +276,7 @@ def print_analysis(result: Any) -> None:
     elif ans["which"] == "wall":
         console.print(f"[bold]Answer:[/bold] the best lambda's scaling is not identified; the largest harmless lambda (the wall) "
                       f"scales with alpha = {ans['alpha']:.2f}, 95% interval [{ans['ci'][0]:.2f}, {ans['ci'][1]:.2f}]")
-    print_recommendations(a)
+    print_recommendations(a, getattr(result, "penalty", None))
     e = a.extrapolation
     if e:
         console.print(f"Extrapolation: alpha from widths {e['fitted_on_widths']} predicts lambda_eff {e['predicted_lambda_eff']:.3g} "

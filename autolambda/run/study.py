@@ -88,12 +88,17 @@ def check_study(config: StudyConfig) -> bool:
     stored = summary.user_attrs.get(CONFIG_KEY)
     if stored is not None:
         # Settings added since a study was made: what the older version did.
-        legacy = LEGACY_SETTINGS | (LEGACY_TRANSFER_SETTINGS if stored.get("mode") == "transfer" else {})
+        transfer = stored.get("mode") == "transfer"
+        legacy = LEGACY_SETTINGS | (LEGACY_TRANSFER_SETTINGS if transfer else {})
+        if transfer:  # a pair's rungs have seeds of their own: no seed blocks in its fingerprint
+            legacy = {k: v for k, v in legacy.items() if k != "seed_blocks"}
         stored = legacy | {"data_seed": stored.get("seed")} | stored
         diff = _diff(stored, config.fingerprint())
         if diff:
+            hint = (f" (a study made before seed blocks resumes with --seed-blocks {stored['seed_blocks']})"
+                    if "seed_blocks" in diff and not transfer else "")
             raise ConfigError(
-                f"study {config.name!r} exists with a different configuration ({diff}); "
+                f"study {config.name!r} exists with a different configuration ({diff}){hint}; "
                 "use --study-name to start a new study."
             )
     return True

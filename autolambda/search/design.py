@@ -169,7 +169,10 @@ class DesignSampler(optuna.samplers.BaseSampler):
         if self._fit is not None and n < self._fit[0] + self.refit_every:
             return (self._fit[1], self._fit[2]) if self._fit[1] else None
         data, rows = complete_curve_data(records_from_trials(done))
-        if data.n_groups < 2 or len(rows) < data.n_groups + 16:  # as the analysis requires
+        # The sizes + 16 trials (as measured on digits and the surrogate): with seed blocks the
+        # first fits have few trials per block's floor, but only steer the draws, and the
+        # design refits every few trials.
+        if data.n_groups < 2 or len(rows) < data.n_groups + 16:
             return None
         try:
             curve = weighted_curve(data)

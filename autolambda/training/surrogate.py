@@ -67,8 +67,8 @@ class SurrogateTrainer:
     count): a trial's seed gives an offset that holds for every lambda trained with that
     seed (``MEASURED_BLOCK_SD``: initialisation and batch order), plus a residual drawn
     anew for each (seed, lambda) (``MEASURED_RESIDUAL_SD``), plus, at wide nets, a rare
-    late spike (``SPIKE_*``). Both SD tables are scaled by ``seed_noise / 0.02`` (0: a
-    clean surrogate). Each epoch approaches the final loss exponentially, plus N(0,
+    late spike (``SPIKE_*``). Both SD tables are scaled by ``seed_noise / 0.02``; 0 gives a
+    clean surrogate (no spikes either). Each epoch approaches the final loss exponentially, plus N(0,
     ``noise``) epoch noise. A collapsed net gets no noise. ``lambda_eff > diverge_above``
     gives NaN after a few epochs.
 
