@@ -215,8 +215,9 @@ def markdown(summary: list[dict], args: argparse.Namespace, seconds: float, rows
     noise = "default" if args.seed_noise is None else str(args.seed_noise)
     dip = "default" if args.dip is None else str(args.dip)
     lines = [
-        f"Surrogate with seed-to-seed SD {noise} and dip {dip} (defaults: 0.02, ~2.5x at the narrowest width, and 0.03), "
-        f"{args.trials} trials a study"
+        f"Surrogate with the noise measured on digits (a seed offset and a residual per width, late spikes at the widest; "
+        f"scale {noise}, default 0.02 = as measured) and dip {dip} (default 0.03); walls shifted by {args.wall_shifts} "
+        f"from the optimum's exponent in turn (the wall's truth is each study's own); {args.trials} trials a study"
         + (f" in transfer mode on the ladder {args.ladder} (each trial one pair on every width; median "
            f"{np.median([r.get('rungs', np.nan) for r in rows]):.0f} finished rungs, {np.median([r.get('epochs', np.nan) for r in rows]):.0f} epochs a study)"
            if args.ladder else f" on the widths {args.widths}" if args.widths else "") + ", "

@@ -148,6 +148,17 @@ def test_old_studies_stay_resumable():
     optuna.create_study(study_name="old-transfer", storage="sqlite:///d.db").set_user_attr(CONFIG_KEY, old)
     with pytest.raises(ConfigError, match="rung_seeds: 'shared' there, 'independent' now"):
         check_study(transfer)
+    # A transfer study made now resumes (its fingerprint has no seed blocks).
+    optuna.create_study(study_name="new-transfer", storage="sqlite:///d.db").set_user_attr(
+        CONFIG_KEY, load_config(None, **SURROGATE, mode="transfer", ladder=(4, 16), study_name="new-transfer").fingerprint())
+    assert check_study(load_config(None, **SURROGATE, mode="transfer", ladder=(4, 16), study_name="new-transfer")) is True
+    # A search study made before seed blocks trained every trial with its own seed: it is
+    # not topped up with blocked trials, and the refusal says how to resume it.
+    before = {k: v for k, v in load_config(None, **SURROGATE, study_name="unblocked").fingerprint().items() if k != "seed_blocks"}
+    optuna.create_study(study_name="unblocked", storage="sqlite:///d.db").set_user_attr(CONFIG_KEY, before)
+    with pytest.raises(ConfigError, match="resumes with --seed-blocks 0"):
+        check_study(load_config(None, **SURROGATE, study_name="unblocked"))
+    assert check_study(load_config(None, **SURROGATE, study_name="unblocked", seed_blocks=0)) is True
 
 
 def test_seed_repeats_the_study_on_the_same_images():

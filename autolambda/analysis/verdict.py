@@ -64,7 +64,7 @@ def verdict(
         text += " The wall's scaling is not identified: " + (wall_reason or "too few trials") + "."
     else:
         text += (f" The wall, a different quantity (the largest lambda that costs less than {wall_cost:.0%} over its "
-                 f"size's floor), scales with alpha = {wall_hat:.2f}, 95% interval [{wall_ci[0]:.2f}, {wall_ci[1]:.2f}]: "
+                 f"floor at a negligible penalty), scales with alpha = {wall_hat:.2f}, 95% interval [{wall_ci[0]:.2f}, {wall_ci[1]:.2f}]: "
                  "the largest harmless lambda " + ("shrinks" if wall_ci[0] > 0 else "grows" if wall_ci[1] < 0 else
                                                    "neither clearly shrinks nor grows") + " as N grows")
         if ci is not None and (wall_ci[0] > ci[1] or wall_ci[1] < ci[0]):
