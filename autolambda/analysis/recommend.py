@@ -45,6 +45,20 @@ class Recommendation:
         return asdict(self)
 
 
+def keras_line(penalty: str | None, strength: float, spec: str = ".3g") -> str | None:
+    """Where a recommended ``lambda_eff`` goes in Keras for a study's penalty kind (``None``
+    for kinds with no single number, e.g. ``l1l2``)."""
+    value = format(strength, spec)
+    return {"l2": f"kernel_regularizer=keras.regularizers.L2({value})",
+            "l1": f"kernel_regularizer=keras.regularizers.L1({value})",
+            "weight_decay": f"the optimizer's weight_decay={value}"}.get(penalty or "")
+
+
+def span(near: tuple[float | None, float | None], spec: str = ".3g") -> str:
+    """A near-best range; an open end (``None``) runs past what the fit covers."""
+    return f"{'<' if near[0] is None else format(near[0], spec)} - {'>' if near[1] is None else format(near[1], spec)}"
+
+
 def recommend(curve: JointCurve, full: CurveFit, sizes: Sequence[int], *, alpha: float, c_opt: float,
               noise: tuple[float, int], tolerance: float = 0.01, wall: tuple[float, float] | None = None,
               cutoff: float | None = None) -> list[Recommendation]:

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from autolambda.analysis.estimators import HALF_THRESHOLD
 from autolambda.analysis.plots import report_plots
+from autolambda.analysis.recommend import keras_line, span
 from autolambda.analysis.records import TrialRecord
 from autolambda.analysis.summary import Analysis
 
@@ -95,20 +96,13 @@ def _recommendations_section(a: Analysis, penalty: str | None = None) -> list[st
         ci, near = r["ci"], r["near_range"]
         lines.append(f"| {r['n_params']:,}{' (extrapolated)' if r['extrapolated'] else ''} | {r['lambda_opt']:.3g} | "
                      f"{'unbounded' if ci is None else f'{ci[0]:.3g} - {ci[1]:.3g}'} | "
-                     f"{'—' if near is None else _span(near)} | {_g(r['lambda_wall'])} | {r['regret']:+.4f} |")
+                     f"{'—' if near is None else span(near)} | {_g(r['lambda_wall'])} | {r['regret']:+.4f} |")
     first = a.recommendations[0]
-    keras_line = {"l2": f"`kernel_regularizer=keras.regularizers.L2({first['lambda_opt']:.3g})`",
-                  "l1": f"`kernel_regularizer=keras.regularizers.L1({first['lambda_opt']:.3g})`",
-                  "weight_decay": f"the optimizer's `weight_decay={first['lambda_opt']:.3g}`"}.get(penalty or "")
-    if keras_line:
+    line = keras_line(penalty, first["lambda_opt"])
+    if line:
         lines += ["", f"In Keras, for a net of {first['n_params']:,} trainable parameters (N counts the whole net's, as the "
-                  f"study does) trained with this study's recipe: {keras_line}.", ""]
+                  f"study does) trained with this study's recipe: `{line}`.", ""]
     return lines
-
-
-def _span(near: Any) -> str:
-    """A near-best range; an open end (``None``) runs past what the fit covers."""
-    return f"{'<' if near[0] is None else format(near[0], '.3g')} - {'>' if near[1] is None else format(near[1], '.3g')}"
 
 
 def _hypotheses_section(a: Analysis) -> list[str]:

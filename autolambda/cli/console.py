@@ -202,13 +202,10 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def _span(lo: float | None, hi: float | None) -> str:
-    """A range of lambdas whose open ends (``None``) run past what the fit covers."""
-    return f"{'<' if lo is None else format(lo, '.2e')} - {'>' if hi is None else format(hi, '.2e')}"
-
-
 def print_recommendations(a: Any, penalty: str | None = None) -> None:
     """The lambda to use at each recommended size (``Analysis.recommendations``)."""
+    from autolambda.analysis.recommend import keras_line, span
+
     if not a.recommendations:
         if not a.identified and a.mode == "search":
             console.print("No lambda to recommend: the optimum's alpha is not identified.")
@@ -221,18 +218,16 @@ def print_recommendations(a: Any, penalty: str | None = None) -> None:
         ci, near = r["ci"], r["near_range"]
         table.add_row(f"{r['n_params']:,}" + (" *" if r["extrapolated"] else ""), f"{r['lambda_opt']:.2e}",
                       f"{ci[0]:.2e} - {ci[1]:.2e}" if ci else "unbounded",
-                      _span(*near) if near else "-", _fmt(r["lambda_wall"], ".2e"),
+                      span(near, ".2e") if near else "-", _fmt(r["lambda_wall"], ".2e"),
                       f"{r['regret']:+.4f}")
     console.print(table)
     ref = a.recommendations[0]
     first = a.recommendations[0]
-    keras_line = {"l2": f"kernel_regularizer=keras.regularizers.L2({first['lambda_opt']:.2e})",
-                  "l1": f"kernel_regularizer=keras.regularizers.L1({first['lambda_opt']:.2e})",
-                  "weight_decay": f"the optimizer's weight_decay={first['lambda_opt']:.2e}"}.get(penalty or "")
+    line = keras_line(penalty, first["lambda_opt"], ".2e")
     console.print(f"regret: the fitted loss at N with N_ref = {ref['reference_n']:,.0f}'s best lambda "
                   f"({ref['reference_lambda']:.2e}) over the loss at N's own best"
                   + ("; * outside the sizes trained (extrapolated)" if any(r["extrapolated"] for r in a.recommendations) else "")
-                  + (f". In Keras, for a net of N = {first['n_params']:,} trainable parameters: {keras_line}." if keras_line else "."))
+                  + (f". In Keras, for a net of N = {first['n_params']:,} trainable parameters: {line}." if line else "."))
 
 
 def print_analysis(result: Any) -> None:

@@ -9,6 +9,7 @@ epoch is early stopping, which hides lambda's effect, so it is an option, not th
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
@@ -299,9 +300,7 @@ def score_history(values: list[float], score: str = "final", window: int = DEFAU
         return float(min(values))
     tail = values[-window:]
     if score == "median":
-        ordered = sorted(tail)
-        mid = len(ordered) // 2
-        return float(ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid]))
+        return float(statistics.median(tail))
     return float(sum(tail) / len(tail))
 
 
