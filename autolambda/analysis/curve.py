@@ -148,6 +148,7 @@ class JointCurve:
         self._onehot = np.zeros((len(data.y), data.n_units))
         self._onehot[np.arange(len(data.y)), data.unit] = 1.0
         self._fits: dict[tuple, CurveFit] = {}  # coarse fits without starts, by what they held
+        self._top_cap = float(data.y.max() + 2 * np.ptp(data.y))
 
     def solve(self, theta: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
         """Residuals and linear coefficients (floors, then top, then depth) at ``theta``.
@@ -162,7 +163,7 @@ class JointCurve:
         w = self.weights
         wall = _wall_share(d, theta) if "beta" in theta else None
         dip = _dip_column(d, theta) if "alpha" in theta else None
-        top_cap = float(d.y.max() + 2 * np.ptp(d.y))
+        top_cap = self._top_cap
         fixed_top = fixed_depth = None
         base = w if wall is None else w * (1.0 - wall)  # each floor's column, weighted
         for _ in range(3):
@@ -394,7 +395,11 @@ def _floor_lstsq(base: np.ndarray, extra: np.ndarray, target: np.ndarray, unit: 
     if extra.shape[1]:
         cross = np.stack([np.bincount(unit, base * extra[:, j], n_units) for j in range(extra.shape[1])], axis=1)
         schur = extra.T @ extra - cross.T @ (cross * inv[:, None])
-        more = np.linalg.lstsq(schur, extra.T @ target - cross.T @ (rhs * inv), rcond=None)[0]
+        right = extra.T @ target - cross.T @ (rhs * inv)
+        if extra.shape[1] == 1 and schur[0, 0] > 1e-28 * max(float(np.abs(extra).max()) ** 2, 1e-300):
+            more = right / schur[0, 0]  # the common case, without a solver's overhead
+        else:
+            more = np.linalg.lstsq(schur, right, rcond=None)[0]
         floors = (rhs - cross @ more) * inv
         fitted = floors[unit] * base + extra @ more
     else:
