@@ -111,13 +111,14 @@ def one_study(job: tuple) -> dict:
     # Threshold 0: every study gets its interval; summarize() applies the threshold after.
     records = records_from_trials(study.trials)
     a = analyze_records(records, wall_cost=cost, detection_threshold=0.0, half_threshold=0.0, recommendations=False)
-    # The calibrated detection level the default analysis would use (summarize() applies it).
+    # The calibrated detection level the default analysis would use (summarize() applies it),
+    # with its early stops: the decision is the analysis' own.
     from autolambda.analysis.curve import weighted_curve
     from autolambda.analysis.estimators import null_evidence_level
     from autolambda.analysis.records import complete_curve_data
 
     curve = weighted_curve(complete_curve_data(records)[0])
-    level = null_evidence_level(curve, curve.fit(dip=False))
+    level = null_evidence_level(curve, curve.fit(dip=False), observed=a.dip_evidence)
     return {"planted": planted, "wall_planted": planted if wall_alpha is None else wall_alpha,
             "seed": seed, "dip": dip, "seconds": time.perf_counter() - started,
             "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in study.trials),

@@ -208,7 +208,7 @@ class JointCurve:
         d = self.data
         residual, coef = self.solve(curve_shape(params))
         residual = residual / self.weights  # in units of the loss
-        below = _below_wall(d, params, coef)
+        below = below_wall(d, params, coef)
         sds = np.full(d.n_groups, np.nan)
         for k in range(d.n_groups):
             mine = (d.group == k) & below
@@ -322,7 +322,7 @@ class JointCurve:
         """The ``CurveFit`` at the shape ``theta``: its linear coefficients and the residuals below the wall."""
         residual, coef = self.solve(theta)
         g = self.data.n_units
-        below = _below_wall(self.data, theta, coef)
+        below = below_wall(self.data, theta, coef)
         params = {k: v for k, v in theta.items() if k != "gap"}
         if wall:
             params["top"] = float(coef[g])
@@ -442,7 +442,7 @@ def _dip_column(data: CurveData, theta: dict[str, float]) -> np.ndarray:
     return -np.exp(-0.5 * z * z)
 
 
-def _below_wall(data: CurveData, theta: dict[str, float], coef: np.ndarray) -> np.ndarray:
+def below_wall(data: CurveData, theta: dict[str, float], coef: np.ndarray) -> np.ndarray:
     """Trials the wall has not reached (it adds less than 10 % to their loss), given the
     shape ``theta`` and the linear coefficients ``coef`` (floors, then top) of a fit."""
     if "beta" not in theta:
@@ -461,11 +461,18 @@ def _size_means(data: CurveData) -> np.ndarray:
     return out / np.maximum(out.sum(axis=1, keepdims=True), 1.0)
 
 
-def weighted_curve(data: CurveData) -> JointCurve:
+def weighted_curve(data: CurveData, near: dict[str, float] | None = None) -> JointCurve:
     """The joint curve of ``data`` with each trial weighted by its size's noise
-    (``noise_weights`` at the unweighted fit): the curve every estimate is made on."""
+    (``noise_weights`` at the unweighted fit): the curve every estimate is made on.
+    ``near``: a fit's parameters known to lie close (a simulated study's truth): the
+    unweighted fits start there instead of from the coarse grid (half a simulated study's time)."""
     unweighted = JointCurve(data)
-    full, reduced = unweighted.fit(), unweighted.fit(dip=False)
+    if near is None:
+        full, reduced = unweighted.fit(), unweighted.fit(dip=False)
+    else:
+        shape = curve_shape(near)
+        full = unweighted.fit(starts=[shape], coarse=False)
+        reduced = unweighted.fit(dip=False, starts=[{k: v for k, v in shape.items() if k in _WALL}], coarse=False)
     return JointCurve(data, noise_weights(unweighted, full.params, also=reduced.params))
 
 
@@ -487,7 +494,7 @@ def noise_weights(curve: JointCurve, params: dict[str, float], *, prior_dof: flo
     d = curve.data
     residual, coef = curve.solve(curve_shape(params))
     residual = residual / curve.weights
-    below = _below_wall(d, params, coef)
+    below = below_wall(d, params, coef)
     ss, dofs = np.zeros(d.n_groups), np.zeros(d.n_groups)
     for k in range(d.n_groups):
         mine = (d.group == k) & below

@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autolambda.search.strata import stratum_of
 from autolambda.analysis.estimators import band_edges
 from autolambda.analysis.records import complete_curve_data, records_from_trials
-from autolambda.analysis.curve import _below_wall, curve_shape, weighted_curve
+from autolambda.analysis.curve import below_wall, curve_shape, weighted_curve
 from autolambda.search.samplers import _COUNTED
 
 #: Shares of the trials drawn by the design: around the dip (DIP_SD_REACH of its widths
@@ -184,7 +184,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
         widths = sorted({r.width for r in rows})
         residual, coef = curve.solve(curve_shape(params))
         residual = residual / curve.weights
-        below = _below_wall(data, curve_shape(params), coef)
+        below = below_wall(data, curve_shape(params), coef)
         pooled = float(np.sqrt(np.mean(residual[below] ** 2))) if below.any() else 0.0
         for k, width in enumerate(widths):
             mine = residual[(data.group == k) & below]
