@@ -1,5 +1,6 @@
 """The alpha analysis on synthetic records (exact answers) and on surrogate studies."""
 
+import dataclasses
 import json
 import math
 
@@ -287,3 +288,30 @@ def test_the_detection_level_is_a_monte_carlo_tests():
     rng = np.random.default_rng(0)
     beats = [rng.normal() > monte_carlo_level(rng.normal(size=30), 0.05) for _ in range(4000)]
     assert np.mean(beats) <= 0.05
+
+
+def test_a_late_spike_is_not_the_wall():
+    """Adam's late spikes (a training far above its curve, well below the wall) cost more
+    than 25 % of a wide net's floor: counted as "hurt", they would pull the wide nets' wall
+    towards small lambda (the lapse rate absorbs a few). The analysis marks them and leaves
+    them out of the wall's fit; trials on the wall are not marked."""
+    from autolambda.analysis.curve import weighted_curve
+    from autolambda.analysis.estimators import estimate_wall
+    from autolambda.analysis.records import complete_curve_data
+    from autolambda.analysis.summary import _spikes
+
+    records = synthetic(0.5, dip=0.05, noise=0.01, per_width=16, seed=4)
+    spiked = set()
+    for width in WIDTHS[-2:]:  # one training in sixteen at the two widest nets, far below their walls
+        spiked.add(next(r.number for r in records if r.width == width and r.lambda_eff < 1e-5))
+    records = [dataclasses.replace(r, value=r.value + 0.12) if r.number in spiked else r for r in records]
+    data, rows = complete_curve_data(records)
+    curve = weighted_curve(data)
+    full = curve.fit()
+    marked = _spikes(curve, full, rows)
+    assert spiked <= marked and len(marked) <= len(spiked) + 2
+
+    mask = np.array([r.number in marked for r in rows])
+    counted = estimate_wall(data, full.floors, point_only=True)[1]["n_hurt"]
+    assert estimate_wall(data, full.floors, point_only=True, ignore=mask)[1]["n_hurt"] == counted - len(spiked)
+    assert not any(r.lambda_eff > 1e-3 for r in rows if r.number in marked)  # nothing on the wall is a spike

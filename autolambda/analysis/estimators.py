@@ -3,8 +3,10 @@ exponent alpha, the wall's exponent, the measured noise and the informative band
 
 Intervals are profile-likelihood intervals. An exponent is held at each point of a grid,
 the rest refitted, and the 95 % interval holds the values whose residual sum of squares
-lies within ``F(1, dof) * noise**2`` of the best, ``noise`` being the measured
-trial-to-trial SD (the residuals below the wall, or replicates when they show more).
+lies within ``cutoff * noise**2`` of the best, ``noise`` being the measured
+trial-to-trial SD (the residuals below the wall, or replicates when they show more) and
+the cutoff at least F(1, dof), calibrated by simulated studies (``bootstrap_level``, at
+the best fit and at each edge).
 Where the dip is not distinguishable from noise (overall and in each half of the sizes),
 or the interval reaches the edge of the grid, alpha is *not identified* and no interval
 is given. The wall's exponent comes from a separate hurt-or-not fit (``estimate_wall``).

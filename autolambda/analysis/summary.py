@@ -86,7 +86,7 @@ class Analysis:
     epoch_noise_sd: float | None  # median standard error of a trial's last epochs (misses seed noise)
     dip_evidence: float  # (RSS without the dip - RSS with it) / (residual SD of the fit without a dip)**2
     dip_evidence_by_half: tuple[float, float]  # the same gain among the smaller and the larger half of the sizes
-    dip_evidence_level: float | None  # the evidence needed to call the dip seen (the null studies' 95th percentile)
+    dip_evidence_level: float | None  # the evidence needed to call the dip seen (a Monte Carlo test on dip-free simulated studies)
     dip_depth: float | None  # how far the optimum lies below the floor
     fit: dict[str, float]  # the joint fit's curve parameters
     alpha_profile: list[tuple[float, float]]  # (alpha, delta RSS / noise**2)
