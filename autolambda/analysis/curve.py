@@ -383,8 +383,9 @@ def _floor_lstsq(base: np.ndarray, extra: np.ndarray, target: np.ndarray, unit: 
     0 elsewhere) and the columns of ``extra`` (at most a few): the floors, the extra
     coefficients and the residuals.
 
-    The floors' block of the normal equations is diagonal, so they are eliminated
-    (a Schur complement) and only a system as large as ``extra`` is solved: the same answer
+    The floors' block of the normal equations is diagonal, so they are eliminated (each
+    extra column and the target projected off the floors' columns) and only a system as
+    large as ``extra`` is solved: the same answer
     as a dense least squares over every floor, in a fraction of the time (the fits call this
     tens of thousands of times). A floor without weight (every trial of its block up the
     wall) gets 0, as the dense minimum-norm solution gives."""
@@ -393,13 +394,17 @@ def _floor_lstsq(base: np.ndarray, extra: np.ndarray, target: np.ndarray, unit: 
     inv = np.where(ok, 1.0 / np.where(ok, diag, 1.0), 0.0)
     rhs = np.bincount(unit, base * target, n_units)
     if extra.shape[1]:
+        # The extra columns and the target with each floor's part projected out (not a
+        # difference of normal equations, which loses the digits a near-collinear column keeps).
         cross = np.stack([np.bincount(unit, base * extra[:, j], n_units) for j in range(extra.shape[1])], axis=1)
-        schur = extra.T @ extra - cross.T @ (cross * inv[:, None])
-        right = extra.T @ target - cross.T @ (rhs * inv)
-        if extra.shape[1] == 1 and schur[0, 0] > 1e-28 * max(float(np.abs(extra).max()) ** 2, 1e-300):
-            more = right / schur[0, 0]  # the common case, without a solver's overhead
+        columns = extra - base[:, None] * (cross * inv[:, None])[unit]
+        rest = target - base * (rhs * inv)[unit]
+        if extra.shape[1] == 1:  # the common case, without a solver's overhead
+            norm = float(columns[:, 0] @ columns[:, 0])
+            scale = float(extra[:, 0] @ extra[:, 0])
+            more = np.array([float(columns[:, 0] @ rest) / norm if norm > (len(rest) * 2.2e-16) ** 2 * scale else 0.0])
         else:
-            more = np.linalg.lstsq(schur, right, rcond=None)[0]
+            more = np.linalg.lstsq(columns, rest, rcond=None)[0]
         floors = (rhs - cross @ more) * inv
         fitted = floors[unit] * base + extra @ more
     else:

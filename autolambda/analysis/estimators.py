@@ -204,10 +204,15 @@ def _profile_alpha(curve: JointCurve, full: CurveFit, grid: np.ndarray, noise_sd
     for side in (0, 1):
         held = curve.fit(fixed={"alpha": ci[side]}, starts=[full.params], coarse=False)
         levels[side] = max(level, bootstrap_level(curve, held, seed=1 + side))
-        if levels[side] > level:
-            moved, reason = profile_interval(grid, delta, levels[side])
-            if moved is None:
-                return None, None, reason, prof, max(levels)
+    if max(levels) > EDGE_HEADROOM * level:  # an edge's cutoff beyond the profile walked: walk further
+        rss = np.minimum(rss, curve.profile("alpha", grid, full, stop_above=2 * max(levels) * var + 1e-12))
+        best = min(float(rss.min()), full.rss)
+        delta = (rss - best) / var
+        prof = [(float(a), float(d)) for a, d in zip(grid, delta) if math.isfinite(d)]
+    for side in (0, 1):
+        moved, reason = profile_interval(grid, delta, levels[side])
+        if moved is None:
+            return None, None, reason, prof, max(levels)
     ci = (profile_interval(grid, delta, levels[0])[0][0], profile_interval(grid, delta, levels[1])[0][1])
     ci = tuple(_refine(lambda a: (curve.fit(fixed={"alpha": a}, starts=[full.params], coarse=False).rss - best) / var,
                        grid, delta, cut, edge)
@@ -250,8 +255,8 @@ def null_evidence_level(curve: JointCurve, reduced: CurveFit, *, draws: int = NU
     the dip's evidence over ``draws`` studies simulated from ``reduced`` (the fit without
     a dip) at the same trials, with this study's residuals (``_resampler``).
 
-    With the study's own evidence ``observed``, the draws stop early, in batches of 10,
-    once the decision is plain (a sequential Monte Carlo test): two simulated studies
+    With the study's own evidence ``observed``, the draws stop early (after 20, then in
+    batches of 10: the largest of 20 is already a test at 5 %) once the decision is plain (a sequential Monte Carlo test): two simulated studies
     already beat it (it is not seen, whatever the rest give), or it is over three times the
     largest of them (a clear dip).
 
@@ -268,7 +273,7 @@ def null_evidence_level(curve: JointCurve, reduced: CurveFit, *, draws: int = NU
         sim = draw()
         without = sim.fit(dip=False)
         stats.append(max(without.rss - sim.fit().rss, 0.0) / max(without.residual_sd, 1e-12) ** 2)
-        if observed is not None and (i + 1) % 10 == 0 and i + 1 < draws:
+        if observed is not None and i + 1 >= 20 and (i + 1) % 10 == 0 and i + 1 < draws:
             if sum(v >= observed for v in stats) >= 2 or observed > 3 * max(stats):
                 break
     return monte_carlo_level(stats, 1.0 - quantile)

@@ -247,15 +247,15 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tupl
     spikes = _spikes(curve, full, complete_curve_data(records)[1])
     wall, wall_info = estimate_wall(every, full.floors, cost=wall_cost, grid=grid, floor_cov=floor_cov,
                                     offsets=_block_offsets(data, full, complete_curve_data(records)[1], every_rows),
-                                    ignore=np.array([r.number in spikes for r in every_rows], dtype=bool))
+                                    ignore=np.array([(r.number, r.width) in spikes for r in every_rows], dtype=bool))
     # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.
     shifted = CurveData(every.group, every.x + math.log(every.n_ref / data.n_ref), every.l, every.y, every.n_groups, data.n_ref)
     share = informative_share(dict(full.params), shifted)
     return _JointFit(curve, full, alpha, wall, wall_info, c_opt, noise_sd, noise[1], residual_sd, source, share)
 
 
-def _spikes(curve: JointCurve, full: CurveFit, rows: Sequence[TrialRecord]) -> set[int]:
-    """Trial numbers of late spikes: trials below the fitted wall that lie far above the
+def _spikes(curve: JointCurve, full: CurveFit, rows: Sequence[TrialRecord]) -> set[tuple[int, Any]]:
+    """Late spikes, as (trial number, width) (a transfer trial has a record per width): trials below the fitted wall that lie far above the
     curve (the fit's Huber step down-weighted them, ``noise_weights``). On digits about one
     training in eight at width 64 ends 0.05-0.15 above its block's curve, more than 25 % of
     that net's floor: counted as "hurt", it would pull the wide nets' wall down to any
@@ -267,7 +267,7 @@ def _spikes(curve: JointCurve, full: CurveFit, rows: Sequence[TrialRecord]) -> s
     top = np.zeros(d.n_groups)
     np.maximum.at(top, d.group, curve.weights)
     down = curve.weights < 0.999 * top[d.group]  # the Huber step's share (each size's own weight is constant)
-    return {r.number for r, flag in zip(rows, down & below & (residual > 0)) if flag}
+    return {(r.number, r.width) for r, flag in zip(rows, down & below & (residual > 0)) if flag}
 
 
 def _block_offsets(data: CurveData, full: CurveFit, rows: Sequence[TrialRecord],
