@@ -273,6 +273,13 @@ def test_the_floors_solve_matches_a_dense_least_squares():
         assert np.allclose(np.concatenate([floors, more]), coef, atol=1e-10)
         assert np.allclose(residual, target - design @ coef, atol=1e-10)
         assert floors[6] == 0.0
+    # A column nearly in the floors' span (a wall at the same share on every trial of a
+    # block): the fitted values still match the dense solve's.
+    near = base * (unit % 2) + 1e-8 * rng.normal(size=n)
+    floors, more, residual = _floor_lstsq(base, near[:, None], target, unit, units)
+    design = np.hstack([dense, near[:, None]])
+    coef = np.linalg.lstsq(design, target, rcond=None)[0]
+    assert float(residual @ residual) == pytest.approx(float((target - design @ coef) @ (target - design @ coef)), rel=1e-8)
 
 
 def test_the_detection_level_is_a_monte_carlo_tests():
