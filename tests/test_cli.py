@@ -138,6 +138,9 @@ def test_tune_logs_parent_and_children_and_resumes(tmp_path):
         for key in ("width", "depth", "lambda0", "alpha", "penalty", "n_params", "lambda_eff"):
             assert key in run.data.params
         assert float(run.data.params["lambda_eff"]) == pytest.approx(trial.user_attrs["lambda_eff"])
+        # The seed it trained with and its seed block: the trials a fit's floor shares, browsable in MLflow.
+        assert run.data.params["seed"] == str(trial.user_attrs["seed"])
+        assert run.data.params["block"] == str(trial.user_attrs["block"])
         assert run.data.metrics["n_params"] == trial.user_attrs["n_params"]
         history = client.get_metric_history(run.info.run_id, "val_ce")
         # The validation pass runs at the epochs the score reads (the last 5 of 6 here).

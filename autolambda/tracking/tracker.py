@@ -192,8 +192,8 @@ class MLflowTracker:
         attrs = trial.user_attrs
         params = dict(attrs.get("trial_params", {}))
         params.update(trial.params)  # what the sampler chose, as Optuna stored it
-        for key in ("n_params", "lambda_eff", "n_ref", "trainer"):
-            if key in attrs:
+        for key in ("n_params", "lambda_eff", "n_ref", "trainer", "seed", "block"):  # seed, block: the trial's seed block
+            if key in attrs and attrs[key] is not None:
                 params[key] = attrs[key]
         metrics = _trial_metrics(trial, start_ms, end_ms)
         tags = [RunTag("autolambda.width", str(attrs.get("width", params.get("width", ""))))]
