@@ -376,7 +376,6 @@ class JointCurve:
         return out
 
 
-
 def _floor_lstsq(base: np.ndarray, extra: np.ndarray, target: np.ndarray, unit: np.ndarray, n_units: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least squares of ``target`` on one column per floor (``base`` on that floor's trials,
@@ -385,9 +384,8 @@ def _floor_lstsq(base: np.ndarray, extra: np.ndarray, target: np.ndarray, unit: 
 
     The floors' block of the normal equations is diagonal, so they are eliminated (each
     extra column and the target projected off the floors' columns) and only a system as
-    large as ``extra`` is solved: the same answer
-    as a dense least squares over every floor, in a fraction of the time (the fits call this
-    tens of thousands of times). A floor without weight (every trial of its block up the
+    large as ``extra`` is solved: the same answer as a dense least squares over every
+    floor, in a fraction of the time (the fits call this tens of thousands of times). A floor without weight (every trial of its block up the
     wall) gets 0, as the dense minimum-norm solution gives."""
     diag = np.bincount(unit, base * base, n_units)
     ok = diag > 1e-28 * max(float(diag.max()), 1e-300)  # as a dense solver's cut of tiny singular values
@@ -412,6 +410,7 @@ def _floor_lstsq(base: np.ndarray, extra: np.ndarray, target: np.ndarray, unit: 
         floors = rhs * inv
         fitted = floors[unit] * base
     return floors, more, target - fitted
+
 
 def _complete(names: Sequence[str], theta: dict[str, float]) -> dict[str, float]:
     """``theta`` made whole for a fit of ``names``: the width and steepness within their

@@ -209,11 +209,11 @@ def _profile_alpha(curve: JointCurve, full: CurveFit, grid: np.ndarray, noise_sd
         best = min(float(rss.min()), full.rss)
         delta = (rss - best) / var
         prof = [(float(a), float(d)) for a, d in zip(grid, delta) if math.isfinite(d)]
-    for side in (0, 1):
-        moved, reason = profile_interval(grid, delta, levels[side])
-        if moved is None:
+    sides = [profile_interval(grid, delta, cut) for cut in levels]
+    for side, reason in sides:
+        if side is None:
             return None, None, reason, prof, max(levels)
-    ci = (profile_interval(grid, delta, levels[0])[0][0], profile_interval(grid, delta, levels[1])[0][1])
+    ci = (sides[0][0][0], sides[1][0][1])
     ci = tuple(_refine(lambda a: (curve.fit(fixed={"alpha": a}, starts=[full.params], coarse=False).rss - best) / var,
                        grid, delta, cut, edge)
                for cut, edge in zip(levels, ci))
@@ -256,9 +256,9 @@ def null_evidence_level(curve: JointCurve, reduced: CurveFit, *, draws: int = NU
     a dip) at the same trials, with this study's residuals (``_resampler``).
 
     With the study's own evidence ``observed``, the draws stop early (after 20, then in
-    batches of 10: the largest of 20 is already a test at 5 %) once the decision is plain (a sequential Monte Carlo test): two simulated studies
-    already beat it (it is not seen, whatever the rest give), or it is over three times the
-    largest of them (a clear dip).
+    batches of 10: the largest of 20 is already a test at 5 %) once the decision is plain
+    (a sequential Monte Carlo test): two simulated studies already beat it (it is not
+    seen, whatever the rest give), or it is over three times the largest of them (a clear dip).
 
     The level is a Monte Carlo test's, not an interpolated quantile: the ``k``-th largest
     of the ``n`` draws made, ``k = max(1, floor((1 - quantile) * (n + 1)))`` (the third

@@ -179,7 +179,7 @@ def analyze_records(
     replicates = measure_noise(rows)
     joint, notes = None, []
     if data.n_groups >= 2 and len(rows) >= data.n_units + 16:  # n_floors + 8 parameters; 8+ left for the noise
-        joint = _fit_joint(records, data, replicates, wall_cost=wall_cost, intervals=intervals,
+        joint = _fit_joint(records, data, rows, replicates, wall_cost=wall_cost, intervals=intervals,
                            thresholds=(detection_threshold, half_threshold))
     else:
         notes.append(too_few_for_fit_note(data.n_groups, len(rows), data.n_units))
@@ -224,10 +224,10 @@ def _count_states(records: Sequence[TrialRecord]) -> dict[str, int]:
     return states
 
 
-def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tuple[float, int], *, wall_cost: float,
-               intervals: bool, thresholds: tuple[float | None, float | None]) -> _JointFit:
-    """The joint fit of the complete trials ``data``, the noise, both exponents and the
-    informative share (``analyze_records``'s arguments)."""
+def _fit_joint(records: Sequence[TrialRecord], data: CurveData, rows: Sequence[TrialRecord], replicates: tuple[float, int],
+               *, wall_cost: float, intervals: bool, thresholds: tuple[float | None, float | None]) -> _JointFit:
+    """The joint fit of the complete trials ``data`` (``rows``: their records, in order), the
+    noise, both exponents and the informative share (``analyze_records``'s arguments)."""
     grid = EXPONENT_GRID if intervals else np.array([])
     detection, half = thresholds
     curve = weighted_curve(data)  # each size's own noise weighs its trials; spikes are down-weighted
@@ -244,9 +244,9 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tupl
     floor_cov = curve.floor_cov(full.params, curve.group_sd(full.params, noise_sd)) if noise_sd else None
     if floor_cov is not None:  # "hurt" is measured against a block's floor: about B times as uncertain as the mean of B
         floor_cov = floor_cov * (data.n_units / data.n_groups)
-    spikes = _spikes(curve, full, complete_curve_data(records)[1])
+    spikes = _spikes(curve, full, rows)
     wall, wall_info = estimate_wall(every, full.floors, cost=wall_cost, grid=grid, floor_cov=floor_cov,
-                                    offsets=_block_offsets(data, full, complete_curve_data(records)[1], every_rows),
+                                    offsets=_block_offsets(data, full, rows, every_rows),
                                     ignore=np.array([(r.number, r.width) in spikes for r in every_rows], dtype=bool))
     # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.
     shifted = CurveData(every.group, every.x + math.log(every.n_ref / data.n_ref), every.l, every.y, every.n_groups, data.n_ref)
@@ -255,8 +255,9 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, replicates: tupl
 
 
 def _spikes(curve: JointCurve, full: CurveFit, rows: Sequence[TrialRecord]) -> set[tuple[int, Any]]:
-    """Late spikes, as (trial number, width) (a transfer trial has a record per width): trials below the fitted wall that lie far above the
-    curve (the fit's Huber step down-weighted them, ``noise_weights``). On digits about one
+    """Late spikes, as (trial number, width) (a transfer trial has a record per width):
+    trials below the fitted wall that lie far above the curve (the fit's Huber step
+    down-weighted them, ``noise_weights``). On digits about one
     training in eight at width 64 ends 0.05-0.15 above its block's curve, more than 25 % of
     that net's floor: counted as "hurt", it would pull the wide nets' wall down to any
     lambda. They are left out of the wall's hurt-or-not fit (not out of the curve's)."""
