@@ -83,9 +83,28 @@ def test_clean_surrogate_identifies_the_planted_alpha(planted):
     assert recs[0]["extrapolated"] is False  # between the smallest (746) and the largest net trained
 
 
-def test_report_files_and_mlflow_artifacts(tmp_path):
-    tune("--trials", "40", "--epochs", "10")
-    result = runner.invoke(app, ["analyze", "--out", "rep"], catch_exceptions=False)
+def test_tune_in_a_pipe_ends_with_one_answer_block_at_80_columns(tmp_path):
+    """As a user sees it in a log file or CI (a pipe, 80 columns): no number cut short, each
+    sentence of the verdict once, the answer block at the end; then the files and MLflow."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    out = subprocess.run([sys.executable, "-m", "autolambda", "tune", "--trainer", "surrogate", "--trials", "60"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.rstrip().splitlines()
+    assert "…" not in out.stdout and max(len(line) for line in lines) <= 80
+    answer = next(i for i, line in enumerate(lines) if line.startswith("Answer"))
+    assert answer >= len(lines) - 25, out.stdout
+    assert "L2(" in out.stdout[out.stdout.index("Answer"):] and "Per model size" in out.stdout
+    flat = " ".join(out.stdout.split())
+    verdict = json.loads((tmp_path / "autolambda-report" / "digits-l2-surrogate" / "analysis.json").read_text())["verdict"]
+    sentences = [s for s in re.split(r"(?<=[.;:])\s+", verdict) if len(s) > 20]
+    assert sentences and all(flat.count(s) == 1 for s in sentences), (sentences, out.stdout)
+    result = runner.invoke(app, ["analyze", "--out", "rep", "--verbose"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "noise_sd" in result.output and "Hypotheses" in result.output
     files = {p.name for p in (tmp_path / "rep").iterdir()}

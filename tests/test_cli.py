@@ -119,7 +119,7 @@ def test_study_file_and_cli_merge_cli_wins(tmp_path):
 def test_tune_logs_parent_and_children_and_resumes(tmp_path):
     result = invoke("tune", *FAST, "--trials", "10", "--pruner", "successive-halving", "--no-progress")
     assert result.exit_code == 0, result.output
-    assert "Best lambda_eff per width" in result.output and "autolambda analyze" in result.output
+    assert "Per model size" in result.output and "Answer" in result.output and "autolambda ui" in result.output
     client, parents, children = mlflow_runs()
     assert len(parents) == 1 and len(children) == 10
     parent = parents[0]

@@ -75,29 +75,96 @@ def _plot_transfer_pairs(analysis: Analysis, path: Path) -> Path:
 
 
 def _plot_loss_vs_lambda(records: Sequence[TrialRecord], analysis: Analysis, path: Path) -> Path:
+    """Loss against lambda_eff as small multiples, one panel per width (a shared lambda
+    axis, so the dip's move with N shows): each seed block's trials in its own colour with
+    its fitted curve, the fitted optimum and wall as vertical lines. The y-range is the
+    informative band around the floor and the dip; trials above it (up the wall, or
+    collapsed) are marked at the top edge instead of stretching the axis."""
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
 
     rows = complete_records(records)
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    if rows:
-        norm = LogNorm(vmin=min(r.n_params for r in rows), vmax=max(max(r.n_params for r in rows), min(r.n_params for r in rows) * 1.01))
-        sc = ax.scatter([r.lambda_eff for r in rows], [r.value for r in rows], c=[r.n_params for r in rows], cmap="viridis", norm=norm, s=22, alpha=0.85)
-        fig.colorbar(sc, ax=ax, label="N (trainable parameters)")
-        for s in analysis.per_size:
-            if s.best_lambda_eff is not None:
-                ax.scatter([s.best_lambda_eff], [s.best_value], marker="*", s=160, c=[s.n_params], cmap="viridis", norm=norm, edgecolors="black", linewidths=0.8)
-        values = np.array([r.value for r in rows])
-        top = np.percentile(values, 95)
-        ax.set_ylim(values.min() - 0.05 * (top - values.min() + 1e-9), top + 0.1 * (top - values.min() + 1e-9))
-    ax.set_xscale("log")
-    ax.set_xlabel("lambda_eff")
-    ax.set_ylabel("penalty-free validation cross-entropy")
-    ax.set_title("Loss against lambda_eff (stars: each size's best)")
-    fig.tight_layout()
+    widths = sorted({r.width for r in rows if r.width is not None})
+    sizes = {s.width: s for s in analysis.per_size}
+    n_cols = min(3, max(len(widths), 1))
+    n_rows = max(1, math.ceil(len(widths) / n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols + 0.6, 2.9 * n_rows + 0.9), sharex=True, squeeze=False)
+    lams = [r.lambda_eff for r in rows]
+    grid = np.exp(np.linspace(math.log(min(lams)), math.log(max(lams)), 200)) if rows else np.array([])
+    for ax in axes.flat[len(widths):]:
+        ax.set_visible(False)
+    for ax, width in zip(axes.flat, widths):
+        mine = [r for r in rows if r.width == width]
+        size = sizes.get(width)
+        blocks = sorted({r.block for r in mine}, key=lambda b: -1 if b is None else b)
+        curves = {}
+        for block in blocks:
+            floor = size.block_floors.get(block) if size and block is not None else None
+            floor = size.floor if floor is None and size else floor
+            if floor is not None and analysis.fit_n_ref and len(grid):
+                curves[block] = _fitted(analysis, size.n_params, grid, floor)
+        lowest = min([r.value for r in mine] + [float(c.min()) for c in curves.values()])
+        low, high = _informative_range(lowest, [r.value for r in mine], size.floor if size else None)
+        for i, block in enumerate(blocks):
+            colour = f"C{i % 10}"
+            pts = [r for r in mine if r.block == block]
+            inside = [r for r in pts if r.value <= high]
+            above = [r for r in pts if r.value > high]
+            ax.scatter([r.lambda_eff for r in inside], [r.value for r in inside], s=16, color=colour, alpha=0.85,
+                       label=None if block is None else f"seed block {block}")
+            ax.scatter([r.lambda_eff for r in above], [high] * len(above), s=22, marker="^", facecolors="none",
+                       edgecolors=colour, clip_on=False)
+            if block in curves:
+                ax.plot(grid, curves[block], color=colour, lw=1.1)
+        if size and size.lambda_opt:
+            ax.axvline(size.lambda_opt, color="black", lw=1.0, label="fitted optimum")
+        if size and size.lambda_wall:
+            ax.axvline(size.lambda_wall, color="C3", ls="--", lw=1.0, label="wall")
+        ax.set_ylim(low, high)
+        ax.set_xscale("log")
+        ax.set_title(f"width {width}" + (f", N = {size.n_params:,}" if size else ""), fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("lambda_eff", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("val_ce (penalty-free)", fontsize=8)
+    handles = {}
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    title = "Loss against lambda_eff by width: lines the joint fit, open triangles trials above the panel (up the wall or collapsed)"
+    fig.suptitle(title, fontsize=9)
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _informative_range(bottom: float, values: Sequence[float], floor: float | None) -> tuple[float, float]:
+    """A panel's y-range: from just below ``bottom`` (its lowest trial or fitted curve) to
+    well above its floor (the dip and the foot of the wall), not up to collapsed nets (ln 10
+    on digits) that would squeeze the part where lambda matters into a sliver."""
+    if not len(values):
+        return 0.0, 1.0
+    floor = float(np.median(values)) if floor is None else floor
+    depth = max(floor - bottom, 0.05 * abs(floor), 1e-3)
+    top = floor + 2.5 * depth
+    return bottom - 0.15 * (top - bottom), top
+
+
+def _fitted(analysis: Analysis, n_params: float, grid: np.ndarray, floor: float) -> np.ndarray:
+    """The joint fit's loss at ``n_params`` over ``grid`` (lambda_eff), from ``floor``."""
+    p = analysis.fit
+    x = math.log(n_params / analysis.fit_n_ref)
+    l = np.log(grid)  # noqa: E741 (the curve's name)
+    loss = np.full(len(grid), floor)
+    if "beta" in p:
+        wall = 0.5 * (1.0 + np.tanh(0.5 * p["g"] * (l + p["beta"] * x - p["c_wall"])))
+        loss = loss * (1 - wall) + p["top"] * wall
+    if "alpha" in p and p.get("depth", 0.0) > 0:
+        loss = loss - p["depth"] * np.exp(-0.5 * ((l + p["alpha"] * x - p["c"]) / p["s"]) ** 2)
+    return loss
 
 
 def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
@@ -106,7 +173,7 @@ def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
     fitted optimum (or wall)."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(10.0, 4.8))
     sizes = [s for s in analysis.per_size if s.best_lambda_eff is not None]
     if sizes:
         n = np.array([s.n_params for s in sizes], dtype=float)
@@ -137,8 +204,8 @@ def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
     ax.set_xlabel("N (trainable parameters)")
     ax.set_ylabel("lambda_eff")
     ax.set_title("Optimal lambda_eff and the wall against model size")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:  # beside the axes, never over the data
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -39,6 +39,7 @@ class SizeSummary:
     floor: float | None = None  # the joint fit's loss at a negligible penalty
     lambda_opt: float | None = None  # the joint fit's optimum at this N (when alpha is identified)
     lambda_wall: float | None = None  # where the penalty starts to cost (when the wall is identified)
+    block_floors: dict[int, float] = field(default_factory=dict)  # the fitted floor of each seed block (blocked studies)
 
     @property
     def usable(self) -> bool:

@@ -88,7 +88,7 @@ class Analysis:
     dip_evidence_by_half: tuple[float, float]  # the same gain among the smaller and the larger half of the sizes
     dip_evidence_level: float | None  # the evidence needed to call the dip seen (a Monte Carlo test on dip-free simulated studies)
     dip_depth: float | None  # how far the optimum lies below the floor
-    fit: dict[str, float]  # the joint fit's curve parameters
+    fit: dict[str, float]  # the joint fit's curve parameters (x = ln(N / fit_n_ref), l = ln lambda_eff)
     alpha_profile: list[tuple[float, float]]  # (alpha, delta RSS / noise**2)
     wall_profile: list[tuple[float, float]]  # (beta, delta deviance)
     hypotheses: list[dict[str, Any]]
@@ -107,6 +107,8 @@ class Analysis:
     # What to use at given parameter counts (``autolambda.analysis.recommend``): the study's
     # sizes unless others were asked for; empty unless the optimum's alpha is identified.
     recommendations: list[dict[str, Any]] = field(default_factory=list)
+    # The parameter count from which the joint fit measures x (its curve is drawn with it).
+    fit_n_ref: float | None = None
 
     def answer(self) -> dict[str, Any]:
         """The one answer to quote: the optimum's alpha when identified, else the wall's when
@@ -184,7 +186,7 @@ def analyze_records(
     else:
         notes.append(too_few_for_fit_note(data.n_groups, len(rows), data.n_units))
     per_size = summarize_sizes(records, tolerance=tolerance, min_trials=min_trials, noise_sd=joint.noise_sd if joint else 0.0)
-    _place_fit(per_size, sorted({r.width for r in rows}), data, joint)
+    _place_fit(per_size, rows, data, joint)
     notes += [note for s in per_size for note in size_notes(s, tolerance)]
     identified, alpha_hat, alpha_ci, alpha_reason, alpha_profile = _answer(joint.alpha if joint else None)
     wall_identified, wall_hat, wall_ci, wall_reason, wall_profile = _answer(joint.wall if joint else None)
@@ -208,7 +210,7 @@ def analyze_records(
         alpha_profile=alpha_profile, wall_profile=wall_profile, hypotheses=hypotheses_table(alpha_ci, wall_ci),
         divergence=divergence_boundary(records), notes=notes, tolerance=tolerance,
         verdict=verdict(alpha_hat, alpha_ci, wall_hat, wall_ci, alpha_reason=alpha_reason, wall_reason=wall_reason, wall_cost=wall_cost),
-        extrapolation=extrapolation, recommendations=advice,
+        extrapolation=extrapolation, recommendations=advice, fit_n_ref=data.n_ref if joint else None,
     )
 
 
@@ -319,14 +321,22 @@ def _fit_fields(joint: _JointFit | None) -> dict[str, Any]:
             "dip_depth": fit.get("depth"), "fit": fit, "informative_share": joint.share}
 
 
-def _place_fit(per_size: Sequence[SizeSummary], widths: list[int], data: CurveData, joint: _JointFit | None) -> None:
-    """Write the joint fit's floor, optimum and wall at each fitted size into its row."""
+def _place_fit(per_size: Sequence[SizeSummary], rows: Sequence[TrialRecord], data: CurveData, joint: _JointFit | None) -> None:
+    """Write the joint fit's floor (and each seed block's), optimum and wall at each fitted
+    size into its row (``rows``: the records of ``data``'s trials, in order)."""
     if joint is None:
         return
+    widths = sorted({r.width for r in rows})
+    blocks: dict[Any, dict[int, float]] = {}
+    if joint.full.unit_floors is not None:
+        for r, unit in zip(rows, data.unit):
+            if r.block is not None:
+                blocks.setdefault(r.width, {})[int(r.block)] = joint.full.unit_floors[int(unit)]
     for s in per_size:
         if s.width not in widths:
             continue
         s.floor = joint.full.floors[widths.index(s.width)]
+        s.block_floors = dict(sorted(blocks.get(s.width, {}).items()))
         x = math.log(s.n_params / data.n_ref)
         if joint.alpha.identified:
             s.lambda_opt = math.exp(joint.c_opt - joint.alpha.estimate * x)

@@ -108,10 +108,11 @@ def tune(
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
     analyze_after: Annotated[bool, typer.Option("--analyze/--no-analyze", help="After the last trial, run `autolambda analyze`: print the answer, write the report, log it to MLflow. Default: on.")] = True,
     progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="After the answer's table, also print the noise, the hypotheses and the notes on each size (as `analyze --verbose`).")] = False,
 ) -> None:
     """Run (or resume) a lambda-scaling study, log it to MLflow, and say which alpha the data support."""
     # Every option but these four is a StudyConfig setting of the same name.
-    overrides = {k: v for k, v in locals().items() if k not in ("study", "no_mlflow", "analyze_after", "progress")}
+    overrides = {k: v for k, v in locals().items() if k not in ("study", "no_mlflow", "analyze_after", "progress", "verbose")}
     with user_errors():
         config = _tune_config(study, overrides, track=not no_mlflow, analyze_after=analyze_after)
     _quiet_frameworks()
@@ -120,14 +121,17 @@ def tune(
         result = _run_tune(config, track=not no_mlflow, progress=progress)
     from autolambda.cli.console import print_next, print_tune_summary
 
-    print_tune_summary(result, analyzed=analyze_after)
+    print_tune_summary(result, table=not analyze_after)
+    analyzed = False
     if analyze_after:
         from autolambda.run.signals import stop_signals_as_interrupt
 
         with user_errors(interrupted=" during the analysis: the study is complete; `autolambda analyze` gives the answer."):
             with stop_signals_as_interrupt():
-                analyzed = _analyze_after_tune(config, track=not no_mlflow)
-        print_next(config, bool(result.parent_run_id), analyzed=analyzed)
+                analyzed = _analyze_after_tune(config, track=not no_mlflow, verbose=verbose)
+        if not analyzed:  # nothing to analyse yet: the trials' own table instead
+            print_tune_summary(result, table=True, counts=False)
+    print_next(config, bool(result.parent_run_id), analyzed=analyzed)
 
 
 def _tune_config(study_file: Path | None, overrides: dict[str, Any], *, track: bool, analyze_after: bool) -> Any:
@@ -181,7 +185,7 @@ def _file_sets(study_file: Path | None, key: str) -> bool:
         return False
 
 
-def _analyze_after_tune(config: Any, *, track: bool) -> bool:
+def _analyze_after_tune(config: Any, *, track: bool, verbose: bool = False) -> bool:
     """The end of ``tune``: the analysis, its answer on the console, the report on disk and
     in MLflow. False when there was nothing to analyse yet."""
     from autolambda.analysis.command import run_analysis
@@ -195,7 +199,7 @@ def _analyze_after_tune(config: Any, *, track: bool) -> bool:
     except AutolambdaError as exc:  # too few trials, say: the tuning itself went fine
         console.print(f"No analysis: {exc}")
         return False
-    print_analysis(result)
+    print_analysis(result, verbose=verbose, counts=False)
     return True
 
 
@@ -211,6 +215,7 @@ def analyze(
     wall_cost: Annotated[float, typer.Option(help="The wall is where a trial's loss exceeds its size's floor by this share (0.25 = 25%).")] = 0.25,
     n_params: Annotated[Optional[list[int]], typer.Option("--n-params", help="A parameter count N to recommend lambda_eff for (repeatable; default: the study's sizes), e.g. --n-params 1220.")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log the report to MLflow.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the noise, the hypotheses, the extrapolation check and the notes on each size.")] = False,
 ) -> None:
     """Say which alpha the study supports, with a 95% interval, plots and a Markdown report."""
     from autolambda.errors import ConfigError
@@ -238,7 +243,7 @@ def analyze(
     else:
         from autolambda.cli.console import print_analysis
 
-        print_analysis(result)
+        print_analysis(result, verbose=verbose)
 
 
 @app.command(hidden=True)

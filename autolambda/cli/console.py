@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -94,24 +95,30 @@ class ProgressCallback:
         return f"pruned {self._counts['pruned']}{extra}  best val_ce {best}{answer}"
 
 
-def print_tune_summary(result: Any, *, analyzed: bool = False) -> None:
-    """The closing table of ``tune``: best trial, best lambda_eff per width, where next."""
+def print_tune_summary(result: Any, *, table: bool = True, counts: bool = True) -> None:
+    """The end of ``tune``: one line of trial counts (``counts``), then (``table``) the best
+    lambda_eff per width and the best trial. ``tune`` leaves the table to the analysis when
+    it runs one."""
     summary = result.summary()
     config = result.config
     states = summary["states"]
-    console.print(
-        f"\nStudy [bold]{summary['study_name']}[/bold]: {summary['n_trials']} trials "
-        f"({result.new_trials} new) — complete {states['complete']}, pruned {states['pruned']}, "
-        f"diverged {states['diverged']}, failed {states['failed']}"
-    )
+    if counts:
+        console.print(
+            f"\nStudy [bold]{summary['study_name']}[/bold]: {summary['n_trials']} trials "
+            f"({result.new_trials} new): complete {states['complete']}, pruned {states['pruned']}, "
+            f"diverged {states['diverged']}, failed {states['failed']}"
+        )
+    if counts and result.unlogged_trials:
+        console.print(f"[yellow]Warning:[/yellow] trials {result.unlogged_trials} were not logged to MLflow.")
+    if not table:
+        return
     transfer = config.mode == "transfer"
     if transfer:
         _print_transfer(result)
-    table = Table(title="Best lambda_eff per width (score: penalty-free val_ce" + ("; counts are rungs)" if transfer else ")"))
-    for col in ("width", "N", "done", "pruned", "div.", "fail", "val_ce", "lambda_eff"):
-        table.add_column(col, justify="right")
+    out = _table("Best lambda_eff per width (score: penalty-free val_ce" + ("; counts are rungs)" if transfer else ")"),
+                 ("width", "N", "done", "pruned", "div.", "fail", "val_ce", "lambda_eff"))
     for row in summary["per_width"]:
-        table.add_row(
+        out.add_row(
             str(row["width"]),
             f"{row['n_params']:,}" if row["n_params"] else "-",
             str(row["complete"]),
@@ -119,25 +126,20 @@ def print_tune_summary(result: Any, *, analyzed: bool = False) -> None:
             str(row["diverged"]),
             str(row["failed"]),
             _fmt(row["best_value"], ".4f"),
-            _fmt(row["best_lambda_eff"], ".3g"),
+            _fmt(row["best_lambda_eff"], LAMBDA),
         )
     if summary["per_width"]:
-        console.print(table)
+        console.print(out)
     best = summary.get("best")
     if best and transfer:
         console.print(f"Best pair #{best['number']}: mean val_ce over the ladder {best['value']:.4f} "
-                      f"(lambda0 {best['params'].get('lambda0', float('nan')):.3g}, alpha {best['params'].get('alpha', float('nan')):.3g})")
+                      f"(lambda0 {best['params'].get('lambda0', float('nan')):{LAMBDA}}, alpha {best['params'].get('alpha', float('nan')):+.2f})")
     elif best:
         console.print(
             f"Best trial #{best['number']}: val_ce {best['value']:.4f}, width {best['params'].get('width', '-')}, "
-            + (f"N {best['n_params']:,}, lambda_eff {best['lambda_eff']:.3g} " if best["n_params"] else "")
-            + 
-            f"(lambda0 {best['params'].get('lambda0', float('nan')):.3g}, alpha {best['params'].get('alpha', float('nan')):.3g})"
+            + (f"N {best['n_params']:,}, lambda_eff {best['lambda_eff']:{LAMBDA}} " if best["n_params"] else "")
+            + f"(lambda0 {best['params'].get('lambda0', float('nan')):{LAMBDA}}, alpha {best['params'].get('alpha', float('nan')):+.2f})"
         )
-    if result.unlogged_trials:
-        console.print(f"[yellow]Warning:[/yellow] trials {result.unlogged_trials} were not logged to MLflow.")
-    if not analyzed:
-        print_next(config, bool(result.parent_run_id), analyzed=False)
 
 
 def print_next(config: Any, tracked: bool, *, analyzed: bool) -> None:
@@ -169,11 +171,11 @@ def _print_transfer(result: Any) -> None:
     except ValueError:
         return
     rungs = best.user_attrs.get("history", {})
-    table = Table(title=f"Best transfer pair: lambda0 {best.params.get('lambda0', float('nan')):.3g}, alpha {best.params.get('alpha', float('nan')):.3g} (mean val_ce {best.value:.4f})")
-    for col in ("width", "N", "lambda_eff", "val_ce"):
-        table.add_column(col, justify="right")
+    table = _table(f"Best transfer pair: lambda0 {best.params.get('lambda0', float('nan')):{LAMBDA}}, "
+                   f"alpha {best.params.get('alpha', float('nan')):+.2f} (mean val_ce {best.value:.4f})",
+                   ("width", "N", "lambda_eff", "val_ce"))
     for w, n, lam, v in zip(rungs.get("rung_width", []), rungs.get("rung_n_params", []), rungs.get("rung_lambda_eff", []), rungs.get("rung_val_ce", [])):
-        table.add_row(str(int(w)), f"{int(n):,}", f"{lam:.3g}", f"{v:.4f}")
+        table.add_row(str(int(w)), f"{int(n):,}", f"{lam:{LAMBDA}}", f"{v:.4f}")
     console.print(table)
 
 
@@ -185,15 +187,17 @@ def _print_transfer_pairs(a: Any) -> None:
     pairs = t["best_pairs"]
     if not pairs:
         return
-    table = Table(title="Best pairs by mean val_ce (a check, not the estimate): val_ce at each rung (over the fitted floor)")
-    for col in ("trial", "lambda0", "alpha", "mean"):
-        table.add_column(col, justify="right")
-    for r in pairs[0]["rungs"]:
-        table.add_column(f"width {r['width']}", justify="right")
+    table = _table("Best pairs by mean val_ce (a check, not the estimate): val_ce at each rung, over its floor",
+                   ("trial", "lambda0", "alpha", "mean", *(f"w{r['width']}" for r in pairs[0]["rungs"])))
     for p in pairs:
-        cells = [f"{r['value']:.4f} ({_fmt(r['over_floor'], '+.4f')})" for r in p["rungs"]]
-        table.add_row(str(p["number"]), f"{p['lambda0']:.3g}", f"{p['alpha']:+.3f}", f"{p['value']:.4f}", *cells)
+        cells = [f"{r['value']:.3f} {_fmt(r['over_floor'], '+.3f')}" for r in p["rungs"]]
+        table.add_row(str(p["number"]), f"{p['lambda0']:{LAMBDA}}", f"{p['alpha']:+.2f}", f"{p['value']:.4f}", *cells)
     console.print(table)
+
+
+#: How the console writes a lambda: two significant digits, always in the same width
+#: (``4.1e-03``), so that a column of them lines up and never needs cutting at 80 columns.
+LAMBDA = ".1e"
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -202,84 +206,150 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-def print_recommendations(a: Any, penalty: str | None = None) -> None:
-    """The lambda to use at each recommended size (``Analysis.recommendations``)."""
-    from autolambda.analysis.recommend import keras_line, span
+class _Table(Table):
+    """A rich ``Table`` whose number columns are as wide as their widest cell: rich shrinks
+    only the word columns to fit the console, and a number is never cut or wrapped."""
 
-    if not a.recommendations:
-        if not a.identified and a.mode == "search":
-            console.print("No lambda to recommend: the optimum's alpha is not identified.")
-        return
-    table = Table(title="Recommended lambda_eff (from the joint fit)")
+    def add_row(self, *cells: Any, **kwargs: Any) -> None:
+        for column, cell in zip(self.columns, cells):
+            if column.no_wrap:
+                column.min_width = max(column.min_width or 0, len(str(cell)))
+        super().add_row(*cells, **kwargs)
+
+
+def _table(title: str | None, columns: Sequence[str], *, wrap: Sequence[str] = ()) -> Table:
+    """A compact table that fits 80 columns: no vertical rules, right-aligned number cells
+    that are never cut (a number cut to its first digits is worse than none) or wrapped;
+    only the ``wrap`` columns (words) fold onto more lines."""
+    table = _Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                   title_justify="left")
+    for col in columns:
+        if col in wrap:
+            table.add_column(col, overflow="fold")
+        else:
+            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    return table
+
+
+def _recommendation_table(a: Any) -> Table:
+    """The lambda to use at each recommended size (``Analysis.recommendations``)."""
+    from autolambda.analysis.recommend import span
+
     tol = a.recommendations[0]["tolerance"]
-    for col in ("N", "lambda", "95% interval", f"within {tol:.0%} of best", "wall", "regret of N_ref's lambda"):
-        table.add_column(col, justify="right")
+    table = _table(None, ("N", "lambda_eff", "95% interval", f"within {tol:.0%}", "wall", "regret"))
     for r in a.recommendations:
         ci, near = r["ci"], r["near_range"]
-        table.add_row(f"{r['n_params']:,}" + (" *" if r["extrapolated"] else ""), f"{r['lambda_opt']:.2e}",
-                      f"{ci[0]:.2e} - {ci[1]:.2e}" if ci else "unbounded",
-                      span(near, ".2e") if near else "-", _fmt(r["lambda_wall"], ".2e"),
+        table.add_row(f"{r['n_params']:,}" + ("*" if r["extrapolated"] else ""), f"{r['lambda_opt']:{LAMBDA}}",
+                      f"{ci[0]:{LAMBDA}}-{ci[1]:{LAMBDA}}" if ci else "unbounded",
+                      span(near, LAMBDA).replace(" - ", "-") if near else "-", _fmt(r["lambda_wall"], LAMBDA),
                       f"{r['regret']:+.4f}")
-    console.print(table)
-    ref = a.recommendations[0]
-    first = a.recommendations[0]
-    line = keras_line(penalty, first["lambda_opt"], ".2e")
-    console.print(f"regret: the fitted loss at N with N_ref = {ref['reference_n']:,.0f}'s best lambda "
-                  f"({ref['reference_lambda']:.2e}) over the loss at N's own best"
-                  + ("; * outside the sizes trained (extrapolated)" if any(r["extrapolated"] for r in a.recommendations) else "")
-                  + (f". In Keras, for a net of N = {first['n_params']:,} trainable parameters: {line}." if line else "."))
+    return table
 
 
-def print_analysis(result: Any) -> None:
-    """Human-readable summary of ``autolambda analyze``."""
+def _size_table(a: Any) -> Table:
+    """One row per model size: trials, the joint fit's floor, optimum and wall there, the
+    best trial's lambda and the flags."""
+    table = _table("Per model size (penalty-free val_ce; lambdas are lambda_eff"
+                   + ("; counts are rungs)" if a.transfer is not None else ")"),
+                   ("width", "N", "done", "pruned", "floor", "optimum", "wall", "best trial", "flags"), wrap=("flags",))
+    for s in a.per_size:
+        table.add_row(str(s.width), f"{s.n_params:,}", str(s.n_complete), str(s.n_pruned), _fmt(s.floor, ".3f"),
+                      _fmt(s.lambda_opt, LAMBDA), _fmt(s.lambda_wall, LAMBDA), _fmt(s.best_lambda_eff, LAMBDA),
+                      ",".join(s.flags) or "-")
+    return table
+
+
+def _recipe(context: dict[str, Any]) -> str:
+    """The training recipe an answer holds for, in a few words (empty when unknown)."""
+    parts = []
+    if context.get("dataset"):
+        parts.append(str(context["dataset"]) + (f" ({context['n_train']} images)" if context.get("n_train") else ""))
+    if context.get("optimizer"):
+        lr = context.get("learning_rate")
+        schedule = context.get("lr_schedule")
+        parts.append(f"{context['optimizer']}" + (f" at {lr:g}" if isinstance(lr, (int, float)) else "")
+                     + (f", {schedule} schedule" if schedule and schedule != "constant" else ""))
+    if context.get("epochs"):
+        parts.append(f"{context['epochs']} epochs" + (f", batch {context['batch_size']}" if context.get("batch_size") else ""))
+    if context.get("trainer") == "surrogate":
+        parts.append("surrogate trainer")
+    return "; ".join(parts)
+
+
+def print_answer(result: Any) -> None:
+    """The answer block: the verdict (each reason once), the lambda to use at each size and
+    the Keras line. ``tune`` and ``analyze`` end with it."""
+    from autolambda.analysis.recommend import keras_line
+
+    a = result.analysis
+    recipe = _recipe(getattr(result, "context", {}) or {})
+    console.rule("[bold]Answer[/bold]", align="left")
+    if recipe:
+        console.print(f"For the recipe trained: {recipe}.")
+    console.print(a.verdict)
+    if a.recommendations:
+        first = a.recommendations[0]
+        console.print(f"Recommended lambda_eff by N: its 95% interval, the range within {first['tolerance']:.0%} of the best "
+                      f"loss, the wall, and the regret of keeping N_ref = {first['reference_n']:,.0f}'s lambda "
+                      f"({first['reference_lambda']:{LAMBDA}}) unchanged"
+                      + (" (* extrapolated)" if any(r["extrapolated"] for r in a.recommendations) else "") + ":")
+        console.print(_recommendation_table(a))
+        line = keras_line(getattr(result, "penalty", None), first["lambda_opt"], ".2e")
+        if line:
+            console.print(f"In Keras, for a net of N = {first['n_params']:,} trainable parameters:")
+            print_command(f"  {line}")
+    elif not a.identified and a.mode == "search":
+        console.print("No lambda to recommend without the optimum's alpha.")
+    for note in a.notes:
+        if note.startswith("What would help"):
+            console.print(note)
+
+
+def print_analysis(result: Any, *, verbose: bool = False, counts: bool = True) -> None:
+    """What ``analyze`` prints: the study's counts (``counts``; ``tune`` has printed them),
+    the per-size table, where the report went, then the answer block last. ``verbose``:
+    also the noise, the hypotheses, the extrapolation check and the notes on each size."""
     a = result.analysis
     what = f"{a.n_trials} rungs of {a.transfer['n_pairs']} transfer pairs" if a.transfer is not None else f"{a.n_trials} trials"
-    console.print(f"\nStudy [bold]{result.study_name}[/bold]: {what} " + ", ".join(f"{k} {v}" for k, v in sorted(a.states.items())))
-    table = Table(title="Per model size")
-    for col in ("width", "N", "done", "floor", "optimum", "wall", "best val_ce", "best trial's lambda", "flags"):
-        table.add_column(col, justify="right")
-    for s in a.per_size:
-        table.add_row(str(s.width), f"{s.n_params:,}", str(s.n_complete), _fmt(s.floor, ".4f"), _fmt(s.lambda_opt, ".3g"),
-                      _fmt(s.lambda_wall, ".3g"), _fmt(s.best_value, ".4f"), _fmt(s.best_lambda_eff, ".3g"), ",".join(s.flags) or "-")
-    console.print(table)
+    if counts:
+        console.print(f"\nStudy [bold]{result.study_name}[/bold]: {what}: " + ", ".join(f"{k} {v}" for k, v in sorted(a.states.items())))
+    console.print(_size_table(a))
     if a.transfer is not None:
         _print_transfer_pairs(a)
+    if verbose:
+        _print_details(a)
+    for warning in result.warnings:
+        console.print(f"[yellow]Warning:[/yellow] {warning}")
+    where = f"Report: {result.out / 'report.md'} (plots beside it)"
+    if result.logged_run_id:
+        where += f"; logged to MLflow run {result.logged_run_id}"
+    console.print(where)
+    if not verbose:
+        console.print("Details (noise, hypotheses, notes): autolambda analyze --verbose")
+    print_answer(result)
+
+
+def _print_details(a: Any) -> None:
+    """The ``--verbose`` part of the analysis: numbers behind the answer, no reason repeated
+    (the answer block words each one)."""
     console.print(f"noise_sd = {_fmt(a.noise_sd, '.4f')} ({a.noise_source})")
     if a.informative_share is not None:
         console.print(f"{a.informative_share:.0%} of the complete trials lie in the informative band "
                       "(where the fitted loss depends on lambda: the dip and the wall's rise)")
     if a.alpha_hat is not None:
-        console.print(f"alpha_hat (optimum) = [bold]{a.alpha_hat:.3f}[/bold], 95% interval [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}]")
-    else:
-        console.print(f"alpha of the optimum: [bold]not identified[/bold] ({a.alpha_reason})")
+        console.print(f"optimum: alpha_hat = {a.alpha_hat:.3f}, 95% interval [{a.alpha_ci[0]:.3f}, {a.alpha_ci[1]:.3f}]")
     if a.wall_alpha_hat is not None:
-        console.print(f"wall_alpha_hat = [bold]{a.wall_alpha_hat:.3f}[/bold], 95% interval [{a.wall_alpha_ci[0]:.3f}, {a.wall_alpha_ci[1]:.3f}]")
-    else:
-        console.print(f"alpha of the wall: [bold]not identified[/bold] ({a.wall_reason})")
-    hyp = Table(title="Hypotheses (- : not identified, so not ruled out)")
-    for col in ("alpha", "meaning", "optimum's 95% CI", "wall's 95% CI"):
-        hyp.add_column(col)
+        console.print(f"wall: alpha_hat = {a.wall_alpha_hat:.3f}, 95% interval [{a.wall_alpha_ci[0]:.3f}, {a.wall_alpha_ci[1]:.3f}]")
+    hyp = _table("Hypotheses (inside or outside each 95% interval; - : not identified)", ("alpha", "meaning", "optimum", "wall"),
+                 wrap=("meaning",))
     mark = lambda v: "-" if v is None else ("inside" if v else "outside")  # noqa: E731
     for h in a.hypotheses:
         hyp.add_row(f"{h['alpha']:+g}", h["meaning"], mark(h["inside_ci"]), mark(h["inside_wall_ci"]))
     console.print(hyp)
-    console.print(a.verdict)
-    ans = a.answer()
-    if ans["which"] == "optimum":
-        console.print(f"[bold]Answer:[/bold] the best lambda scales as N^-alpha with alpha = {ans['alpha']:.2f}, "
-                      f"95% interval [{ans['ci'][0]:.2f}, {ans['ci'][1]:.2f}]")
-    elif ans["which"] == "wall":
-        console.print(f"[bold]Answer:[/bold] the best lambda's scaling is not identified; the largest harmless lambda (the wall) "
-                      f"scales with alpha = {ans['alpha']:.2f}, 95% interval [{ans['ci'][0]:.2f}, {ans['ci'][1]:.2f}]")
-    print_recommendations(a, getattr(result, "penalty", None))
     e = a.extrapolation
     if e:
-        console.print(f"Extrapolation: alpha from widths {e['fitted_on_widths']} predicts lambda_eff {e['predicted_lambda_eff']:.3g} "
-                      f"for width {e['target_width']} (the fit over all sizes: {e['best_lambda_eff']:.3g}); regret {e['regret']:+.4f} in val_ce.")
+        console.print(f"Extrapolation: alpha from widths {e['fitted_on_widths']} predicts lambda_eff {e['predicted_lambda_eff']:{LAMBDA}} "
+                      f"for width {e['target_width']} (the fit over all sizes: {e['best_lambda_eff']:{LAMBDA}}); regret {e['regret']:+.4f} in val_ce.")
     for note in a.notes:
-        console.print(f"[yellow]Note:[/yellow] {note}")
-    for warning in result.warnings:
-        console.print(f"[yellow]Warning:[/yellow] {warning}")
-    console.print(f"\nReport: {result.out / 'report.md'} (plots beside it)")
-    if result.logged_run_id:
-        console.print(f"Logged to MLflow run {result.logged_run_id} (artifacts/analysis)")
+        if not note.startswith("What would help"):
+            console.print(f"[yellow]Note:[/yellow] {note}")
