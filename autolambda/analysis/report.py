@@ -162,7 +162,7 @@ def _plots_section(a: Analysis, plots: dict[str, str]) -> list[str]:
     lines = ["", "## Plots", ""]
     captions = {
         "best_lambda_vs_n": "Optimum and wall against N (log-log): the joint fit's lines with their 95% bands, each size's best trial, the hypotheses",
-        "loss_vs_lambda": "Penalty-free validation loss against lambda_eff, one panel per width: each seed block in its colour with its fitted curve, the fitted optimum and wall as vertical lines, trials above the panel as triangles at its top",
+        "loss_vs_lambda": "Loss against lambda_eff, one panel per width: seed blocks in colour with the joint fit, its optimum and wall",
         "contour": "Optuna: contour of the score over lambda0 and alpha",
         "importances": "Optuna: parameter importances",
         "intermediate": "Optuna: intermediate values (val_ce per epoch)",
