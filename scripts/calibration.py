@@ -254,7 +254,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--studies", type=int, default=30, help="surrogate studies per planted alpha")
     parser.add_argument("--flat-studies", type=int, default=None, help="flat studies (default: --studies)")
-    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--trials", type=int, default=None, help="trials a study (default: tune's)")
     parser.add_argument("--alphas", default=",".join(map(str, PLANTED)))
     parser.add_argument("--wall-cost", type=float, default=0.25)
     parser.add_argument("--pruner", default=None, help="the study's pruner (default: tune's, none)")
@@ -276,6 +276,7 @@ def main() -> None:
     from autolambda.run.config import StudyConfig
 
     pruner, sampler = args.pruner or StudyConfig().pruner, args.sampler or StudyConfig().sampler
+    args.trials = args.trials or StudyConfig().trials
     ladder = tuple(int(w) for w in args.ladder.split(",")) if args.ladder else None
     widths = tuple(int(w) for w in args.widths.split(",")) if args.widths else None
     common = (args.seed_noise, args.wall_cost, pruner, sampler, ladder, widths)

@@ -35,7 +35,7 @@ def wall_truth(planted):
     return SurrogateTrainer(planted_alpha=planted).wall_alpha(sizes, 0.25)
 
 
-@pytest.mark.parametrize("planted", [-0.5, 0.7])
+@pytest.mark.parametrize("planted", [-0.5])  # a positive alpha at this noise: tests/test_calibration.py
 def test_realistic_noise_rules_out_nothing_it_cannot_see_and_places_the_wall(planted):
     """The default surrogate is as noisy as digits (seed SD 0.02, more at the narrowest
     width, dip 0.03): the optimum's

@@ -54,7 +54,7 @@ def _plot_transfer_pairs(analysis: Analysis, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     t = analysis.transfer or {}
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
     for p in t.get("best_pairs", []):
         n = [r["n_params"] for r in p["rungs"]]
         ax.plot(n, [r["value"] for r in p["rungs"]], marker="o", alpha=0.8,
@@ -66,8 +66,8 @@ def _plot_transfer_pairs(analysis: Analysis, path: Path) -> Path:
     ax.set_xlabel("N (trainable parameters)")
     ax.set_ylabel("penalty-free val_ce at the rung")
     ax.set_title("The best transfer pairs at each size of the ladder")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # beside the axes, never over the data
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
