@@ -191,7 +191,7 @@ def analyze_records(
     identified, alpha_hat, alpha_ci, alpha_reason, alpha_profile = _answer(joint.alpha if joint else None)
     wall_identified, wall_hat, wall_ci, wall_reason, wall_profile = _answer(joint.wall if joint else None)
     if not identified and intervals:
-        notes.append(not_identified_note(alpha_reason))
+        notes.append(not_identified_note(alpha_reason, blocked=any(r.block is not None for r in rows)))
     extrapolation = extrapolate(records, per_size, curve=joint.curve) if identified and data.n_groups >= 3 and intervals else None
     epoch = [r.noise for r in rows if r.noise > 0]
     advice = []

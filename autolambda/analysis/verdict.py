@@ -6,6 +6,8 @@ The estimators (``autolambda.analysis.estimators``) and the summary
 
 >>> verdict(None, None, alpha_reason="too few trials").split(". ")[0]
 "The optimum's alpha is not identified: too few trials"
+>>> verdict(None, None, alpha_reason="too few trials", wall_reason="too few trials").split(". ")[0]
+"Neither the optimum's alpha nor the wall's is identified: too few trials"
 >>> verdict(0.1, (-0.2, 0.4), 0.5, (0.3, 0.7)).split(";")[0]
 'One lambda for all sizes is consistent with the data (alpha = 0 is inside the interval)'
 """
@@ -47,6 +49,9 @@ def verdict(
     another quantity (how the *largest harmless* lambda moves) and is always named as such:
     a sentence about "lambda as N grows" never rests on the wall alone.
     """
+    if (alpha_hat is None or ci is None) and (wall_hat is None or wall_ci is None) and alpha_reason == wall_reason:
+        return ("Neither the optimum's alpha nor the wall's is identified: " + (alpha_reason or "too few trials") +
+                ". No hypothesis about the best lambda is ruled out.")  # one reason, said once
     if alpha_hat is None or ci is None:
         text = ("The optimum's alpha is not identified: " + (alpha_reason or "too few trials") +
                 ". No hypothesis about the best lambda is ruled out.")
@@ -140,11 +145,12 @@ def size_notes(size: Any, tolerance: float) -> list[str]:
     return notes
 
 
-def not_identified_note(reason: str) -> str:
-    """alpha of the optimum is not identified: what would help (the reason is in the verdict)."""
+def not_identified_note(reason: str, *, blocked: bool = False) -> str:
+    """alpha of the optimum is not identified: what would help (the reason is in the
+    verdict); ``blocked``: the study already has seed blocks."""
     del reason  # worded once, in the verdict
     return ("What would help the optimum's alpha: more trials (`autolambda tune --trials N` adds them), more epochs "
-            "(the penalty matters more once nets overfit), or seed blocks (`--seed-blocks`) if they are off.")
+            "(the penalty matters more once nets overfit)" + ("." if blocked else ", or seed blocks (`--seed-blocks`)."))
 
 
 def shared_seed_note(n_pairs: int) -> str:
