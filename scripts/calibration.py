@@ -331,7 +331,7 @@ def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
                       ("flat_studies", args.flat_studies if args.flat_studies != args.studies else None), ("dip", args.dip),
                       ("seed_noise", args.seed_noise), ("wall_cost", args.wall_cost if args.wall_cost != 0.25 else None),
                       ("pruner", args.pruner), ("sampler", args.sampler), ("alphas", args.alphas))
-                      if v is not None and not (k == "trials" and v == 100) and not (k == "alphas" and v == ",".join(map(str, PLANTED))))
+                      if v is not None and not (k == "alphas" and v == ",".join(map(str, PLANTED))))
     command = f"python scripts/calibration.py --studies {args.studies}{options} --benchmarks {path.name}"
     section = (f"{heading}\n\nWritten by `{command}` on {time.strftime('%Y-%m-%d')}. Goals: coverage of the 95 % "
                f"interval >= {GOALS['coverage']:.2f} for every planted alpha; a true hypothesis ruled out in <= "

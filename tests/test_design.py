@@ -29,7 +29,7 @@ def _share(sampler: str, seed: int = 0) -> float:
 def test_design_puts_most_trials_where_the_fitted_loss_depends_on_lambda():
     """The share `analyze` reports (issue 13's goal: >= 70 %). On the realistic surrogate
     width-balanced TPE often gets there too (its fitted band is wide); measured against
-    the surrogate's true band the design was not better than TPE (README, "Spending
+    the surrogate's true band the design was not better than TPE (docs/method.md, "Spending
     trials where they inform"), so this asserts the goal, not an advantage."""
     assert _share("design", seed=1) >= 0.7  # the seed where TPE's share was 0.47
 

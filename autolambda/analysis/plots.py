@@ -104,8 +104,8 @@ def _plot_loss_vs_lambda(records: Sequence[TrialRecord], analysis: Analysis, pat
                 curves[block] = _fitted(analysis, size.n_params, grid, floor)
         lowest = min([r.value for r in mine] + [float(c.min()) for c in curves.values()])
         low, high = _informative_range(lowest, [r.value for r in mine], size.floor if size else None)
-        for i, block in enumerate(blocks):
-            colour = f"C{i % 10}"
+        for block in blocks:
+            colour = f"C{(block or 0) % 10}"  # the same colour for a block number in every panel
             pts = [r for r in mine if r.block == block]
             inside = [r for r in pts if r.value <= high]
             above = [r for r in pts if r.value > high]
@@ -131,7 +131,8 @@ def _plot_loss_vs_lambda(records: Sequence[TrialRecord], analysis: Analysis, pat
     for ax in axes.flat:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
-    title = "Loss against lambda_eff by width: lines the joint fit, open triangles trials above the panel (up the wall or collapsed)"
+    title = ("Loss against lambda_eff by width: lines the joint fit (collapsed nets left out of it), "
+             "open triangles trials above the panel (up the wall or collapsed)")
     fig.suptitle(title, fontsize=9)
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)

@@ -108,7 +108,7 @@ def tune(
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log to MLflow.")] = False,
     analyze_after: Annotated[bool, typer.Option("--analyze/--no-analyze", help="After the last trial, run `autolambda analyze`: print the answer, write the report, log it to MLflow. Default: on.")] = True,
     progress: Annotated[bool, typer.Option(" /--no-progress", help="Hide the progress bar.")] = True,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="After the answer's table, also print the noise, the hypotheses and the notes on each size (as `analyze --verbose`).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the noise, the hypotheses and the notes on each size before the answer (as `analyze --verbose`).")] = False,
 ) -> None:
     """Run (or resume) a lambda-scaling study, log it to MLflow, and say which alpha the data support."""
     # Every option but these four is a StudyConfig setting of the same name.

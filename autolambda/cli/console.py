@@ -187,10 +187,10 @@ def _print_transfer_pairs(a: Any) -> None:
     pairs = t["best_pairs"]
     if not pairs:
         return
-    table = _table("Best pairs by mean val_ce (a check, not the estimate): val_ce at each rung, over its floor",
+    table = _table("Best pairs by mean val_ce (a check, not the estimate): each rung's val_ce over its size's fitted floor",
                    ("trial", "lambda0", "alpha", "mean", *(f"w{r['width']}" for r in pairs[0]["rungs"])))
     for p in pairs:
-        cells = [f"{r['value']:.3f} {_fmt(r['over_floor'], '+.3f')}" for r in p["rungs"]]
+        cells = [_fmt(r["over_floor"], "+.3f") for r in p["rungs"]]
         table.add_row(str(p["number"]), f"{p['lambda0']:{LAMBDA}}", f"{p['alpha']:+.2f}", f"{p['value']:.4f}", *cells)
     console.print(table)
 
@@ -233,17 +233,29 @@ def _table(title: str | None, columns: Sequence[str], *, wrap: Sequence[str] = (
 
 def _recommendation_table(a: Any) -> Table:
     """The lambda to use at each recommended size (``Analysis.recommendations``)."""
-    from autolambda.analysis.recommend import span
-
     tol = a.recommendations[0]["tolerance"]
     table = _table(None, ("N", "lambda_eff", "95% interval", f"within {tol:.0%}", "wall", "regret"))
     for r in a.recommendations:
         ci, near = r["ci"], r["near_range"]
         table.add_row(f"{r['n_params']:,}" + ("*" if r["extrapolated"] else ""), f"{r['lambda_opt']:{LAMBDA}}",
-                      f"{ci[0]:{LAMBDA}}-{ci[1]:{LAMBDA}}" if ci else "unbounded",
-                      span(near, LAMBDA).replace(" - ", "-") if near else "-", _fmt(r["lambda_wall"], LAMBDA),
+                      f"{ci[0]:{LAMBDA}}..{ci[1]:{LAMBDA}}" if ci else "unbounded",
+                      _near(near), _fmt(r["lambda_wall"], LAMBDA),
                       f"{r['regret']:+.4f}")
     return table
+
+
+def _near(near: Any) -> str:
+    """A near-best range in a cell: ``lo..hi``, or ``<hi`` / ``>lo`` where it runs past the fit."""
+    if not near:
+        return "-"
+    lo, hi = near
+    if lo is None and hi is None:
+        return "any"
+    if lo is None:
+        return f"<{hi:{LAMBDA}}"
+    if hi is None:
+        return f">{lo:{LAMBDA}}"
+    return f"{lo:{LAMBDA}}..{hi:{LAMBDA}}"
 
 
 def _size_table(a: Any) -> Table:
@@ -255,7 +267,7 @@ def _size_table(a: Any) -> Table:
     for s in a.per_size:
         table.add_row(str(s.width), f"{s.n_params:,}", str(s.n_complete), str(s.n_pruned), _fmt(s.floor, ".3f"),
                       _fmt(s.lambda_opt, LAMBDA), _fmt(s.lambda_wall, LAMBDA), _fmt(s.best_lambda_eff, LAMBDA),
-                      ",".join(s.flags) or "-")
+                      ", ".join(s.flags) or "-")
     return table
 
 
@@ -325,7 +337,7 @@ def print_analysis(result: Any, *, verbose: bool = False, counts: bool = True) -
         where += f"; logged to MLflow run {result.logged_run_id}"
     console.print(where)
     if not verbose:
-        console.print("Details (noise, hypotheses, notes): autolambda analyze --verbose")
+        console.print("Details (noise, hypotheses, notes): the same command with --verbose")
     print_answer(result)
 
 

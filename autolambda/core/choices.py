@@ -50,7 +50,7 @@ DEFAULT_EXPERIMENT = "autolambda"
 DEFAULT_TRIALS = 150
 #: The trial cap of a run that stops on --precision when no --trials is given.
 DEFAULT_PRECISION_TRIALS = 300
-# The regime in which lambda matters on digits (README, "How a trial is scored, and why",
+# The regime in which lambda matters on digits (docs/method.md, "How a trial is scored, and why",
 # measured with scripts/regime_probe.py): enough epochs that every width overfits 300
 # images, so the penalty has something to fix. Even so, at 80 epochs only width 64's dip
 # reaches twice the seed-to-seed noise (120 epochs would break the 5-minute budget).

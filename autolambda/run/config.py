@@ -60,7 +60,7 @@ class StudyConfig:
     eval_every: int = C.DEFAULT_EVAL_EVERY
     # constant (the default), or cosine: the step size decays to ~0 over the epochs, so
     # the scored last epochs are calm (halves the seed noise of width 64 on digits, but
-    # also shrinks the narrow nets' dip: README, "How a trial is scored, and why").
+    # also shrinks the narrow nets' dip: docs/method.md, "How a trial is scored, and why").
     lr_schedule: str = C.DEFAULT_LR_SCHEDULE
     pruner: str = C.DEFAULT_PRUNER  # the measurements behind each default: core/choices.py
     sampler: str = C.DEFAULT_SAMPLER
