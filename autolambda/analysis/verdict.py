@@ -7,7 +7,7 @@ The estimators (``autolambda.analysis.estimators``) and the summary
 >>> verdict(None, None, alpha_reason="too few trials").split(". ")[0]
 "The optimum's alpha is not identified: too few trials"
 >>> verdict(None, None, alpha_reason="too few trials", wall_reason="too few trials").split(". ")[0]
-"Neither the optimum's alpha nor the wall's is identified: too few trials"
+"The optimum's alpha is not identified, nor is the wall's: too few trials"
 >>> verdict(0.1, (-0.2, 0.4), 0.5, (0.3, 0.7)).split(";")[0]
 'One lambda for all sizes is consistent with the data (alpha = 0 is inside the interval)'
 """
@@ -50,7 +50,7 @@ def verdict(
     a sentence about "lambda as N grows" never rests on the wall alone.
     """
     if (alpha_hat is None or ci is None) and (wall_hat is None or wall_ci is None) and alpha_reason == wall_reason:
-        return ("Neither the optimum's alpha nor the wall's is identified: " + (alpha_reason or "too few trials") +
+        return ("The optimum's alpha is not identified, nor is the wall's: " + (alpha_reason or "too few trials") +
                 ". No hypothesis about the best lambda is ruled out.")  # one reason, said once
     if alpha_hat is None or ci is None:
         text = ("The optimum's alpha is not identified: " + (alpha_reason or "too few trials") +
