@@ -29,8 +29,12 @@ class AnalysisResult:
     files: list[Path]
     logged_run_id: str | None = None
     warnings: list[str] = field(default_factory=list)
-    penalty: str | None = None  # the study's penalty kind: which Keras line uses its lambda
     context: dict[str, Any] = field(default_factory=dict)  # the study and the recipe the answer holds for
+
+    @property
+    def penalty(self) -> str | None:
+        """The study's penalty kind: which Keras line uses its lambda."""
+        return self.context.get("penalty")
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object."""
@@ -104,7 +108,7 @@ def run_analysis(
         for key in ("penalty", "optimizer", "learning_rate"):
             context[key] = config["space"].get(key)
     files = write_report(analysis, records, out, study=study, title=f"Lambda scaling: {study.study_name}", context=context)
-    result = AnalysisResult(study.study_name, analysis, out, files, penalty=context.get("penalty"), context=context)
+    result = AnalysisResult(study.study_name, analysis, out, files, context=context)
     if tracking_uri is not None:
         result.logged_run_id = _log_to_mlflow(study, absolute_sqlite(tracking_uri), out, analysis, result.warnings)
     return result

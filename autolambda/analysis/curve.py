@@ -113,14 +113,7 @@ class CurveFit:
 
     def predict(self, group: int, x: float, l: float) -> float:  # noqa: E741
         """The fitted loss of size ``group`` at ``x = ln(N/N_ref)``, ``l = ln(lambda_eff)``."""
-        p = self.params
-        loss = self.floors[group]
-        if "beta" in p:
-            wall = 0.5 * (1.0 + math.tanh(0.5 * p["g"] * (l + p["beta"] * x - p["c_wall"])))
-            loss = loss * (1 - wall) + p["top"] * wall
-        if "alpha" in p:
-            loss -= p["depth"] * math.exp(-0.5 * ((l + p["alpha"] * x - p["c"]) / p["s"]) ** 2)
-        return loss
+        return float(curve_loss(self.params, x, np.asarray(l, dtype=float), self.floors[group]))
 
     @property
     def residual_sd(self) -> float:
@@ -428,6 +421,18 @@ def _complete(names: Sequence[str], theta: dict[str, float]) -> dict[str, float]
         theta["gap"] = max(theta["gap"], _BOUNDS["gap"][0])
         theta["c_wall"] = theta["c"] + theta["gap"] / theta["g"]
     return theta
+
+
+def curve_loss(params: dict[str, float], x: float, l: np.ndarray, floor: float) -> np.ndarray:  # noqa: E741
+    """The curve of a fit's ``params`` (with ``top`` and ``depth``) at ``x = ln(N/N_ref)``
+    over ``l = ln(lambda_eff)``, from ``floor`` (a size's, or a seed block's)."""
+    loss = np.full(np.shape(l), float(floor))
+    if "beta" in params:
+        wall = 0.5 * (1.0 + np.tanh(0.5 * params["g"] * (l + params["beta"] * x - params["c_wall"])))
+        loss = loss * (1 - wall) + params["top"] * wall
+    if "alpha" in params:
+        loss = loss - params["depth"] * np.exp(-0.5 * ((l + params["alpha"] * x - params["c"]) / params["s"]) ** 2)
+    return loss
 
 
 def curve_shape(params: dict[str, float]) -> dict[str, float]:

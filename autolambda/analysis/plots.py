@@ -156,16 +156,9 @@ def _informative_range(bottom: float, values: Sequence[float], floor: float | No
 
 def _fitted(analysis: Analysis, n_params: float, grid: np.ndarray, floor: float) -> np.ndarray:
     """The joint fit's loss at ``n_params`` over ``grid`` (lambda_eff), from ``floor``."""
-    p = analysis.fit
-    x = math.log(n_params / analysis.fit_n_ref)
-    l = np.log(grid)  # noqa: E741 (the curve's name)
-    loss = np.full(len(grid), floor)
-    if "beta" in p:
-        wall = 0.5 * (1.0 + np.tanh(0.5 * p["g"] * (l + p["beta"] * x - p["c_wall"])))
-        loss = loss * (1 - wall) + p["top"] * wall
-    if "alpha" in p and p.get("depth", 0.0) > 0:
-        loss = loss - p["depth"] * np.exp(-0.5 * ((l + p["alpha"] * x - p["c"]) / p["s"]) ** 2)
-    return loss
+    from autolambda.analysis.curve import curve_loss
+
+    return curve_loss(analysis.fit, math.log(n_params / analysis.fit_n_ref), np.log(grid), floor)
 
 
 def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from autolambda.analysis.curve import CurveFit, JointCurve, curve_shape
+from autolambda.analysis.curve import CurveFit, JointCurve, curve_loss, curve_shape
 from autolambda.analysis.estimators import profile_interval
 
 #: Half-width (nats of lambda) and step of the grid on which ln lambda_opt(N) is profiled.
@@ -140,8 +140,4 @@ def _floor_line(curve: JointCurve, full: CurveFit) -> tuple[np.ndarray, np.ndarr
 
 def _loss(params: dict[str, float], floor: float, x: float, l: float) -> float:  # noqa: E741
     """The fitted loss at ``x``, ``l = ln lambda_eff`` for a size whose floor is ``floor``."""
-    loss = floor
-    if "beta" in params:
-        wall = 0.5 * (1.0 + math.tanh(0.5 * params["g"] * (l + params["beta"] * x - params["c_wall"])))
-        loss = floor * (1 - wall) + params["top"] * wall
-    return loss - params.get("depth", 0.0) * math.exp(-0.5 * ((l + params["alpha"] * x - params["c"]) / params["s"]) ** 2)
+    return float(curve_loss(params, x, np.asarray(l, dtype=float), floor))

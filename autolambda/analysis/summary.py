@@ -273,12 +273,17 @@ def _spikes(curve: JointCurve, full: CurveFit, rows: Sequence[TrialRecord]) -> s
     return {(r.number, r.width) for r, flag in zip(rows, down & below & (residual > 0)) if flag}
 
 
+def _units_of(rows: Sequence[TrialRecord], data: CurveData) -> dict[tuple[Any, Any], int]:
+    """The floor (unit) of ``data`` that each (width, seed block) of its trials ``rows`` has."""
+    return {(r.width, r.block): int(u) for r, u in zip(rows, data.unit)}
+
+
 def _block_offsets(data: CurveData, full: CurveFit, rows: Sequence[TrialRecord],
                    every_rows: Sequence[TrialRecord]) -> np.ndarray:
     """For each of ``every_rows``, its seed block's fitted floor minus its size's (``rows``
     are ``data``'s trials, in order; 0 for a block the fit did not see, e.g. one whose every
     trial collapsed): "hurt" is then measured against the trial's own seed's floor."""
-    unit_of = {(r.width, r.block): int(u) for r, u in zip(rows, data.unit)}
+    unit_of = _units_of(rows, data)
     floors = full.unit_floors or []
     out = np.zeros(len(every_rows))
     for i, r in enumerate(every_rows):
@@ -329,9 +334,9 @@ def _place_fit(per_size: Sequence[SizeSummary], rows: Sequence[TrialRecord], dat
     widths = sorted({r.width for r in rows})
     blocks: dict[Any, dict[int, float]] = {}
     if joint.full.unit_floors is not None:
-        for r, unit in zip(rows, data.unit):
-            if r.block is not None:
-                blocks.setdefault(r.width, {})[int(r.block)] = joint.full.unit_floors[int(unit)]
+        for (width, block), unit in _units_of(rows, data).items():
+            if block is not None:
+                blocks.setdefault(width, {})[int(block)] = joint.full.unit_floors[unit]
     for s in per_size:
         if s.width not in widths:
             continue

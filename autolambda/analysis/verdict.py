@@ -49,12 +49,11 @@ def verdict(
     another quantity (how the *largest harmless* lambda moves) and is always named as such:
     a sentence about "lambda as N grows" never rests on the wall alone.
     """
-    if (alpha_hat is None or ci is None) and (wall_hat is None or wall_ci is None) and alpha_reason == wall_reason:
-        return ("The optimum's alpha is not identified, nor is the wall's: " + (alpha_reason or "too few trials") +
-                ". No hypothesis about the best lambda is ruled out.")  # one reason, said once
+    # Both not identified for one reason: it is said once.
+    same = (alpha_hat is None or ci is None) and (wall_hat is None or wall_ci is None) and alpha_reason == wall_reason
     if alpha_hat is None or ci is None:
-        text = ("The optimum's alpha is not identified: " + (alpha_reason or "too few trials") +
-                ". No hypothesis about the best lambda is ruled out.")
+        text = ("The optimum's alpha is not identified" + (", nor is the wall's" if same else "") + ": "
+                + (alpha_reason or "too few trials") + ". No hypothesis about the best lambda is ruled out.")
     else:
         inside = [a for a, _ in HYPOTHESES if ci[0] <= a <= ci[1]]
         if ci[0] <= 0.0 <= ci[1]:
@@ -66,7 +65,8 @@ def verdict(
         text = f"{lead}; alpha = {alpha_hat:.2f}, 95% interval [{ci[0]:.2f}, {ci[1]:.2f}]."
         text += (" lambda proportional to 1/N (alpha = 1) is " + ("not ruled out." if 1.0 in inside else "ruled out."))
     if wall_hat is None or wall_ci is None:
-        text += " The wall's scaling is not identified: " + (wall_reason or "too few trials") + "."
+        if not same:
+            text += " The wall's scaling is not identified: " + (wall_reason or "too few trials") + "."
     else:
         text += (f" The wall, a different quantity (the largest lambda that costs less than {wall_cost:.0%} over its "
                  f"floor at a negligible penalty), scales with alpha = {wall_hat:.2f}, 95% interval [{wall_ci[0]:.2f}, {wall_ci[1]:.2f}]: "
@@ -145,11 +145,15 @@ def size_notes(size: Any, tolerance: float) -> list[str]:
     return notes
 
 
+#: How the note on what would help the optimum's alpha begins (the answer block prints it).
+HELP_NOTE = "What would help the optimum's alpha"
+
+
 def not_identified_note(reason: str, *, blocked: bool = False) -> str:
     """alpha of the optimum is not identified: what would help (the reason is in the
     verdict); ``blocked``: the study already has seed blocks."""
     del reason  # worded once, in the verdict
-    return ("What would help the optimum's alpha: more trials (`autolambda tune --trials N` adds them), more epochs "
+    return (HELP_NOTE + ": more trials (`autolambda tune --trials N` adds them), more epochs "
             "(the penalty matters more once nets overfit)" + ("." if blocked else ", or seed blocks (`--seed-blocks`)."))
 
 

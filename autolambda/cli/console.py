@@ -292,9 +292,10 @@ def print_answer(result: Any) -> None:
     """The answer block: the verdict (each reason once), the lambda to use at each size and
     the Keras line. ``tune`` and ``analyze`` end with it."""
     from autolambda.analysis.recommend import keras_line
+    from autolambda.analysis.verdict import HELP_NOTE
 
     a = result.analysis
-    recipe = _recipe(getattr(result, "context", {}) or {})
+    recipe = _recipe(result.context)
     console.rule("[bold]Answer[/bold]", align="left")
     if recipe:
         console.print(f"For the recipe trained: {recipe}.")
@@ -306,14 +307,14 @@ def print_answer(result: Any) -> None:
                       f"({first['reference_lambda']:{LAMBDA}}) unchanged"
                       + (" (* extrapolated)" if any(r["extrapolated"] for r in a.recommendations) else "") + ":")
         console.print(_recommendation_table(a))
-        line = keras_line(getattr(result, "penalty", None), first["lambda_opt"], ".2e")
+        line = keras_line(result.penalty, first["lambda_opt"], ".2e")
         if line:
             console.print(f"In Keras, for a net of N = {first['n_params']:,} trainable parameters:")
             print_command(f"  {line}")
     elif not a.identified and a.mode == "search":
         console.print("No lambda to recommend without the optimum's alpha.")
     for note in a.notes:
-        if note.startswith("What would help"):
+        if note.startswith(HELP_NOTE):
             console.print(note)
 
 
@@ -344,6 +345,8 @@ def print_analysis(result: Any, *, verbose: bool = False, counts: bool = True) -
 def _print_details(a: Any) -> None:
     """The ``--verbose`` part of the analysis: numbers behind the answer, no reason repeated
     (the answer block words each one)."""
+    from autolambda.analysis.verdict import HELP_NOTE
+
     console.print(f"noise_sd = {_fmt(a.noise_sd, '.4f')} ({a.noise_source})")
     if a.informative_share is not None:
         console.print(f"{a.informative_share:.0%} of the complete trials lie in the informative band "
@@ -363,5 +366,5 @@ def _print_details(a: Any) -> None:
         console.print(f"Extrapolation: alpha from widths {e['fitted_on_widths']} predicts lambda_eff {e['predicted_lambda_eff']:{LAMBDA}} "
                       f"for width {e['target_width']} (the fit over all sizes: {e['best_lambda_eff']:{LAMBDA}}); regret {e['regret']:+.4f} in val_ce.")
     for note in a.notes:
-        if not note.startswith("What would help"):
+        if not note.startswith(HELP_NOTE):
             console.print(f"[yellow]Note:[/yellow] {note}")

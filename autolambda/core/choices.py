@@ -45,7 +45,7 @@ DEFAULT_EXPERIMENT = "autolambda"
 #: Trials of a study run without --trials: what the optimum's alpha needs on digits for a
 #: 95 % interval of +-0.25 in about five minutes on 2 cores. At 100 trials the three
 #: default studies (seeds 0, 1, 2) had half-widths 0.25, 0.28 and 0.23 in 169-195 s; an
-#: interval narrows as 1/sqrt(trials), and 150 trials take about 1.5 times as long
+#: interval narrows as 1/sqrt(trials); at 150 they had 0.26, 0.17 and 0.11 in 233-248 s
 #: (BENCHMARKS.md, "The answer on digits"). `--trials 100` is the quicker look.
 DEFAULT_TRIALS = 150
 #: The trial cap of a run that stops on --precision when no --trials is given.

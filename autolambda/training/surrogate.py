@@ -162,9 +162,7 @@ class SurrogateTrainer:
         dip = self.dip * math.exp(-(u**2) / (2 * self.dip_sd**2))
         if self.collapsed(n_params, strength):
             return math.log(n_classes)  # a collapsed net predicts every class alike
-        v = math.log(max(strength, 1e-300) / self.lambda_wall(n_params))
-        wall = (self.wall_top - base) * _sigmoid(self.wall_steepness * v)
-        return base - dip + wall
+        return base - dip + (self.wall_top - base) * self.wall_share(n_params, strength)
 
     def wall_lambda(self, n_params: float, cost: float, n_classes: int = 10) -> float:
         """The planted wall: the lambda above the optimum at which the noise-free loss
