@@ -372,7 +372,7 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
     sees that scatter (median 0.07-0.10), but it is itself noisy with ~15 hurt trials, and
     used alone (the larger of it and the profile) covered only 0.85 at one alpha. Added in
     quadrature the two overlap on the labels' noise, so the interval errs wide: coverage
-    0.90-1.00 on the same studies, median width 0.37-0.49 (was 0.22-0.34).
+    0.90-1.00 on the same studies, median width 0.34-0.51 (was 0.22-0.34).
     """
     from scipy.special import chdtri
 

@@ -207,7 +207,8 @@ def _method_section(a: Analysis) -> list[str]:
         "edge of the grid; then no hypothesis is ruled out.",
         f"- The wall: a trial is hurt when its loss is more than {a.wall_cost:.0%} above its seed block's fitted floor; the chance of "
         "being hurt is logistic in log lambda + alpha_wall log N (2 % lapse rate, so one stray trial cannot move it), and its "
-        "interval is the profile-likelihood one (chi-square, 1 degree of freedom).",
+        "interval is the profile-likelihood one (chi-square, 1 degree of freedom), each side widened in quadrature by 1.96 "
+        "SDs of the estimate over refits on the trials resampled within each size, with the floors redrawn.",
         "- The calibration of these intervals on realistic surrogate studies is in BENCHMARKS.md (scripts/calibration.py).",
         "",
     ]
