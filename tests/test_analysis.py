@@ -190,6 +190,7 @@ def test_the_walls_interval_carries_the_floors_and_the_trials_uncertainty():
     the wall's interval is widened by the estimate's spread over resampled trials and
     redrawn floors (on surrogates the profile alone covered the true wall in 80-95 % of
     studies), more so when the floors are uncertain; without a covariance it is the profile's."""
+    from autolambda.analysis.curve import CurveData
     from autolambda.analysis.estimators import estimate_wall
     from autolambda.analysis.records import complete_curve_data
 
@@ -201,9 +202,19 @@ def test_the_walls_interval_carries_the_floors_and_the_trials_uncertainty():
     certain, info = estimate_wall(data, floors, floor_cov=np.zeros((6, 6)))
     assert info["resample_sd"] > 0 and certain.estimate == plain.estimate
     assert certain.ci[0] < plain.ci[0] and certain.ci[1] > plain.ci[1]
+    # Each side is the profile's widened in quadrature by 1.96 resampled SDs.
+    z_sd = 1.959964 * info["resample_sd"]
+    assert certain.estimate - certain.ci[0] == pytest.approx(math.hypot(plain.estimate - plain.ci[0], z_sd), rel=1e-4)
+    assert certain.ci[1] - certain.estimate == pytest.approx(math.hypot(plain.ci[1] - plain.estimate, z_sd), rel=1e-4)
     wide, wide_info = estimate_wall(data, floors, floor_cov=np.eye(6) * 0.03**2)
     assert wide_info["resample_sd"] > info["resample_sd"]
     assert wide.ci[0] < certain.ci[0] and wide.ci[1] > certain.ci[1] and wide.estimate == plain.estimate
+    # A trial is hurt against its own block's floor: shifting each trial's loss with its
+    # block's offset, and passing those offsets, changes nothing, resamples included.
+    offsets = np.random.default_rng(1).normal(0.0, 0.05, len(data.y))
+    shifted = CurveData(data.group, data.x, data.l, data.y + offsets * 1.25, data.n_groups, data.n_ref)
+    same, same_info = estimate_wall(shifted, floors, floor_cov=np.zeros((6, 6)), offsets=offsets)
+    assert same.ci == pytest.approx(certain.ci) and same_info["resample_sd"] == pytest.approx(info["resample_sd"])
     # The analysis passes the floors' covariance at the measured noise: its interval is
     # wider than the profile alone at its own fitted floors.
     a = analyze_records(records)

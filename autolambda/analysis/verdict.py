@@ -110,8 +110,8 @@ def too_few_hurt_reason(n_hurt: int, n_sizes: int, cost: float) -> str:
 
 
 def floors_unbounded_reason(lo: float, hi: float) -> str:
-    """A wall interval that, widened for the floors' uncertainty, leaves the grid ``lo .. hi``."""
-    return (f"with the floors' uncertainty its 95 % interval runs past the range examined "
+    """A wall interval that, widened for the floors' and the trials' uncertainty, leaves the grid ``lo .. hi``."""
+    return (f"with the floors' and the trials' uncertainty its 95 % interval runs past the range examined "
             f"({lo:+.1f} .. {hi:+.1f}): the data do not bound it")
 
 
