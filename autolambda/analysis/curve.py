@@ -97,6 +97,11 @@ class CurveData:
         return CurveData(self.group, self.x - dx, self.l, self.y, self.n_groups, self.n_ref * math.exp(dx),
                          self.unit, self.unit_group)
 
+    def take(self, rows: np.ndarray) -> "CurveData":
+        """The trials at ``rows`` (a boolean mask or indices, repeats allowed), same sizes and floors."""
+        return CurveData(self.group[rows], self.x[rows], self.l[rows], self.y[rows], self.n_groups, self.n_ref,
+                         self.unit[rows], self.unit_group)
+
 
 @dataclass
 class CurveFit:

@@ -378,8 +378,7 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
 
     if ignore is not None and np.any(ignore):  # late spikes (``autolambda.analysis.summary._spikes``)
         keep = ~np.asarray(ignore, dtype=bool)
-        data = CurveData(data.group[keep], data.x[keep], data.l[keep], data.y[keep], data.n_groups, data.n_ref,
-                         data.unit[keep], data.unit_group)
+        data = data.take(keep)
         offsets = None if offsets is None else np.asarray(offsets, dtype=float)[keep]
     base = np.asarray(floors, dtype=float)[data.group] + (0.0 if offsets is None else np.asarray(offsets, dtype=float))
     hurt = data.y > base * (1.0 + cost)
@@ -468,8 +467,7 @@ def _resample_spread(data: CurveData, floors: Sequence[float], cov: np.ndarray, 
     for _ in range(RESAMPLE_DRAWS):
         pick = np.concatenate([rng.choice(rows, len(rows)) for rows in by_size if len(rows)])
         drawn = np.asarray(floors, dtype=float) + chol @ rng.standard_normal(k)
-        sample = CurveData(data.group[pick], data.x[pick], data.l[pick], data.y[pick], data.n_groups, data.n_ref)
-        estimate = estimate_wall(sample, list(drawn), cost=cost, point_only=True, offsets=offsets[pick])[0].estimate
+        estimate = estimate_wall(data.take(pick), list(drawn), cost=cost, point_only=True, offsets=offsets[pick])[0].estimate
         if estimate is not None:
             betas.append(estimate)
     return float(np.std(betas, ddof=1)) if len(betas) > 2 else 0.0
