@@ -16,11 +16,12 @@ from autolambda.training.surrogate import SurrogateTrainer
 WIDTHS = (4, 8, 16, 32, 64, 128)
 
 
-def synthetic(alpha, *, dip=0.15, noise=0.01, per_width=14, seed=0, replicates=0):
+def synthetic(alpha, *, dip=0.15, noise=0.01, per_width=14, seed=0, replicates=0, by_size=True):
     """Trials on the surrogate's flat-dip-wall curve plus seed noise, lambda log-uniform
-    over [1e-7, 1e-1]; ``replicates`` extra trials repeat settings with a new seed."""
+    over [1e-7, 1e-1]; ``replicates`` extra trials repeat settings with a new seed;
+    ``by_size``: the dip's depth differs by size as on digits (else one depth)."""
     rng = np.random.default_rng(seed)
-    sur = SurrogateTrainer(planted_alpha=alpha, dip=dip, seed_noise=noise)
+    sur = SurrogateTrainer(planted_alpha=alpha, dip=dip, seed_noise=noise, dip_by_size=by_size)
     records, number = [], 0
     for w in WIDTHS:
         n = 100 * w * w
@@ -51,7 +52,9 @@ def test_recovers_alpha_and_the_wall_from_a_clear_dip(alpha):
     # Seeds 3-5: at alpha 0, seeds 0-2 all fell 2-3 SE to one side (-0.02 to -0.03 against
     # an SE of ~0.01) and two of their intervals missed; over seeds 3-10 the held-truth
     # statistic was under 1.5 in 15 of 16 studies (alpha 0 and 1), as a 95 % interval's should.
-    results = [analyze_records(synthetic(alpha, seed=seed)) for seed in range(3, 6)]
+    # One depth for all sizes: the noise check needs the model's own shape (a depth per
+    # size adds lack of fit to the residuals; test_the_depth_test_tells_one_depth_from_a_depth_per_size).
+    results = [analyze_records(synthetic(alpha, seed=seed, by_size=False)) for seed in range(3, 6)]
     assert all(r.identified and r.alpha_hat == pytest.approx(alpha, abs=0.25) for r in results)
     assert sum(r.alpha_ci[0] <= alpha <= r.alpha_ci[1] for r in results) >= 2
     assert sum(r.wall_identified and r.wall_alpha_ci[0] <= wall <= r.wall_alpha_ci[1] for r in results) >= 2
@@ -337,3 +340,4 @@ def test_a_late_spike_is_not_the_wall():
     counted = estimate_wall(data, full.floors, point_only=True)[1]["n_hurt"]
     assert estimate_wall(data, full.floors, point_only=True, ignore=mask)[1]["n_hurt"] == counted - len(spiked)
     assert not any(r.lambda_eff > 1e-3 for r in rows if r.number in marked)  # nothing on the wall is a spike
+

@@ -37,6 +37,12 @@ MEASURED_RESIDUAL_SD = (0.026, 0.016, 0.009, 0.010, 0.015, 0.022)
 SPIKE_RATE = 0.12
 SPIKE_SIZE = (0.05, 0.15)
 SPIKE_FROM_N = 20_000
+#: The dip's depth by size, relative to its mean over the sizes: each size's own depth at
+#: the joint fit's shape on the three default digits studies (150 trials, seeds 0-2;
+#: ``autolambda.analysis.estimators.depth_test``): 0.064 / 0.047 / 0.033 / 0.044 / 0.022 /
+#: 0.044 at widths 2-64 (mean 0.042), the same pattern in each study; one depth for all
+#: sizes was rejected in each (F test, p 0.001-0.008).
+MEASURED_DIP_SHAPE = (1.51, 1.11, 0.78, 1.04, 0.52, 1.04)
 
 
 def _interp_log(n_params: float, table: Sequence[float]) -> float:
@@ -54,7 +60,7 @@ class SurrogateTrainer:
     of a net that predicts uniformly (``ln(n_classes)``). With ``u = ln(lambda_eff /
     lambda_star(N))`` and ``v = ln(lambda_eff / lambda_wall(N))``::
 
-        final = base(N) - dip * exp(-u**2 / (2 * dip_sd**2))
+        final = base(N) - depth(N) * exp(-u**2 / (2 * dip_sd**2))
                 + (wall_top - base(N)) * sigmoid(wall_steepness * v)
         final = ln(C)  where v > collapse_offset - wall_offset (exactly, without noise)
 
@@ -73,6 +79,10 @@ class SurrogateTrainer:
     ``noise``) epoch noise. A collapsed net gets no noise. ``lambda_eff > diverge_above``
     gives NaN after a few epochs.
 
+    The dip's depth ``depth(N)`` is ``dip`` times the relative depth measured at that size
+    on digits (``MEASURED_DIP_SHAPE``: deepest for the narrowest nets, shallowest at width
+    32), or ``dip`` at every size with ``dip_by_size=False``.
+
     ``seed_noise=0, dip=0.15, noise=0.005`` is a clean surrogate (signal-to-noise ~30),
     ``dip=0`` a flat one (no optimum).
 
@@ -82,7 +92,9 @@ class SurrogateTrainer:
         lambda_star_ref: ``lambda_star`` at ``n_star`` parameters (so ``c = lambda_star_ref * n_star ** A``).
         noise: Standard deviation of the per-epoch noise on the loss.
         seed_noise: Scale of the seed noise: the measured tables times ``seed_noise / 0.02``.
-        dip: How far the loss at ``lambda_star`` lies below the flat floor (nats of loss).
+        dip: How far the loss at ``lambda_star`` lies below the flat floor (nats of
+            loss), on average over the measured sizes.
+        dip_by_size: Scale the depth by size as measured on digits (``MEASURED_DIP_SHAPE``).
         dip_sd: The dip's standard deviation in ``ln(lambda)``: a Gaussian in ``u``.
         spikes: Whether wide nets get Adam's rare late spikes.
     """
@@ -95,6 +107,7 @@ class SurrogateTrainer:
     seed_noise: float = DEFAULT_SURROGATE_SEED_NOISE
     dip: float = DEFAULT_SURROGATE_DIP
     dip_sd: float = 1.2  # in ln(lambda): on digits a seed's dip spans a decade or more
+    dip_by_size: bool = True
     # The wall's midpoint 20x above the optimum and steep, as on digits (the loss is flat
     # up to ~1e-2, has risen ~0.15-0.25 by 0.02-0.04 and collapses by ~0.07).
     wall_offset: float = math.log(20.0)
@@ -128,6 +141,10 @@ class SurrogateTrainer:
             return 0.0
         return SPIKE_RATE * min(1.0, math.log(n_params / SPIKE_FROM_N) / math.log(MEASURED_N[-1] / SPIKE_FROM_N))
 
+    def depth(self, n_params: float) -> float:
+        """The dip's depth at ``n_params`` parameters."""
+        return self.dip * (_interp_log(n_params, MEASURED_DIP_SHAPE) if self.dip_by_size else 1.0)
+
     def lambda_wall(self, n_params: float) -> float:
         """The planted wall's midpoint (where the soft rise is halfway to ``wall_top``)."""
         beta = self.planted_alpha if self.planted_wall_alpha is None else self.planted_wall_alpha
@@ -159,7 +176,7 @@ class SurrogateTrainer:
         """Noise-free loss at the end of a long run."""
         base = 0.1 + 0.4 * (n_params / 1_000.0) ** -0.3
         u = math.log(max(strength, 1e-300) / self.lambda_star(n_params))
-        dip = self.dip * math.exp(-(u**2) / (2 * self.dip_sd**2))
+        dip = self.depth(n_params) * math.exp(-(u**2) / (2 * self.dip_sd**2))
         if self.collapsed(n_params, strength):
             return math.log(n_classes)  # a collapsed net predicts every class alike
         return base - dip + (self.wall_top - base) * self.wall_share(n_params, strength)
