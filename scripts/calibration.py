@@ -127,7 +127,8 @@ def one_study(job: tuple) -> dict:
             "identified": a.identified, "alpha_hat": a.alpha_hat, "alpha_ci": a.alpha_ci,
             "wall_identified": a.wall_identified, "wall_alpha_hat": a.wall_alpha_hat, "wall_alpha_ci": a.wall_alpha_ci,
             "noise_sd": a.noise_sd, "reason": a.alpha_reason, "evidence": a.dip_evidence, "evidence_level": level,
-            "evidence_by_half": a.dip_evidence_by_half}
+            "evidence_by_half": a.dip_evidence_by_half,
+            "depth_p": a.depth_test["p"] if a.depth_test else None}
 
 
 def agreement(rows: list[dict], threshold: float | None, half: float = HALF_THRESHOLD) -> float | None:

@@ -341,3 +341,18 @@ def test_a_late_spike_is_not_the_wall():
     assert estimate_wall(data, full.floors, point_only=True, ignore=mask)[1]["n_hurt"] == counted - len(spiked)
     assert not any(r.lambda_eff > 1e-3 for r in rows if r.number in marked)  # nothing on the wall is a spike
 
+
+def test_the_depth_test_tells_one_depth_from_a_depth_per_size():
+    """The lack-of-fit test of one dip depth for all sizes: quiet when the data have one
+    depth, clear (with each size's depth in its planted order) when the depth differs by
+    size as on digits, and a note says so."""
+    shared = analyze_records(synthetic(0.5, noise=0.005, per_width=30, by_size=False), intervals=False)
+    assert shared.depth_test is not None and shared.depth_test["p"] > 0.01
+    assert not any("depth differs" in n for n in shared.notes)
+    varied = analyze_records(synthetic(0.5, noise=0.005, per_width=30), intervals=False)
+    test = varied.depth_test
+    assert test["p"] < 1e-3 and test["dof"][0] == len(WIDTHS) - 1
+    planted = [SurrogateTrainer(dip=1.0).depth(100 * w * w) for w in WIDTHS]
+    assert int(np.argmin(test["depth_by_size"])) == int(np.argmin(planted))
+    assert any("depth differs between sizes" in n for n in varied.notes)
+    assert json.loads(json.dumps(varied.to_dict()))["depth_test"]["p"] == pytest.approx(test["p"])

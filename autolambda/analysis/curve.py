@@ -239,6 +239,21 @@ class JointCurve:
         mean = _size_means(d)  # a size's floor is the mean of its blocks' floors
         return mean @ cov @ mean.T
 
+    def depth_by_size(self, params: dict[str, float]) -> tuple[np.ndarray, float]:
+        """Each size's own dip depth at the curve shape ``params`` (a fit with a dip and a
+        wall), the floors and ``top`` refitted with them, and that fit's (weighted) residual
+        sum of squares: the alternative to one depth for all sizes, for a lack-of-fit test
+        (``autolambda.analysis.estimators.depth_test``). Least squares without bounds: a
+        size whose loss rises where the others dip gets a negative depth."""
+        d = self.data
+        wall = _wall_share(d, params)
+        sizes = np.zeros((len(d.y), d.n_groups))
+        sizes[np.arange(len(d.y)), d.group] = _dip_column(d, params)
+        w = self.weights
+        floors, more, residual = _floor_lstsq(w * (1.0 - wall), np.column_stack([wall, sizes]) * w[:, None],
+                                              d.y * w, d.unit, d.n_units)
+        return more[1:], float(residual @ residual)
+
     def rss(self, theta: dict[str, float]) -> float:
         r = self.solve(theta)[0]
         return float(r @ r)

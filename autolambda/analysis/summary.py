@@ -34,6 +34,7 @@ from autolambda.analysis.estimators import (
     HALF_THRESHOLD,
     ExponentEstimate,
     estimate_optimum,
+    depth_test,
     estimate_wall,
     informative_share,
     measure_noise,
@@ -49,7 +50,9 @@ from autolambda.analysis.records import (
 from autolambda.analysis.recommend import recommend
 from autolambda.analysis.sizes import SizeSummary, divergence_boundary, summarize_sizes
 from autolambda.analysis.verdict import (
+    DEPTH_NOTE_P,
     NO_JOINT_FIT,
+    depth_note,
     hypotheses_table,
     noise_source,
     not_identified_note,
@@ -109,6 +112,9 @@ class Analysis:
     recommendations: list[dict[str, Any]] = field(default_factory=list)
     # The parameter count from which the joint fit measures x (its curve is drawn with it).
     fit_n_ref: float | None = None
+    # Does one dip depth fit every size (``autolambda.analysis.estimators.depth_test``)?
+    # {"f", "dof", "p", "depth_by_size"}; None without a dip or with fewer than 3 sizes.
+    depth_test: dict[str, Any] | None = None
 
     def answer(self) -> dict[str, Any]:
         """The one answer to quote: the optimum's alpha when identified, else the wall's when
@@ -141,6 +147,7 @@ class _JointFit:
     residual_sd: float  # the residual SD of the full fit
     source: str  # where noise_sd comes from, in words
     share: float | None  # informative_share of every complete trial
+    depths: dict[str, Any] | None = None  # depth_test of the full fit
 
 
 def analyze_records(
@@ -188,6 +195,9 @@ def analyze_records(
     per_size = summarize_sizes(records, tolerance=tolerance, min_trials=min_trials, noise_sd=joint.noise_sd if joint else 0.0)
     _place_fit(per_size, rows, data, joint)
     notes += [note for s in per_size for note in size_notes(s, tolerance)]
+    depths = joint.depths if joint else None
+    if depths is not None and depths["p"] < DEPTH_NOTE_P:
+        notes.append(depth_note(depths, sorted({r.width for r in rows})))
     identified, alpha_hat, alpha_ci, alpha_reason, alpha_profile = _answer(joint.alpha if joint else None)
     wall_identified, wall_hat, wall_ci, wall_reason, wall_profile = _answer(joint.wall if joint else None)
     if not identified and intervals:
@@ -211,6 +221,7 @@ def analyze_records(
         divergence=divergence_boundary(records), notes=notes, tolerance=tolerance,
         verdict=verdict(alpha_hat, alpha_ci, wall_hat, wall_ci, alpha_reason=alpha_reason, wall_reason=wall_reason, wall_cost=wall_cost),
         extrapolation=extrapolation, recommendations=advice, fit_n_ref=data.n_ref if joint else None,
+        depth_test=depths,
     )
 
 
@@ -253,7 +264,8 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, rows: Sequence[T
     # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.
     shifted = CurveData(every.group, every.x + math.log(every.n_ref / data.n_ref), every.l, every.y, every.n_groups, data.n_ref)
     share = informative_share(dict(full.params), shifted)
-    return _JointFit(curve, full, alpha, wall, wall_info, c_opt, noise_sd, noise[1], residual_sd, source, share)
+    return _JointFit(curve, full, alpha, wall, wall_info, c_opt, noise_sd, noise[1], residual_sd, source, share,
+                     depth_test(curve, full))
 
 
 def _spikes(curve: JointCurve, full: CurveFit, rows: Sequence[TrialRecord]) -> set[tuple[int, Any]]:

@@ -157,6 +157,21 @@ def not_identified_note(reason: str, *, blocked: bool = False) -> str:
             "(the penalty matters more once nets overfit)" + ("." if blocked else ", or seed blocks (`--seed-blocks`)."))
 
 
+#: A depth test below this p-value gets a note (``depth_note``).
+DEPTH_NOTE_P = 0.05
+
+
+def depth_note(test: dict, widths: Sequence[Any]) -> str:
+    """The dip's depth differs between sizes (``depth_test``): say so, with each size's own
+    depth, and what the answer assumes."""
+    f, (d1, d2), p = test["f"], test["dof"], test["p"]
+    per = ", ".join(f"{w}: {d:.3f}" for w, d in zip(widths, test["depth_by_size"]))
+    return (f"the dip's depth differs between sizes (F = {f:.1f} on {d1} and {d2} degrees of freedom, "
+            f"p = {p:.2g}; each width's own depth {per}). The joint fit gives every size one depth; "
+            "alpha's interval is calibrated on surrogates whose depth differs by size as on digits "
+            "(docs/calibration.md), not on every pattern.")
+
+
 def shared_seed_note(n_pairs: int) -> str:
     """Transfer pairs trained before each rung had its own seed."""
     return (f"{n_pairs} pair(s) were trained before autolambda gave each rung its own seed: their rungs "
