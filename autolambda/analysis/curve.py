@@ -239,20 +239,35 @@ class JointCurve:
         mean = _size_means(d)  # a size's floor is the mean of its blocks' floors
         return mean @ cov @ mean.T
 
-    def depth_by_size(self, params: dict[str, float]) -> tuple[np.ndarray, float]:
-        """Each size's own dip depth at the curve shape ``params`` (a fit with a dip and a
-        wall), the floors and ``top`` refitted with them, and that fit's (weighted) residual
-        sum of squares: the alternative to one depth for all sizes, for a lack-of-fit test
-        (``autolambda.analysis.estimators.depth_test``). Least squares without bounds: a
-        size whose loss rises where the others dip gets a negative depth."""
+    def depth_by_size(self, params: dict[str, float]) -> tuple[list[float | None], float, float, int]:
+        """One dip depth for all sizes against a depth per size, at the curve shape
+        ``params`` (a fit with a dip and a wall), the floors (and ``top``, unless the fit
+        holds it at its cap, where both fits hold it) refitted with them: each size's own
+        depth (``None`` for a size without trials where the dip is), the weighted residual
+        sum of squares of the shared-depth and of the per-size fit, and how many depths the
+        latter adds. Least squares without bounds: a size whose loss rises where the others
+        dip gets a negative depth. For ``autolambda.analysis.estimators.depth_test``."""
         d = self.data
-        wall = _wall_share(d, params)
-        sizes = np.zeros((len(d.y), d.n_groups))
-        sizes[np.arange(len(d.y)), d.group] = _dip_column(d, params)
         w = self.weights
-        floors, more, residual = _floor_lstsq(w * (1.0 - wall), np.column_stack([wall, sizes]) * w[:, None],
-                                              d.y * w, d.unit, d.n_units)
-        return more[1:], float(residual @ residual)
+        wall = _wall_share(d, params)
+        dip = _dip_column(d, params)
+        target = d.y * w
+        capped = params.get("top", 0.0) >= self._top_cap * (1 - 1e-9)  # solve() held top there
+        lead = np.zeros((len(d.y), 0)) if capped else (wall * w)[:, None]
+        if capped:
+            target = target - self._top_cap * wall * w
+        sizes = np.zeros((len(d.y), d.n_groups))
+        sizes[np.arange(len(d.y)), d.group] = dip * w
+        norms = np.sum(sizes**2, axis=0)
+        seen = norms > 1e-6 * max(float(norms.max()), 1e-300)  # a size with no trial near the dip has no depth
+        rss = []
+        for extra in ((dip * w)[:, None], sizes[:, seen]):
+            _, more, residual = _floor_lstsq(w * (1.0 - wall), np.column_stack([lead, extra]), target, d.unit, d.n_units)
+            rss.append(float(residual @ residual))
+        depths: list[float | None] = [None] * d.n_groups
+        for k, v in zip(np.flatnonzero(seen), more[lead.shape[1]:]):
+            depths[int(k)] = float(v)
+        return depths, rss[0], rss[1], int(seen.sum()) - 1
 
     def rss(self, theta: dict[str, float]) -> float:
         r = self.solve(theta)[0]

@@ -195,11 +195,11 @@ def analyze_records(
     per_size = summarize_sizes(records, tolerance=tolerance, min_trials=min_trials, noise_sd=joint.noise_sd if joint else 0.0)
     _place_fit(per_size, rows, data, joint)
     notes += [note for s in per_size for note in size_notes(s, tolerance)]
-    depths = joint.depths if joint else None
-    if depths is not None and depths["p"] < DEPTH_NOTE_P:
-        notes.append(depth_note(depths, sorted({r.width for r in rows})))
     identified, alpha_hat, alpha_ci, alpha_reason, alpha_profile = _answer(joint.alpha if joint else None)
     wall_identified, wall_hat, wall_ci, wall_reason, wall_profile = _answer(joint.wall if joint else None)
+    depths = joint.depths if joint else None
+    if depths is not None and depths["p"] < DEPTH_NOTE_P and identified:  # it qualifies alpha's interval
+        notes.append(depth_note(depths, sorted({r.width for r in rows})))
     if not identified and intervals:
         notes.append(not_identified_note(alpha_reason, blocked=any(r.block is not None for r in rows)))
     extrapolation = extrapolate(records, per_size, curve=joint.curve) if identified and data.n_groups >= 3 and intervals else None

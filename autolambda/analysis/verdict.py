@@ -165,11 +165,11 @@ def depth_note(test: dict, widths: Sequence[Any]) -> str:
     """The dip's depth differs between sizes (``depth_test``): say so, with each size's own
     depth, and what the answer assumes."""
     f, (d1, d2), p = test["f"], test["dof"], test["p"]
-    per = ", ".join(f"{w}: {d:.3f}" for w, d in zip(widths, test["depth_by_size"]))
+    per = ", ".join(f"{w}: " + ("n/a" if d is None else f"{d:.3f}") for w, d in zip(widths, test["depth_by_size"]))
     return (f"the dip's depth differs between sizes (F = {f:.1f} on {d1} and {d2} degrees of freedom, "
-            f"p = {p:.2g}; each width's own depth {per}). The joint fit gives every size one depth; "
-            "alpha's interval is calibrated on surrogates whose depth differs by size as on digits "
-            "(docs/calibration.md), not on every pattern.")
+            f"p = {p:.2g}; each width's own depth {per}). The joint fit gives every size one depth: "
+            "alpha's interval is calibrated on surrogates whose depth differs by size as measured on "
+            "digits (docs/calibration.md), not on every pattern.")
 
 
 def shared_seed_note(n_pairs: int) -> str:
