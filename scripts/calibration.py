@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autolambda.analysis.estimators import HALF_THRESHOLD  # noqa: E402
 from autolambda.search.objective import DEFAULT_EPOCHS  # noqa: E402
+from autolambda.training.surrogate import MEASURED_DIP_SHAPE  # noqa: E402
 
 PLANTED = (-0.5, 0.0, 0.5, 1.0)
 GOALS = {"coverage": 0.90, "ruled_out": 0.10, "flat_identified": 0.05, "identified": 0.80}
@@ -218,7 +219,8 @@ def markdown(summary: list[dict], args: argparse.Namespace, seconds: float, rows
     dip = "default" if args.dip is None else str(args.dip)
     lines = [
         f"Surrogate with the noise measured on digits (a seed offset and a residual per width, late spikes at the widest; "
-        f"scale {noise}, default 0.02 = as measured) and dip {dip} (default 0.03); walls shifted by {args.wall_shifts} "
+        f"scale {noise}, default 0.02 = as measured) and dip {dip} (default 0.03, the mean over the sizes: each size's depth "
+        f"relative to it as measured on digits, {' / '.join(f'{v:.2f}' for v in MEASURED_DIP_SHAPE)} at widths 2-64); walls shifted by {args.wall_shifts} "
         f"from the optimum's exponent in turn (the wall's truth is each study's own); {args.trials} trials a study"
         + (f" in transfer mode on the ladder {args.ladder} (each trial one pair on every width; median "
            f"{np.median([r.get('rungs', np.nan) for r in rows]):.0f} finished rungs, {np.median([r.get('epochs', np.nan) for r in rows]):.0f} epochs a study)"
