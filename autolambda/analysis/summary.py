@@ -33,8 +33,8 @@ from autolambda.analysis.estimators import (
     EXPONENT_GRID,
     HALF_THRESHOLD,
     ExponentEstimate,
-    estimate_optimum,
     depth_test,
+    estimate_optimum,
     estimate_wall,
     informative_share,
     measure_noise,
@@ -147,7 +147,7 @@ class _JointFit:
     residual_sd: float  # the residual SD of the full fit
     source: str  # where noise_sd comes from, in words
     share: float | None  # informative_share of every complete trial
-    depths: dict[str, Any] | None = None  # depth_test of the full fit
+    depth_test: dict[str, Any] | None = None  # estimators.depth_test of the full fit
 
 
 def analyze_records(
@@ -197,7 +197,7 @@ def analyze_records(
     notes += [note for s in per_size for note in size_notes(s, tolerance)]
     identified, alpha_hat, alpha_ci, alpha_reason, alpha_profile = _answer(joint.alpha if joint else None)
     wall_identified, wall_hat, wall_ci, wall_reason, wall_profile = _answer(joint.wall if joint else None)
-    depths = joint.depths if joint else None
+    depths = joint.depth_test if joint else None
     if depths is not None and depths["p"] < DEPTH_NOTE_P and identified:  # it qualifies alpha's interval
         notes.append(depth_note(depths, sorted({r.width for r in rows})))
     if not identified and intervals:
