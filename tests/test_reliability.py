@@ -355,3 +355,37 @@ def test_tracking_lost_mid_study_keeps_trials_and_sync_repairs(tmp_path, monkeyp
     synced = invoke("sync")
     assert synced.exit_code == 0 and "Logged 4 trial(s)" in synced.output
     check_consistent()
+
+
+def test_a_trial_stopped_before_it_named_its_worker_is_logged_by_its_own_process_only():
+    """Workers of one study stop together on a signal, and each logs its own interrupted
+    trial. A trial stopped before the objective wrote its ``worker`` attribute belongs to the
+    process whose objective started it, and to no other (else it got two MLflow runs)."""
+    from types import SimpleNamespace
+
+    from autolambda.run.runner import _log_interrupted_trials
+    from autolambda.search.objective import worker_id
+
+    study = optuna.create_study()
+    numbers = {}
+    for name, worker in (("unnamed", None), ("mine", worker_id()), ("other", "elsewhere:1")):
+        trial = study.ask()
+        if worker is not None:
+            trial.set_user_attr("worker", worker)
+        study.tell(trial, state=TrialState.FAIL)
+        numbers[name] = trial.number
+
+    class Tracker:
+        def __init__(self):
+            self.logged = set()
+
+        def __call__(self, study, trial):
+            self.logged.add(trial.number)
+
+    def process(started):
+        run = SimpleNamespace(study=study, before=0, started=started, tracker=Tracker())
+        _log_interrupted_trials(run)
+        return sorted(run.tracker.logged)
+
+    assert process(started=set()) == [numbers["mine"]]
+    assert process(started={numbers["unnamed"]}) == sorted([numbers["unnamed"], numbers["mine"]])

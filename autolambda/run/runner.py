@@ -113,7 +113,13 @@ class StudyRun:
         self.tracker: Any = None
         self.study: optuna.Study | None = None
         self.before = 0
+        self.started: set[int] = set()  # trials this process's objective was called for
         self.result: TuneResult | None = None
+
+    def run_trial(self, trial: optuna.Trial) -> Any:
+        """The objective, remembering that this process started ``trial``."""
+        self.started.add(trial.number)
+        return self.objective(trial)
 
     def __enter__(self) -> "StudyRun":
         config = self.config
@@ -248,7 +254,7 @@ def _optimize(run: StudyRun, callbacks: list[Any], failures: FailureStreak, prec
             optuna.storages.fail_stale_trials(study)  # dead workers (RDB heartbeat)
             fail_orphaned_trials(study, run.tracker)  # dead processes on this machine
             continue
-        study.optimize(run.objective, n_trials=None, timeout=left, callbacks=callbacks + [budget],
+        study.optimize(run.run_trial, n_trials=None, timeout=left, callbacks=callbacks + [budget],
                        catch=(Exception,), gc_after_trial=False)
 
 
@@ -260,7 +266,10 @@ def _log_interrupted_trials(run: StudyRun) -> None:
         return
     me = worker_id()
     for trial in run.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-3:]:
-        mine = trial.user_attrs.get("worker") in (None, me)
+        owner = trial.user_attrs.get("worker")
+        # A stop before the objective wrote `worker` leaves it unset: the trial is ours
+        # only if our objective started it (else both workers logged it: two runs).
+        mine = owner == me or (owner is None and trial.number in run.started)
         if mine and trial.number >= run.before and trial.number not in run.tracker.logged:
             run.tracker(run.study, trial)
 
