@@ -49,13 +49,12 @@ EXPONENT_GRID = np.round(np.arange(-2.5, 3.0001, 0.1), 10)
 #: honest. Calibrated per study instead; ``analyze_records(detection_threshold=...)`` can
 #: still fix one.
 DETECTION_QUANTILE = 0.95
-#: Simulated studies behind the profile's cutoff (at the best fit and at each edge): the
-#: cutoff is the third largest of 60 (an exact Monte Carlo level, as for the detection).
-#: The interpolated 95 % quantile of 30 (before) lies between the 2nd and 3rd largest, on
-#: average the 92nd percentile of the statistic: on 20 surrogate studies per planted alpha
-#: at 150 trials both covered 0.89-1.00, the 60 draws at +5-10 % interval width and ~15 s
-#: more of analysis on a default study; a second calibration at 30 studies had covered
-#: 0.86 and 0.89 at two alphas with 30.
+#: Simulated studies behind the profile's cutoff, at the best fit and at each edge: their
+#: mean scales F(1, dof)'s cutoff (``bootstrap_level``). Before, the cutoff was a tail
+#: quantile of the draws: the interpolated 95 % quantile of 30 (on average the 92nd
+#: percentile; a calibration at 30 studies per alpha covered 0.86 and 0.89 at two alphas),
+#: then the third largest of 60, whose Monte Carlo error set seed 0's interval on digits
+#: (BENCHMARKS.md, "The cutoff's own noise").
 NULL_DRAWS = 60
 #: Simulated studies without a dip behind the detection level (a Monte Carlo test: the
 #: third largest of 60; fewer when the answer is plain early, see ``null_evidence_level``).
@@ -407,7 +406,7 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
     measured against fitted floors (on digits, moving them within their standard errors
     moved the estimate by as much as the profile's half-width), and the trials of a study
     are a few blocks of seeds placed by an adaptive design, which the model does not
-    describe: on 20 surrogate studies per planted alpha at the default 150 trials, the
+    describe: on 20 surrogate studies per planted alpha at 150 trials (the default then), the
     estimate scattered around the truth with an SD of 0.08-0.12, while the profile and the
     floors alone gave half-widths of 0.11-0.17 (coverage 0.80-0.95). The resampled SD
     sees that scatter (median 0.07-0.10), but it is itself noisy with ~15 hurt trials, and
