@@ -314,7 +314,6 @@ def test_the_detection_level_is_a_monte_carlo_tests():
     assert np.mean(beats) <= 0.05
 
 
-
 def test_the_profile_cutoff_is_calibrated_and_steady_from_60_draws():
     """alpha's cutoff from 60 simulated studies: where the statistic runs c times F(1, dof),
     the truth's profile beats the cutoff in about 5 % of studies, and the cutoff varies

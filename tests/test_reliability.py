@@ -387,5 +387,9 @@ def test_a_trial_stopped_before_it_named_its_worker_is_logged_by_its_own_process
         _log_interrupted_trials(run)
         return sorted(run.tracker.logged)
 
+    from autolambda.run.runner import StudyRun
+
+    run = SimpleNamespace(started=set(), objective=lambda trial: 0.5)
+    assert StudyRun.run_trial(run, study.ask()) == 0.5 and run.started == {len(numbers)}  # how `started` is kept
     assert process(started=set()) == [numbers["mine"]]
     assert process(started={numbers["unnamed"]}) == sorted([numbers["unnamed"], numbers["mine"]])

@@ -356,11 +356,11 @@ def bootstrap_level(stats: Sequence[float], dof: int, quantile: float = 0.95) ->
     """
     from scipy.special import fdtri
 
-    dof = max(int(dof), 3)
-    f_level = float(fdtri(1, dof, quantile))
+    f_level = float(fdtri(1, max(int(dof), 1), quantile))
     if not len(stats):
         return f_level
-    scale = float(np.mean(stats)) / (dof / (dof - 2.0))  # F(1, dof)'s mean
+    mean_dof = max(int(dof), 3)  # F(1, dof) has a mean from 3 degrees of freedom on
+    scale = float(np.mean(stats)) / (mean_dof / (mean_dof - 2.0))
     return f_level * max(scale, 1.0)
 
 

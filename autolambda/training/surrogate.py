@@ -38,7 +38,7 @@ SPIKE_RATE = 0.12
 SPIKE_SIZE = (0.05, 0.15)
 SPIKE_FROM_N = 20_000
 #: The dip's depth by size, relative to its mean over the sizes: each size's own depth at
-#: the joint fit's shape on the three default digits studies (150 trials, seeds 0-2;
+#: the joint fit's shape on the three default digits studies (150 trials, the default then; seeds 0-2;
 #: ``autolambda.analysis.estimators.depth_test``): 0.064 / 0.047 / 0.033 / 0.044 / 0.022 /
 #: 0.044 at widths 2-64 (mean 0.042), the same pattern in each study; one depth for all
 #: sizes was rejected in each (F test, p 0.001-0.008).
