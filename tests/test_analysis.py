@@ -314,28 +314,6 @@ def test_the_detection_level_is_a_monte_carlo_tests():
     assert np.mean(beats) <= 0.05
 
 
-def test_the_profile_cutoff_is_calibrated_and_steady_from_60_draws():
-    """alpha's cutoff from 60 simulated studies: where the statistic runs c times F(1, dof),
-    the truth's profile beats the cutoff in about 5 % of studies, and the cutoff varies
-    less between sets of draws than a tail quantile of the same draws (the third largest
-    of 60, before: on one digits study 3.8-8.2 from four sets at one fit). Never
-    below F(1, dof)'s quantile; that quantile alone without draws."""
-    from scipy.special import fdtri
-
-    from autolambda.analysis.estimators import bootstrap_level, monte_carlo_level
-
-    dof, f95 = 100, float(fdtri(1, 100, 0.95))
-    assert bootstrap_level([], dof) == pytest.approx(f95)
-    assert bootstrap_level([0.1] * 60, dof) == pytest.approx(f95)
-    rng = np.random.default_rng(0)
-    for c in (1.0, 1.3, 2.0):
-        sets = [c * rng.f(1, dof, size=60) for _ in range(2000)]
-        levels = np.array([bootstrap_level(s, dof) for s in sets])
-        truth = c * rng.f(1, dof, size=len(sets))  # the study itself: one more draw
-        assert 0.03 <= np.mean(truth > levels) <= 0.065, c
-        tails = np.array([monte_carlo_level(s, 0.05) for s in sets])
-        assert np.std(levels) < 0.75 * np.std(tails), c
-
 def test_a_late_spike_is_not_the_wall():
     """Adam's late spikes (a training far above its curve, well below the wall) cost more
     than 25 % of a wide net's floor: counted as "hurt", they would pull the wide nets' wall

@@ -197,9 +197,9 @@ def _method_section(a: Analysis) -> list[str]:
         "when the study has them, whichever is larger.",
         "- alpha's 95% interval is a profile-likelihood interval: alpha is held on a grid from -2.5 to 3, the rest refitted, "
         "and the interval keeps the values whose residual sum of squares is within F(1, dof) noise variances of the best. "
-        "That cutoff is scaled up by a bootstrap (60 studies simulated from the fit with the study's own residuals, "
-        "refitted: how far the true alpha's profile sits above the minimum on average, against F(1, dof)'s mean), from the "
-        "best fit and again at each edge of the interval from the fit with alpha held there. "
+        "The cutoff is the larger of that and what a bootstrap gives (studies simulated from the fit with the study's own "
+        "residuals, refitted: how far the true alpha's profile sits above the minimum one time in 20), from the best fit "
+        "and again at each edge of the interval from the fit with alpha held there. "
         f"alpha is *not identified* when the dip does not improve the fit more than it does one time in 20 in studies "
         f"simulated at the same trials without a dip, or by {HALF_THRESHOLD:g} noise variances within "
         "each half of the sizes (the curve has one depth for all sizes: a dip seen at one end only would be extrapolated "

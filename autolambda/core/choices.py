@@ -43,10 +43,10 @@ DEFAULT_WORKERS_STORAGE = "journal:autolambda.journal"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "autolambda"
 #: Trials of a study run without --trials: what the optimum's alpha needs on digits for a
-#: 95 % interval of +-0.25 in about five minutes on 2 cores. At 150 trials seed 0's
-#: half-width was 0.27 (seeds 1 and 2: 0.17, 0.11; 233-248 s); at 175 the three default
-#: studies (seeds 0, 1, 2) had 0.23, 0.14 and 0.10 in 267-286 s (BENCHMARKS.md, "The answer
-#: on digits"). `--trials 100` is the quicker look.
+#: 95 % interval of +-0.25 in about five minutes on 2 cores. At 150 trials the three
+#: default studies (seeds 0, 1, 2) had half-widths 0.29, 0.17 and 0.13 in 233-248 s; at 175
+#: they had 0.253, 0.14 and 0.11 in 267-286 s (BENCHMARKS.md, "The answer on digits").
+#: `--trials 100` is the quicker look.
 DEFAULT_TRIALS = 175
 #: The trial cap of a run that stops on --precision when no --trials is given.
 DEFAULT_PRECISION_TRIALS = 300
