@@ -363,7 +363,7 @@ def test_a_trial_stopped_before_it_named_its_worker_is_logged_by_its_own_process
     process whose objective started it, and to no other (else it got two MLflow runs)."""
     from types import SimpleNamespace
 
-    from autolambda.run.runner import _log_interrupted_trials
+    from autolambda.run.runner import StudyRun, _log_interrupted_trials
     from autolambda.search.objective import worker_id
 
     study = optuna.create_study()
@@ -386,8 +386,6 @@ def test_a_trial_stopped_before_it_named_its_worker_is_logged_by_its_own_process
         run = SimpleNamespace(study=study, before=0, started=started, tracker=Tracker())
         _log_interrupted_trials(run)
         return sorted(run.tracker.logged)
-
-    from autolambda.run.runner import StudyRun
 
     run = SimpleNamespace(started=set(), objective=lambda trial: 0.5)
     assert StudyRun.run_trial(run, study.ask()) == 0.5 and run.started == {len(numbers)}  # how `started` is kept
