@@ -74,3 +74,28 @@ def test_regularizers_match_keras_definitions():
     assert make_regularizer("weight_decay", 0.1) is None
     with pytest.raises(ConfigError, match="penalty"):
         make_regularizer("l3", 0.1)
+
+
+def test_forward_multiply_adds_of_the_convnet():
+    from autolambda.core.scaling import count_convnet_macs
+
+    # digits, width 8, depth 2: conv 8x8 (3x3x1 -> 8), pool to 4x4, conv 4x4 (3x3x8 -> 16), logits from 4*4*16
+    assert count_convnet_macs(8, 2, (3, 3), (8, 8, 1), 10) == 64 * 9 * 8 + 16 * 9 * 8 * 16 + 256 * 10
+    # 32x32x3, width 16, depth 2: both blocks pool (32 -> 16 -> 8), each conv runs at its block's input size
+    assert count_convnet_macs(16, 2, (3, 3), (32, 32, 3), 10) == 1024 * 27 * 16 + 256 * 9 * 16 * 32 + 64 * 32 * 10
+    from autolambda.core.space import SearchSpace
+
+    space = SearchSpace(widths=(4, 64), depth=(1, 2))
+    assert space.max_macs((8, 8, 1), 10) == count_convnet_macs(64, 2, (3, 3), (8, 8, 1), 10)
+
+
+def test_small_nets_get_one_thread_per_op_and_the_cores_run_ops_side_by_side():
+    from autolambda.training.trainers import SMALL_STEP_MACS, cpu_threads
+
+    digits_step = 32 * 1_236_992  # the default study's widest net, one batch of 32
+    assert cpu_threads(digits_step, cores=2, env={}) == (1, 2)
+    assert cpu_threads(digits_step, cores=16, env={}) == (1, 16)
+    assert cpu_threads(SMALL_STEP_MACS + 1, cores=2, env={}) is None  # large nets: TensorFlow's own pools
+    # A user's own thread settings win.
+    assert cpu_threads(digits_step, cores=2, env={"TF_NUM_INTRAOP_THREADS": "2"}) is None
+    assert cpu_threads(digits_step, cores=2, env={"TF_NUM_INTEROP_THREADS": "4"}) is None

@@ -161,7 +161,11 @@ def _run_tune(config: Any, *, track: bool, progress: bool) -> Any:
         from autolambda.training.trainers import import_tensorflow_quietly
 
         devices = import_tensorflow_quietly()
-        console.print(f"TensorFlow devices: {', '.join(sorted(set(devices)))}" + ("" if "GPU" in devices else " (no GPU seen; training on the CPU)"))
+        where = f"TensorFlow devices: {', '.join(sorted(set(devices)))}"
+        if "GPU" not in devices:
+            threads = _small_net_threads(config)
+            where += " (no GPU seen; training on the CPU" + (f", small nets: 1 thread per op, {threads[1]} ops at once)" if threads else ")")
+        console.print(where)
     bar = ProgressCallback(config.trials, enabled=progress)
     with stop_signals_as_interrupt(), bar:
         if config.workers > 1:
@@ -171,6 +175,17 @@ def _run_tune(config: Any, *, track: bool, progress: bool) -> Any:
         from autolambda.run.runner import run_study
 
         return run_study(config, callbacks=[bar], track=track, on_start=bar.start, on_answer=bar.set_answer)
+
+
+def _small_net_threads(config: Any) -> tuple[int, int] | None:
+    """Size TensorFlow's CPU thread pools for the study's nets (``cpu_threads``); the sizes set, or None."""
+    from autolambda.training.trainers import cpu_threads, set_threads
+
+    data = config.objective().load_data()
+    threads = cpu_threads(config.space.max_macs(data.input_shape, data.n_classes) * config.batch_size)
+    if threads:
+        set_threads(*threads)
+    return threads
 
 
 def _file_sets(study_file: Path | None, key: str) -> bool:

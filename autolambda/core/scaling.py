@@ -88,6 +88,31 @@ def count_convnet_params(
     return total + height * wide * channels * n_classes + n_classes
 
 
+def count_convnet_macs(
+    width: int,
+    depth: int,
+    kernel_size: tuple[int, int],
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+) -> int:
+    """Multiply-adds of one image's forward pass through ``build_convnet`` (convolutions
+    with "same" padding at each block's input size, then the logits layer).
+
+    Example:
+        >>> count_convnet_macs(64, 2, (3, 3), (8, 8, 1), 10)  # digits' widest default net
+        1236992
+    """
+    height, wide, channels = input_shape
+    kh, kw = kernel_size
+    total = 0
+    for filters, pool in convnet_layout(width, depth, input_shape):
+        total += height * wide * kh * kw * channels * filters
+        channels = filters
+        if pool:
+            height, wide = height // 2, wide // 2
+    return total + height * wide * channels * n_classes
+
+
 def make_regularizer(penalty: str, strength: float, *, l1_ratio: float = 0.5) -> Any:
     """Keras regularizer for an in-loss penalty, or ``None`` for ``weight_decay``.
 

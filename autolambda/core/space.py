@@ -12,7 +12,7 @@ from typing import Any
 
 from autolambda.errors import ConfigError
 from autolambda.core.choices import DEFAULT_LEARNING_RATE, DEFAULT_PENALTY
-from autolambda.core.scaling import PENALTIES, count_convnet_params, lambda_eff, make_regularizer
+from autolambda.core.scaling import PENALTIES, count_convnet_macs, count_convnet_params, lambda_eff, make_regularizer
 
 OPTIMIZERS = ("adam", "sgd", "adamw")
 
@@ -134,6 +134,15 @@ class SearchSpace:
             for k in self.kernels()
         ]
         return min(counts), max(counts)
+
+    def max_macs(self, input_shape: tuple[int, int, int], n_classes: int) -> int:
+        """Multiply-adds of one image's forward pass through the space's costliest model."""
+        return max(
+            count_convnet_macs(w, d, k, input_shape, n_classes)
+            for w in self.widths
+            for d in _as_tuple(self.depth)
+            for k in self.kernels()
+        )
 
     def default_n_ref(self, input_shape: tuple[int, int, int], n_classes: int) -> float:
         """Geometric mean of the smallest and largest model's parameter count."""

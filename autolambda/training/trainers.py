@@ -119,15 +119,41 @@ def import_tensorflow_quietly() -> list[str]:
     return devices
 
 
-def set_threads(intra_op: int) -> None:
-    """Size TensorFlow's thread pools (before its first op): one worker's share of cores."""
+def set_threads(intra_op: int, inter_op: int = 1) -> None:
+    """Size TensorFlow's thread pools (before its first op): threads per op (``intra_op``)
+    and ops run at once (``inter_op``)."""
     import tensorflow as tf
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra_op)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     except RuntimeError:  # already initialised: keep what it has
         pass
+
+
+#: Multiply-adds of a training step's forward pass (one batch through the space's costliest
+#: net) under which each TensorFlow op runs on one thread and the cores run independent ops
+#: side by side. Ops this small lose more to splitting than they gain: on 2 cores, digits
+#: (widest net 1.24 M per image, 40 M per step of 32) trained widths 2 / 8 / 32 / 64 for 80
+#: epochs in 0.43 / 0.46 / 0.82 / 1.60 s against 0.69 / 0.74 / 1.09 / 1.95 s with
+#: TensorFlow's own pools; on 32x32x3 images width 16 (52 M per step) was even (0.34 /
+#: 0.31 s), widths 64 and 128 (660 M, 2.6 G) 1.3-1.4x slower (BENCHMARKS.md, "Threads").
+SMALL_STEP_MACS = 64_000_000
+
+
+def cpu_threads(step_macs: int, cores: int | None = None, env: dict[str, str] | None = None) -> tuple[int, int] | None:
+    """TensorFlow's (intra-op, inter-op) threads for a study on the CPU whose costliest
+    training step has ``step_macs`` multiply-adds: one thread per op and ``cores`` ops at
+    once for small nets (``SMALL_STEP_MACS``); ``None`` (TensorFlow's own pools) for larger
+    ones, or when the user set ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``."""
+    import os
+
+    env = os.environ if env is None else env
+    if any(env.get(name) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")):
+        return None
+    if step_macs > SMALL_STEP_MACS:
+        return None
+    return 1, max(1, cores if cores is not None else (os.cpu_count() or 1))
 
 
 def make_optimizer(params: TrialParams, penalty: Penalty) -> Any:
