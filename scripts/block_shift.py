@@ -57,9 +57,9 @@ def block_shift_test(records) -> dict:
     theta = curve_shape(full.params)
     shift = np.zeros(data.n_units)
 
-    def descend(key_of) -> tuple[float, dict]:
+    def descend(key_of, start) -> tuple[float, dict]:
         keys = sorted({key_of(u) for u in range(data.n_units)})
-        value = {k: 0.0 for k in keys}
+        value = {k: start(k) for k in keys}
         for _ in range(4):
             for k in keys:
                 scores = []
@@ -72,8 +72,9 @@ def block_shift_test(records) -> dict:
         return curve.rss(theta), value
 
     with shifted_dips(shift):
-        rss_size, per_size = descend(lambda u: int(data.unit_group[u]))
-        rss_block, per_block = descend(lambda u: u)
+        rss_size, per_size = descend(lambda u: int(data.unit_group[u]), lambda k: 0.0)
+        # Each block starts from its size's shift: the per-block fit is never worse.
+        rss_block, per_block = descend(lambda u: u, lambda u: per_size[int(data.unit_group[u])])
     k = data.n_units - data.n_groups
     dof = len(data.y) - (2 * data.n_units + 2 + 6)
     f = ((rss_size - rss_block) / k) / (rss_block / dof)
@@ -122,7 +123,7 @@ def main() -> None:
     parser.add_argument("folders", nargs="*")
     parser.add_argument("--surrogate", type=int, default=0, help="also test this many surrogate studies (the null)")
     parser.add_argument("--trials", type=int, default=None, help="trials of a surrogate study (default: tune's)")
-    parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--markdown", type=Path, default=None, help="write the table here")
     args = parser.parse_args()
     from autolambda.core.choices import DEFAULT_TRIALS
 

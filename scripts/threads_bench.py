@@ -20,6 +20,9 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 HEADING = "## Threads: small nets on one thread per op"
 PY = sys.executable
@@ -78,10 +81,14 @@ def main() -> None:
     parser.add_argument("--benchmarks", default=None, help="replace this file's section with the results")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "POOLS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1 but got {args.repeats}.")
     if args.child:
         child(*args.child, args.repeats)
         return
-    cores = os.cpu_count() or 1
+    from autolambda.training.trainers import usable_cores
+
+    cores = usable_cores()
     settings = {"tensorflow": "TensorFlow's own", f"1x{cores}": f"1 per op, {cores} ops at once"}
     lines = [HEADING, "", f"Written by `python scripts/threads_bench.py` ({cores} cores). Seconds per trial's "
              "training (median of the repeats after a first, traced one); multiply-adds of a step's forward "
@@ -91,7 +98,9 @@ def main() -> None:
         for pools in settings:
             env = {k: v for k, v in os.environ.items() if not k.startswith("TF_NUM_")} | {"TF_CPP_MIN_LOG_LEVEL": "2"}
             run = subprocess.run([PY, __file__, "--repeats", str(args.repeats), "--child", case, pools],
-                                 capture_output=True, text=True, check=True, env=env)
+                                 capture_output=True, text=True, env=env)
+            if run.returncode:
+                sys.exit(f"the {case} / {pools} run failed:\n{run.stderr[-2000:]}")
             times[pools] = json.loads(run.stdout.strip().splitlines()[-1])
         side, channels, n, epochs, widths = CASES[case]
         lines += [f"**{case}** ({n} images, {epochs} epochs):", "",

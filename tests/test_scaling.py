@@ -99,3 +99,29 @@ def test_small_nets_get_one_thread_per_op_and_the_cores_run_ops_side_by_side():
     # A user's own thread settings win.
     assert cpu_threads(digits_step, cores=2, env={"TF_NUM_INTRAOP_THREADS": "2"}) is None
     assert cpu_threads(digits_step, cores=2, env={"TF_NUM_INTEROP_THREADS": "4"}) is None
+
+
+def test_tune_sizes_the_thread_pools_by_the_nets_it_will_train(monkeypatch):
+    import autolambda.training.trainers as trainers
+    from autolambda.cli.app import _small_net_threads
+    from autolambda.core.space import SearchSpace
+    from autolambda.run.config import StudyConfig
+
+    calls = []
+    monkeypatch.setattr(trainers, "set_threads", lambda *a: calls.append(a) or True)
+    monkeypatch.setattr(trainers, "usable_cores", lambda: 2)
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert _small_net_threads(StudyConfig()) == (1, 2) and calls == [(1, 2)]  # digits' default nets are small
+    calls.clear()
+    wide = SearchSpace(widths=(4, 512))  # width 512 on digits: 2.4 G multiply-adds a step
+    assert _small_net_threads(StudyConfig(space=wide)) is None and calls == []
+    # Transfer mode trains its ladder, whatever the space's widths.
+    assert _small_net_threads(StudyConfig(mode="transfer", ladder=(4, 512))) is None and calls == []
+    assert _small_net_threads(StudyConfig(mode="transfer", ladder=(4, 16), space=wide)) == (1, 2)
+    calls.clear()
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")  # the user's own setting wins
+    assert _small_net_threads(StudyConfig()) is None and calls == []
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    monkeypatch.setattr(trainers, "set_threads", lambda *a: False)  # TensorFlow already started: nothing claimed
+    assert _small_net_threads(StudyConfig()) is None

@@ -181,11 +181,13 @@ def _small_net_threads(config: Any) -> tuple[int, int] | None:
     """Size TensorFlow's CPU thread pools for the study's nets (``cpu_threads``); the sizes set, or None."""
     from autolambda.training.trainers import cpu_threads, set_threads
 
+    from dataclasses import replace
+
     data = config.objective().load_data()
-    threads = cpu_threads(config.space.max_macs(data.input_shape, data.n_classes) * config.batch_size)
-    if threads:
-        set_threads(*threads)
-    return threads
+    # A transfer trial trains its ladder's widths, which need not be the space's.
+    space = replace(config.space, widths=tuple(config.ladder)) if config.mode == "transfer" and config.ladder else config.space
+    threads = cpu_threads(space.max_macs(data.input_shape, data.n_classes) * config.batch_size)
+    return threads if threads and set_threads(*threads) else None
 
 
 def _file_sets(study_file: Path | None, key: str) -> bool:

@@ -119,16 +119,28 @@ def import_tensorflow_quietly() -> list[str]:
     return devices
 
 
-def set_threads(intra_op: int, inter_op: int = 1) -> None:
+def set_threads(intra_op: int, inter_op: int = 1) -> bool:
     """Size TensorFlow's thread pools (before its first op): threads per op (``intra_op``)
-    and ops run at once (``inter_op``)."""
+    and ops run at once (``inter_op``). False when TensorFlow had already started and keeps
+    the pools it has."""
     import tensorflow as tf
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(intra_op)
         tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     except RuntimeError:  # already initialised: keep what it has
-        pass
+        return False
+    return True
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 #: Multiply-adds of a training step's forward pass (one batch through the space's costliest
@@ -153,7 +165,7 @@ def cpu_threads(step_macs: int, cores: int | None = None, env: dict[str, str] | 
         return None
     if step_macs > SMALL_STEP_MACS:
         return None
-    return 1, max(1, cores if cores is not None else (os.cpu_count() or 1))
+    return 1, max(1, cores if cores is not None else usable_cores())
 
 
 def make_optimizer(params: TrialParams, penalty: Penalty) -> Any:
