@@ -145,12 +145,12 @@ def usable_cores() -> int:
 
 #: Multiply-adds of a training step's forward pass (one batch through the space's costliest
 #: net) under which each TensorFlow op runs on one thread and the cores run independent ops
-#: side by side. Ops this small lose more to splitting than they gain: on 2 cores, digits
-#: (widest net 1.24 M per image, 40 M per step of 32) trained widths 2 / 8 / 32 / 64 for 80
-#: epochs in 0.43 / 0.46 / 0.82 / 1.60 s against 0.69 / 0.74 / 1.09 / 1.95 s with
-#: TensorFlow's own pools; on 32x32x3 images width 16 (52 M per step) was even (0.34 /
-#: 0.31 s), widths 64 and 128 (660 M, 2.6 G) 1.3-1.4x slower (BENCHMARKS.md, "Threads").
-SMALL_STEP_MACS = 64_000_000
+#: side by side. Ops this small lose more to splitting than they gain. On 2 cores
+#: (scripts/threads_bench.py, BENCHMARKS.md "Threads"), digits' nets trained 80 epochs in
+#: 0.68-0.86x the time of TensorFlow's own pools (widths 2-64; the widest, 40 M a step of
+#: 32, 0.86x; all six 0.77x); on 32x32x3 images width 16 (53 M) took 1.15x, widths 64 and
+#: 128 (0.66 G, 2.5 G) 1.27x and 1.36x. The crossover lies between 40 M and 53 M.
+SMALL_STEP_MACS = 45_000_000
 
 
 def cpu_threads(step_macs: int, cores: int | None = None, env: dict[str, str] | None = None) -> tuple[int, int] | None:
