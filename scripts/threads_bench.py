@@ -41,8 +41,8 @@ def child(case: str, pools: str, repeats: int) -> None:
     from autolambda.training.trainers import import_tensorflow_quietly, set_threads
 
     import_tensorflow_quietly()
-    if pools != "tensorflow":
-        set_threads(*(int(v) for v in pools.split("x")))
+    if pools != "tensorflow" and not set_threads(*(int(v) for v in pools.split("x"))):
+        sys.exit("TensorFlow had started before its thread pools could be sized.")
     import keras
 
     from autolambda.core.scaling import count_convnet_macs
@@ -109,10 +109,15 @@ def main() -> None:
         base, small = list(settings)
         for width in times[base]:
             t = [times[p][width]["seconds"] for p in settings]
-            lines.append(f"| {width} | {times[base][width]['step_macs'] / 1e6:.0f} M | "
+            lines.append(f"| {width} | {times[base][width]['step_macs'] / 1e6:.1f} M | "
                          + " | ".join(f"{v:.2f}" for v in t) + f" | {t[1] / t[0]:.2f} |")
         total = [sum(times[p][w]["seconds"] for w in times[p]) for p in settings]
         lines += ["", f"All widths: {total[0]:.2f} s against {total[1]:.2f} s (ratio {total[1] / total[0]:.2f}).", ""]
+    from autolambda.training.trainers import SMALL_NET_MAX_CORES, SMALL_STEP_MACS
+
+    lines += [f"`autolambda tune` takes one thread per op when the costliest net's step is under "
+              f"{SMALL_STEP_MACS / 1e6:.0f} M multiply-adds (`SMALL_STEP_MACS`), on the CPU, on at most "
+              f"{SMALL_NET_MAX_CORES} cores, unless `TF_NUM_INTRAOP_THREADS` or `TF_NUM_INTEROP_THREADS` is set."]
     text = "\n".join(lines)
     print(text)
     if args.benchmarks:

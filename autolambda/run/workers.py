@@ -28,7 +28,9 @@ from autolambda.run.runner import run_study
 
 def worker_threads(workers: int) -> int:
     """TensorFlow intra-op threads per worker: the cores shared out, at least one."""
-    return max(1, (os.cpu_count() or 1) // workers)
+    from autolambda.training.trainers import usable_cores
+
+    return max(1, usable_cores() // workers)
 
 
 def run_workers(

@@ -151,21 +151,25 @@ def usable_cores() -> int:
 #: 32, 0.86x; all six 0.77x); on 32x32x3 images width 16 (53 M) took 1.15x, widths 64 and
 #: 128 (0.66 G, 2.5 G) 1.27x and 1.36x. The crossover lies between 40 M and 53 M.
 SMALL_STEP_MACS = 45_000_000
+#: Measured on 2 cores only: on more, TensorFlow's pools stay until a measurement says otherwise.
+SMALL_NET_MAX_CORES = 4
 
 
 def cpu_threads(step_macs: int, cores: int | None = None, env: dict[str, str] | None = None) -> tuple[int, int] | None:
     """TensorFlow's (intra-op, inter-op) threads for a study on the CPU whose costliest
     training step has ``step_macs`` multiply-adds: one thread per op and ``cores`` ops at
-    once for small nets (``SMALL_STEP_MACS``); ``None`` (TensorFlow's own pools) for larger
-    ones, or when the user set ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``."""
+    once for small nets (``SMALL_STEP_MACS``) on up to ``SMALL_NET_MAX_CORES`` cores;
+    ``None`` (TensorFlow's own pools) for larger nets, more cores, or when the user set
+    ``TF_NUM_INTRAOP_THREADS`` / ``TF_NUM_INTEROP_THREADS``."""
     import os
 
     env = os.environ if env is None else env
     if any(env.get(name) for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")):
         return None
-    if step_macs > SMALL_STEP_MACS:
+    cores = usable_cores() if cores is None else max(1, cores)
+    if step_macs > SMALL_STEP_MACS or cores > SMALL_NET_MAX_CORES:
         return None
-    return 1, max(1, cores if cores is not None else usable_cores())
+    return 1, cores
 
 
 def make_optimizer(params: TrialParams, penalty: Penalty) -> Any:
