@@ -93,3 +93,21 @@ def test_a_worker_leaves_the_parent_run_open_for_its_coordinator():
     result = run_study(config.__class__(**{**config.__dict__, "trials": 5}), sampler_seed=1001, close_parent=False)
     assert result.parent_run_id == parent and result.new_trials == 5
     assert client.get_run(parent).info.status == "RUNNING"  # the worker reopened it and left it to the coordinator
+
+
+def test_the_parent_run_names_tensorflows_thread_pools_when_it_trained_with_them(monkeypatch):
+    import sys
+    import types
+
+    threading = types.SimpleNamespace(get_intra_op_parallelism_threads=lambda: 1, get_inter_op_parallelism_threads=lambda: 2)
+    monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(config=types.SimpleNamespace(threading=threading)))
+    config = _config(tracking_uri="sqlite:///mlflow.db")
+    with StudyRun(config) as run:
+        pass
+    tags = MlflowClient(config.tracking_uri).get_run(run.result.parent_run_id).data.tags
+    assert tags["tensorflow.threads.intra_op"] == "1" and tags["tensorflow.threads.inter_op"] == "2"
+    monkeypatch.delitem(sys.modules, "tensorflow")  # a surrogate study in a process without TensorFlow: no such tags
+    config = _config(tracking_uri="sqlite:///mlflow2.db")
+    with StudyRun(config) as run:
+        pass
+    assert not any(k.startswith("tensorflow.") for k in MlflowClient(config.tracking_uri).get_run(run.result.parent_run_id).data.tags)

@@ -164,7 +164,7 @@ def _run_tune(config: Any, *, track: bool, progress: bool) -> Any:
         where = f"TensorFlow devices: {', '.join(sorted(set(devices)))}"
         if "GPU" not in devices:
             threads = _small_net_threads(config)
-            where += " (no GPU seen; training on the CPU" + (f", small nets: 1 thread per op, {threads[1]} ops at once)" if threads else ")")
+            where += f" (no GPU seen; small nets: 1 thread per op, {threads[1]} ops at once)" if threads else " (no GPU seen; training on the CPU)"
         console.print(where)
     bar = ProgressCallback(config.trials, enabled=progress)
     with stop_signals_as_interrupt(), bar:
@@ -179,14 +179,15 @@ def _run_tune(config: Any, *, track: bool, progress: bool) -> Any:
 
 def _small_net_threads(config: Any) -> tuple[int, int] | None:
     """Size TensorFlow's CPU thread pools for the study's nets (``cpu_threads``); the sizes set, or None."""
-    from autolambda.training.trainers import cpu_threads, set_threads
-
     from dataclasses import replace
 
-    data = config.objective().load_data()
+    from autolambda.training.trainers import cpu_threads, set_threads
+
+    objective = config.objective()
+    data = objective.load_data()
     # A transfer trial trains its ladder's widths, which need not be the space's.
-    space = replace(config.space, widths=tuple(config.ladder)) if config.mode == "transfer" and config.ladder else config.space
-    threads = cpu_threads(space.max_macs(data.input_shape, data.n_classes) * config.batch_size)
+    space = replace(objective.space, widths=tuple(getattr(objective, "ladder", objective.space.widths)))
+    threads = cpu_threads(space.max_macs(data.input_shape, data.n_classes) * objective.batch_size)
     return threads if threads and set_threads(*threads) else None
 
 

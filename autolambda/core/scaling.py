@@ -67,6 +67,21 @@ def convnet_layout(
     return layout
 
 
+def _convnet_maps(
+    width: int, depth: int, input_shape: tuple[int, int, int]
+) -> tuple[list[tuple[int, int, int, int]], tuple[int, int, int]]:
+    """Each conv block of ``build_convnet`` as (height, width, in channels, filters) of the
+    map it convolves ("same" padding), and the map the logits layer flattens."""
+    height, wide, channels = input_shape
+    blocks = []
+    for filters, pool in convnet_layout(width, depth, input_shape):
+        blocks.append((height, wide, channels, filters))
+        channels = filters
+        if pool:
+            height, wide = height // 2, wide // 2
+    return blocks, (height, wide, channels)
+
+
 def count_convnet_params(
     width: int,
     depth: int,
@@ -78,14 +93,9 @@ def count_convnet_params(
 
     Equals ``model.count_params()`` of the built Keras model (a test checks it).
     """
-    height, wide, channels = input_shape
-    total = 0
-    for filters, pool in convnet_layout(width, depth, input_shape):
-        total += count_conv2d_params(filters, kernel_size, channels)
-        channels = filters
-        if pool:
-            height, wide = height // 2, wide // 2
-    return total + height * wide * channels * n_classes + n_classes
+    blocks, (height, wide, channels) = _convnet_maps(width, depth, input_shape)
+    convs = sum(count_conv2d_params(filters, kernel_size, c_in) for _, _, c_in, filters in blocks)
+    return convs + height * wide * channels * n_classes + n_classes
 
 
 def count_convnet_macs(
@@ -102,15 +112,10 @@ def count_convnet_macs(
         >>> count_convnet_macs(64, 2, (3, 3), (8, 8, 1), 10)  # digits' widest default net
         1236992
     """
-    height, wide, channels = input_shape
     kh, kw = kernel_size
-    total = 0
-    for filters, pool in convnet_layout(width, depth, input_shape):
-        total += height * wide * kh * kw * channels * filters
-        channels = filters
-        if pool:
-            height, wide = height // 2, wide // 2
-    return total + height * wide * channels * n_classes
+    blocks, (height, wide, channels) = _convnet_maps(width, depth, input_shape)
+    convs = sum(h * w * kh * kw * c_in * filters for h, w, c_in, filters in blocks)
+    return convs + height * wide * channels * n_classes
 
 
 def make_regularizer(penalty: str, strength: float, *, l1_ratio: float = 0.5) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+import sys
 from importlib import metadata
 
 
@@ -16,6 +17,20 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def tensorflow_threads() -> dict[str, str]:
+    """TensorFlow's CPU thread pools in this process, when it is loaded (never imported
+    here): ``intra_op`` threads per op and ``inter_op`` ops at once, 0 meaning
+    TensorFlow's own choice (``autolambda tune`` sets 1 per op for small nets)."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return {}
+    try:
+        return {"intra_op": str(tf.config.threading.get_intra_op_parallelism_threads()),
+                "inter_op": str(tf.config.threading.get_inter_op_parallelism_threads())}
+    except Exception:  # a stub or a broken install: the run goes on untagged
+        return {}
 
 
 def git_commit() -> str | None:

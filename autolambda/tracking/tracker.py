@@ -25,7 +25,7 @@ from autolambda.run.stores import redact, short_error
 from autolambda.core.states import count_states, run_status, trial_state
 from autolambda.errors import AutolambdaError
 from autolambda.search.monitor import EVAL_EPOCH
-from autolambda.tracking.provenance import git_commit, package_versions
+from autolambda.tracking.provenance import git_commit, package_versions, tensorflow_threads
 from autolambda.run.signals import stop_signals_deferred
 
 PARENT_KEY = "mlflow_parent_run_id"
@@ -136,6 +136,7 @@ class MLflowTracker:
         run_id = run.info.run_id
         params = [Param(k, _param_value(v)) for k, v in flatten(config).items()]
         tags = [RunTag(f"version.{pkg}", ver) for pkg, ver in package_versions().items()]
+        tags += [RunTag(f"tensorflow.threads.{pool}", n) for pool, n in tensorflow_threads().items()]
         commit = git_commit()
         if commit:
             tags.append(RunTag("git_commit", commit))
