@@ -164,7 +164,7 @@ def _run_tune(config: Any, *, track: bool, progress: bool) -> Any:
         where = f"TensorFlow devices: {', '.join(sorted(set(devices)))}"
         if "GPU" not in devices:
             threads = _small_net_threads(config)
-            where += f" (no GPU seen; small nets: 1 thread per op, {threads[1]} ops at once)" if threads else " (no GPU seen; training on the CPU)"
+            where += f" (no GPU seen; CPU, 1 thread per op, {threads[1]} ops at once)" if threads else " (no GPU seen; training on the CPU)"
         console.print(where)
     bar = ProgressCallback(config.trials, enabled=progress)
     with stop_signals_as_interrupt(), bar:
