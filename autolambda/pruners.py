@@ -1,5 +1,5 @@
-"""Public path of the width-stratified pruner (it lives in ``autolambda.search.pruners``)."""
+"""Public path of autolambda's pruners (they live in ``autolambda.search.pruners``)."""
 
-from autolambda.search.pruners import WidthStratifiedPruner
+from autolambda.search.pruners import AnswerAwarePruner, WidthStratifiedPruner
 
-__all__ = ["WidthStratifiedPruner"]
+__all__ = ["AnswerAwarePruner", "WidthStratifiedPruner"]

@@ -93,11 +93,18 @@ def one_study(job: tuple) -> dict:
     ladder = rest[2] if len(rest) > 2 else None
     widths = rest[3] if len(rest) > 3 else None  # search mode on these widths (default: the space's)
     wall_alpha = rest[4] if len(rest) > 4 else None  # the surrogate's wall exponent (default: planted)
+    budget = rest[5] if len(rest) > 5 else None  # epochs: trials run until the study has trained this many
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     steps = len(ladder) if ladder else DEFAULT_EPOCHS  # what a pruner's resources count
     study = optuna.create_study(study_name=f"calibration-{planted}-{seed}", sampler=make_sampler(sampler, seed % 2**31),
                                 pruner=make_pruner(pruner, steps))
-    callbacks = [Replicator(defaults.replicate_every, total=trials)] if defaults.replicate_every and not ladder else []
+    callbacks = [Replicator(defaults.replicate_every, total=None if budget else trials)] if defaults.replicate_every and not ladder else []
+    if budget:  # equal CPU time: the surrogate's epochs all cost the same
+        def spent(study: optuna.Study, trial: object) -> None:
+            if sum(t.user_attrs.get("epochs_run", 0) for t in study.trials) >= budget:
+                study.stop()
+
+        callbacks.append(spent)
     kind, extra = (TransferObjective, {"ladder": ladder}) if ladder else (LambdaScalingObjective, {})
     if widths:
         from autolambda.core.space import SearchSpace
@@ -108,7 +115,7 @@ def one_study(job: tuple) -> dict:
     objective = kind(trainer="surrogate", planted_alpha=planted, planted_wall_alpha=wall_alpha, epochs=DEFAULT_EPOCHS,
                      seed=seed, surrogate_dip=dip, surrogate_seed_noise=seed_noise, **extra)
     started = time.perf_counter()
-    study.optimize(objective, n_trials=trials, callbacks=callbacks)
+    study.optimize(objective, n_trials=3 * trials if budget else trials, callbacks=callbacks)
     # Threshold 0: every study gets its interval; summarize() applies the threshold after.
     records = records_from_trials(study.trials)
     a = analyze_records(records, wall_cost=cost, detection_threshold=0.0, half_threshold=0.0, recommendations=False)
@@ -122,7 +129,8 @@ def one_study(job: tuple) -> dict:
     level = null_evidence_level(curve, curve.fit(dip=False), observed=a.dip_evidence)
     return {"planted": planted, "wall_planted": planted if wall_alpha is None else wall_alpha,
             "seed": seed, "dip": dip, "seconds": time.perf_counter() - started,
-            "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in study.trials),
+            "epochs": sum(t.user_attrs.get("epochs_run", 0) for t in study.trials), "trials": len(study.trials),
+            "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
             "rungs": sum(r.state == "complete" for r in records),
             "rungs_by_width": {str(w): sum(r.state == "complete" and r.width == w for r in records) for w in (ladder or ())},
             "identified": a.identified, "alpha_hat": a.alpha_hat, "alpha_ci": a.alpha_ci,
@@ -260,6 +268,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="trials a study (default: tune's)")
     parser.add_argument("--alphas", default=",".join(map(str, PLANTED)))
     parser.add_argument("--wall-cost", type=float, default=0.25)
+    parser.add_argument("--epoch-budget", type=int, default=None,
+                        help="run each study until it has trained this many epochs (equal CPU time), not --trials trials")
     parser.add_argument("--pruner", default=None, help="the study's pruner (default: tune's, none)")
     parser.add_argument("--sampler", default=None, help="the study's sampler (default: tune's, design)")
     parser.add_argument("--dip", type=float, default=None, help="the surrogate's dip (default: its own, 0.03)")
@@ -287,9 +297,9 @@ def main() -> None:
     # exponent is no stand-in for the optimum's, and the calibration must show it.
     shifts = [float(v) for v in args.wall_shifts.split(",")] if args.wall_shifts else [0.0]
     walls = {(a, s): a + shifts[s % len(shifts)] for a in alphas for s in range(args.studies)}
-    jobs = [(a, study_seed(a, s, walls[a, s]), args.trials, args.dip, *common, walls[a, s])
+    jobs = [(a, study_seed(a, s, walls[a, s]), args.trials, args.dip, *common, walls[a, s], args.epoch_budget)
             for a in alphas for s in range(args.studies)]
-    jobs += [(0.0, study_seed(0.0, s, "flat"), args.trials, 0.0, *common, None) for s in range(args.flat_studies)]
+    jobs += [(0.0, study_seed(0.0, s, "flat"), args.trials, 0.0, *common, None, args.epoch_budget) for s in range(args.flat_studies)]
     started = time.perf_counter()
     if args.from_json:
         stored = json.loads(args.from_json.read_text())
@@ -330,7 +340,7 @@ def write_section(path: Path, table: str, args: argparse.Namespace) -> None:
     if args.widths or args.pruner or args.sampler:
         heading = (f"## Calibration, {'transfer mode' if args.ladder else 'search mode'}"
                    + "".join(f", {k} {v}" for k, v in (("widths", args.widths), ("pruner", args.pruner), ("sampler", args.sampler)) if v))
-    options = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("trials", args.trials), ("ladder", args.ladder), ("widths", args.widths),
+    options = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("trials", args.trials), ("epoch_budget", args.epoch_budget), ("ladder", args.ladder), ("widths", args.widths),
                       ("flat_studies", args.flat_studies if args.flat_studies != args.studies else None), ("dip", args.dip),
                       ("seed_noise", args.seed_noise), ("wall_cost", args.wall_cost if args.wall_cost != 0.25 else None),
                       ("pruner", args.pruner), ("sampler", args.sampler), ("alphas", args.alphas))

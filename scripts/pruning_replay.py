@@ -28,16 +28,25 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autolambda.analysis.records import TrialRecord, noise_of, records_from_trials  # noqa: E402
+from autolambda.analysis.records import TrialRecord, is_settled, noise_of, records_from_trials  # noqa: E402
 from autolambda.analysis.summary import analyze_records  # noqa: E402
+from autolambda.search.factories import make_pruner  # noqa: E402
 from autolambda.search.objective import score_history  # noqa: E402
-from autolambda.pruners import WidthStratifiedPruner  # noqa: E402
+from autolambda.pruners import AnswerAwarePruner, WidthStratifiedPruner  # noqa: E402
 
 
 def candidates(epochs: int) -> dict[str, object]:
     P = optuna.pruners
     third = max(1, epochs // 3)
+    half = epochs // 2
     return {
+        "answer-aware (tune's default: twice the block's value, margin 0.2, to half the budget)":
+            lambda: make_pruner("answer-aware", epochs),
+        "answer-aware, from 1.25 times (the wall's cost)": lambda: AnswerAwarePruner(height=1.25, until_step=half),
+        "answer-aware, from 1.5 times": lambda: AnswerAwarePruner(height=1.5, until_step=half),
+        "answer-aware, from 3 times": lambda: AnswerAwarePruner(height=3.0, until_step=half),
+        "answer-aware, margin 0.1": lambda: AnswerAwarePruner(margin=0.1, until_step=half),
+        "answer-aware, every step": lambda: AnswerAwarePruner(),
         "median, 5 start-up, warm-up 1/3 (old default)": lambda: WidthStratifiedPruner(P.MedianPruner(5, third)),
         "median, 3 start-up, warm-up 1/3": lambda: WidthStratifiedPruner(P.MedianPruner(3, third)),
         "median, 5 start-up, warm-up 1/4": lambda: WidthStratifiedPruner(P.MedianPruner(5, max(1, epochs // 4))),
@@ -62,9 +71,10 @@ def replay(trials: list, make_pruner, score_window: int) -> tuple[list[TrialReco
         history = source.user_attrs["history"]
         values = history["val_ce"]
         steps = history.get("eval_epoch") or list(range(len(values)))  # validation may skip epochs
-        width = source.user_attrs["width"]
+        width, block = source.user_attrs["width"], source.user_attrs.get("block")
         trial = study.ask()
         trial.set_user_attr("width", width)
+        trial.set_user_attr("block", block)
         pruned = False
         for step, value in zip(steps, values):
             trial.report(value, step)
@@ -78,7 +88,8 @@ def replay(trials: list, make_pruner, score_window: int) -> tuple[list[TrialReco
             number=source.number, state="pruned" if pruned else "complete", width=width,
             n_params=source.user_attrs["n_params"], lambda_eff=source.user_attrs["lambda_eff"],
             value=None if pruned else score, noise=noise_of(values, score_window),
-            lambda0=source.params.get("lambda0"), alpha=source.params.get("alpha")))
+            lambda0=source.params.get("lambda0"), alpha=source.params.get("alpha"), block=block,
+            settled=pruned and is_settled(study.trials[-1].user_attrs)))
     return records, epochs
 
 

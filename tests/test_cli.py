@@ -61,7 +61,7 @@ def _study_file(tmp_path, text, name="s.toml"):
 
 BAD_INPUT = [
     (["--trials", "0"], "trials must be an integer >= 1 but got 0"),
-    (["--pruner", "bogus"], "pruner must be one of median, hyperband, successive-halving, none but got 'bogus'"),
+    (["--pruner", "bogus"], "pruner must be one of answer-aware, median, hyperband, successive-halving, none but got 'bogus'"),
     (["--sampler", "grid"], "sampler must be one of"),
     (["--study", "missing.toml"], "study file 'missing.toml' does not exist"),
     (["--storage", "notaurl"], "storage 'notaurl' is not a storage URL"),

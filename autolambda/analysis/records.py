@@ -9,7 +9,7 @@ joint fit's ``CurveData``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -40,6 +40,10 @@ class TrialRecord:
     # The trial's seed block (``autolambda.search.objective``, ``seed_blocks``): trials of
     # one width and block share a seed, so the joint fit gives them one floor. None: own seed.
     block: int | None = None
+    # A pruned trial that ``AnswerAwarePruner`` stopped as settled beyond the wall: its loss
+    # is known only to lie there (censored). The wall's hurt-or-not fit counts it as hurt;
+    # the optimum's fit, which needs a final loss, leaves it out.
+    settled: bool = False
 
 
 def noise_of(history: Sequence[float] | None, window: int = 5) -> float:
@@ -91,9 +95,17 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list
                 lambda0=trial_param(t, "lambda0"),
                 alpha=trial_param(t, "alpha"),
                 block=attrs.get("block"),
+                settled=trial_state(t) == "pruned" and is_settled(attrs),
             )
         )
     return out
+
+
+def is_settled(user_attrs: dict[str, Any]) -> bool:
+    """Whether a pruned trial's user attributes say it was stopped as settled beyond the
+    wall (``autolambda.search.pruners.SETTLED_KEY``)."""
+    settled = user_attrs.get("settled")
+    return isinstance(settled, dict) and settled.get("as") == "hurt"
 
 
 def rung_records(trial: Any, state: str) -> list[TrialRecord]:
@@ -140,10 +152,19 @@ def complete_records(records: Sequence[TrialRecord]) -> list[TrialRecord]:
 
 
 def complete_curve_data(records: Sequence[TrialRecord], widths: Sequence[int] | None = None, *,
-                        drop_collapsed: bool = True) -> tuple[CurveData, list[TrialRecord]]:
+                        drop_collapsed: bool = True, settled: bool = False) -> tuple[CurveData, list[TrialRecord]]:
     """The complete trials (of ``widths``, default all) as ``CurveData``, with the records;
-    collapsed trials (see ``COLLAPSED``) left out unless ``drop_collapsed`` is false."""
+    collapsed trials (see ``COLLAPSED``) left out unless ``drop_collapsed`` is false. With
+    ``settled`` (for the wall's hurt-or-not fit, which only compares a loss with the wall),
+    the trials pruned as settled beyond the wall follow, with an infinite loss: known to
+    lie beyond any threshold, never a number a least-squares fit could use."""
     rows = [r for r in complete_records(records) if r.width is not None and (widths is None or r.width in widths)]
+    if settled:
+        if drop_collapsed:
+            raise ValueError("settled trials have no loss to compare with the collapse limit: pass drop_collapsed=False.")
+        known = {r.width for r in rows}
+        rows += [replace(r, value=math.inf) for r in records
+                 if r.settled and r.lambda_eff and r.n_params and r.width in known and (widths is None or r.width in widths)]
     if drop_collapsed and rows:
         limit = COLLAPSED * float(np.median([r.value for r in rows]))
         kept = [r for r in rows if r.value <= limit]

@@ -208,7 +208,10 @@ def _method_section(a: Analysis) -> list[str]:
         f"- The wall: a trial is hurt when its loss is more than {a.wall_cost:.0%} above its seed block's fitted floor; the chance of "
         "being hurt is logistic in log lambda + alpha_wall log N (2 % lapse rate, so one stray trial cannot move it), and its "
         "interval is the profile-likelihood one (chi-square, 1 degree of freedom), each side widened in quadrature by 1.96 "
-        "SDs of the estimate over refits on the trials resampled within each size, with the floors redrawn.",
+        "SDs of the estimate over refits on the trials resampled within each size, with the floors redrawn."
+        + (f" {a.n_settled} of its hurt trials were stopped early as settled far beyond the wall (the answer-aware "
+           "pruner); they count as hurt here, and the optimum's fit, which needs final losses, leaves them out."
+           if a.n_settled else ""),
         "- The calibration of these intervals on realistic surrogate studies is in BENCHMARKS.md (scripts/calibration.py).",
         "",
     ]

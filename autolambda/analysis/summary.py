@@ -115,6 +115,8 @@ class Analysis:
     # Does one dip depth fit every size (``autolambda.analysis.estimators.depth_test``)?
     # {"f", "dof", "p", "depth_by_size"}; None without a dip or with fewer than 3 sizes.
     depth_test: dict[str, Any] | None = None
+    # Pruned trials stopped as settled far beyond the wall (AnswerAwarePruner): hurt in the wall's fit, out of the optimum's.
+    n_settled: int = 0
 
     def answer(self) -> dict[str, Any]:
         """The one answer to quote: the optimum's alpha when identified, else the wall's when
@@ -221,7 +223,7 @@ def analyze_records(
         divergence=divergence_boundary(records), notes=notes, tolerance=tolerance,
         verdict=verdict(alpha_hat, alpha_ci, wall_hat, wall_ci, alpha_reason=alpha_reason, wall_reason=wall_reason, wall_cost=wall_cost),
         extrapolation=extrapolation, recommendations=advice, fit_n_ref=data.n_ref if joint else None,
-        depth_test=depths,
+        depth_test=depths, n_settled=sum(1 for r in records if r.settled),
     )
 
 
@@ -251,14 +253,16 @@ def _fit_joint(records: Sequence[TrialRecord], data: CurveData, rows: Sequence[T
     c_opt = None
     if alpha.identified:  # the optimum's position at the reported alpha (a grid point of the profile)
         c_opt = curve.fit(fixed={"alpha": alpha.estimate}, starts=[full.params], coarse=False).params["c"]
-    every, every_rows = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
+    every, _ = complete_curve_data(records, drop_collapsed=False)  # collapsed nets are hurt too
+    # ... and so are the trials pruned as settled beyond the wall (AnswerAwarePruner).
+    hurt_data, every_rows = complete_curve_data(records, drop_collapsed=False, settled=True)
     # The floors' covariance with each size's own noise (narrow nets are noisier),
     # pooled to the measured noise: how uncertain "hurt" is.
     floor_cov = curve.floor_cov(full.params, curve.group_sd(full.params, noise_sd)) if noise_sd else None
     if floor_cov is not None:  # "hurt" is measured against a block's floor: about B times as uncertain as the mean of B
         floor_cov = floor_cov * (data.n_units / data.n_groups)
     spikes = _spikes(curve, full, rows)
-    wall, wall_info = estimate_wall(every, full.floors, cost=wall_cost, grid=grid, floor_cov=floor_cov,
+    wall, wall_info = estimate_wall(hurt_data, full.floors, cost=wall_cost, grid=grid, floor_cov=floor_cov,
                                     offsets=_block_offsets(data, full, rows, every_rows),
                                     ignore=np.array([(r.number, r.width) in spikes for r in every_rows], dtype=bool))
     # ``every`` has its own N_ref; the fit's x is relative to ``data``'s.

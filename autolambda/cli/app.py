@@ -88,7 +88,7 @@ def tune(
     batch_size: Annotated[Optional[int], typer.Option(help=f"Mini-batch size. Default: {C.DEFAULT_BATCH_SIZE}.")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help=f"Fixed learning rate. Default: {C.DEFAULT_LEARNING_RATE:g}.")] = None,
     penalty: Annotated[Optional[str], typer.Option(help=C.describe(C.PENALTIES, C.DEFAULT_PENALTY) + ".")] = None,
-    pruner: Annotated[Optional[str], typer.Option(help=C.describe(C.PRUNERS, C.DEFAULT_PRUNER) + ". On digits pruning cut the trials that carry the answer.")] = None,
+    pruner: Annotated[Optional[str], typer.Option(help=C.describe(C.PRUNERS, C.DEFAULT_PRUNER) + ". answer-aware: stops only trials settled far beyond the wall (the analysis counts them as hurt); the others rank trials by their loss and cut those that carry the answer.")] = None,
     sampler: Annotated[Optional[str], typer.Option(help=C.describe(C.SAMPLERS, C.DEFAULT_SAMPLER) + ". design: TPE per width to start, then lambda_eff drawn where the loss depends on it.")] = None,
     stratify_pruner: Annotated[Optional[bool], typer.Option("--stratify-pruner/--no-stratify-pruner", help="Prune a trial only against trials of its own width. Default: on.")] = None,
     balance_widths: Annotated[Optional[bool], typer.Option("--balance-widths/--no-balance-widths", help="Give every width an equal share of trials, sampling the rest per width. Default: on; off for only the single best model.")] = None,

@@ -105,8 +105,9 @@ def print_tune_summary(result: Any, *, table: bool = True, counts: bool = True) 
     if counts:
         console.print(
             f"\nStudy [bold]{summary['study_name']}[/bold]: {summary['n_trials']} trials "
-            f"({result.new_trials} new): complete {states['complete']}, pruned {states['pruned']}, "
-            f"diverged {states['diverged']}, failed {states['failed']}"
+            f"({result.new_trials} new): complete {states['complete']}, pruned {states['pruned']}"
+            + (f" ({summary['settled']} beyond the wall)" if summary.get("settled") else "")
+            + f", diverged {states['diverged']}, failed {states['failed']}; {summary.get('epochs', 0):,} epochs trained"
         )
     if counts and result.unlogged_trials:
         console.print(f"[yellow]Warning:[/yellow] trials {result.unlogged_trials} were not logged to MLflow.")

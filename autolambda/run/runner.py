@@ -22,7 +22,7 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.analysis.records import is_transfer_trial, records_from_trials
+from autolambda.analysis.records import is_settled, is_transfer_trial, records_from_trials
 from autolambda.analysis.summary import analyze_records, analyze_transfer
 from autolambda.core.states import STATES, count_states, trial_state
 from autolambda.errors import AutolambdaError
@@ -53,6 +53,9 @@ class TuneResult:
         trials = self.study.get_trials(deepcopy=False)
         out: dict[str, Any] = {"study_name": self.study.study_name, "n_trials": len(trials)}
         out["states"] = count_states(trial_state(t) for t in trials)
+        # Pruned trials stopped as settled beyond the wall (AnswerAwarePruner): the analysis counts them as hurt.
+        out["settled"] = sum(1 for t in trials if t.state == TrialState.PRUNED and is_settled(t.user_attrs))
+        out["epochs"] = sum(int(t.user_attrs.get("epochs_run") or 0) for t in trials)  # trained, every trial's
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         if done:
             best = min(done, key=lambda t: t.value)

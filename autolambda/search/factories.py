@@ -8,7 +8,7 @@ from __future__ import annotations
 import optuna
 
 from autolambda.errors import ConfigError
-from autolambda.search.pruners import WidthStratifiedPruner
+from autolambda.search.pruners import AnswerAwarePruner, WidthStratifiedPruner
 from autolambda.search.samplers import WidthBalancedSampler
 
 
@@ -16,15 +16,20 @@ def make_pruner(name: str, epochs: int, *, stratify: bool = True) -> optuna.prun
     """The pruner called ``name``, scaled to ``epochs`` reported steps.
 
     With ``stratify`` (the default) it is wrapped in ``WidthStratifiedPruner``, so a trial
-    is compared only with trials of its own width.
+    is compared only with trials of its own width (``answer-aware`` compares within a
+    width by itself).
     """
     base = _base_pruner(name, epochs)
-    if stratify and name != "none":
+    if stratify and name not in ("none", "answer-aware"):
         return WidthStratifiedPruner(base)
     return base
 
 
 def _base_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    if name == "answer-aware":
+        # Up to half the budget: later a stop saves little, and on digits a width-64 net's
+        # passing spike at epochs 50-70 looked like the wall (scripts/pruning_replay.py).
+        return AnswerAwarePruner(until_step=max(0, epochs // 2))
     if name == "median":
         # Per width (stratified): 5 complete trials first — one more than the analysis needs
         # to locate a width's optimum — then a trial worse than the median at a step from a

@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 
 from autolambda.errors import TrialDiverged
-from autolambda.search.pruners import first_pruning_step
+from autolambda.search.pruners import first_pruning_step, last_pruning_step
 
 # History key: the epochs at which the validation metrics were measured (the validation
 # pass may skip epochs; its lists are then shorter than the training ones).
@@ -53,6 +53,8 @@ class TrialMonitor:
         self._prune = prune and can_prune(trial)
         # No should_prune() before the pruner can prune (each call reads the storage).
         self._ask_from = _ask_from(trial) if self._prune else None
+        # ... nor after its last step (AnswerAwarePruner's until_step).
+        self._ask_until = last_pruning_step(getattr(getattr(trial, "study", None), "pruner", None))
         self._warned = False
 
     def on_epoch(self, epoch: int, logs: dict[str, float]) -> None:
@@ -83,7 +85,8 @@ class TrialMonitor:
             return
         if self._prune:
             self.trial.report(float(value), step=epoch)
-            if self._ask_from is not None and epoch >= self._ask_from and self.trial.should_prune():
+            asks = self._ask_from is not None and epoch >= self._ask_from and (self._ask_until is None or epoch <= self._ask_until)
+            if asks and self.trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor}={float(value):.4g}).")
 
 

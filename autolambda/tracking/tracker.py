@@ -200,6 +200,10 @@ class MLflowTracker:
         tags = [RunTag("autolambda.width", str(attrs.get("width", params.get("width", ""))))]
         if "diverged_at_epoch" in attrs:
             tags.append(RunTag("autolambda.diverged_at_epoch", str(attrs["diverged_at_epoch"])))
+        settled = attrs.get("settled")
+        if trial.state == TrialState.PRUNED and isinstance(settled, dict):  # AnswerAwarePruner's evidence
+            tags.append(RunTag("autolambda.settled", f"{settled.get('as')} at epoch {settled.get('step')}: "
+                                                     f"{settled.get('ratio', 0):.2f}x its block (stops above {settled.get('threshold', 0):.2f}x)"))
         if "error" in attrs:
             tags.append(RunTag("autolambda.error", redact(str(attrs["error"]))[:4000]))
         self.client.log_batch(
