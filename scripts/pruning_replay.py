@@ -45,6 +45,7 @@ def candidates(epochs: int) -> dict[str, object]:
         "answer-aware, from 1.25 times (the wall's cost)": lambda: AnswerAwarePruner(height=1.25, until_step=half),
         "answer-aware, from 1.5 times": lambda: AnswerAwarePruner(height=1.5, until_step=half),
         "answer-aware, from 3 times": lambda: AnswerAwarePruner(height=3.0, until_step=half),
+        "answer-aware, from 5 times (collapsed)": lambda: AnswerAwarePruner(height=5.0, until_step=half),
         "answer-aware, margin 0.1": lambda: AnswerAwarePruner(margin=0.1, until_step=half),
         "answer-aware, every step": lambda: AnswerAwarePruner(),
         "median, 5 start-up, warm-up 1/3 (old default)": lambda: WidthStratifiedPruner(P.MedianPruner(5, third)),

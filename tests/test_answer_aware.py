@@ -31,16 +31,16 @@ def test_a_trial_is_compared_with_its_own_seed_block_at_the_same_step():
     """A slow seed block sits 3x above its final losses at this step; a fast one 1.2x. A
     trial of the slow block at 3.2x its block's final floor is a slow starter, not the wall."""
     peers = _block(0, (0.30, 0.31, 0.33), 3.0) + _block(1, (0.30, 0.32, 0.34), 1.2)
-    assert settled_verdict(1.0, 0, peers) is None  # 1.08x its own block's median 0.93 at this step
-    verdict = settled_verdict(1.0, 1, peers)  # 2.6x the fast block's 0.384
+    assert settled_verdict(1.0, 0, peers, height=2.0) is None  # 1.08x its own block's median 0.93 at this step
+    verdict = settled_verdict(1.0, 1, peers, height=2.0)  # 2.6x the fast block's 0.384
     assert verdict is not None and verdict["ratio"] == pytest.approx(1.0 / 0.384)
 
 
 def test_slow_starters_that_ended_below_the_wall_widen_what_counts_as_normal():
     fast = _block(0, (0.30, 0.31, 0.32, 0.33, 0.34), 1.0)
-    assert settled_verdict(0.9, 0, fast) is not None  # 3x: nothing below the wall was ever so high
-    slow_starter = [Peer(0, 0.31, 1.2)]  # ended below the wall, from 4x its block at this step
-    assert settled_verdict(0.9, 0, fast + slow_starter) is None
+    assert settled_verdict(0.9, 0, fast, height=2.0) is not None  # 2.8x: nothing below the wall was ever so high
+    slow_starter = [Peer(0, 0.31, 1.2)]  # ended below the wall, from 3.7x its block at this step
+    assert settled_verdict(0.9, 0, fast + slow_starter, height=2.0) is None
 
 
 def test_nothing_is_settled_before_a_width_has_enough_trials_below_the_wall():
@@ -49,10 +49,13 @@ def test_nothing_is_settled_before_a_width_has_enough_trials_below_the_wall():
     assert settled_verdict(2.3, 0, peers + [Peer(0, 0.35, 0.35)]) is not None
 
 
-def test_height_keeps_the_wall_s_foot():
+def test_by_default_only_trials_the_optimum_s_fit_would_drop_are_stopped():
+    """Trials a little beyond the wall place its foot, next to the dip: kept. By default a
+    trial must sit where the optimum's fit calls a net collapsed (COLLAPSED, 5x), plus the margin."""
     peers = _block(0, (0.30, 0.31, 0.32, 0.33, 0.34), 1.0)
-    assert settled_verdict(0.5, 0, peers, height=1.25) is not None  # 1.67x: hurt
-    assert settled_verdict(0.5, 0, peers) is None  # but by default only from 2.4x (2 x 1.2)
+    assert settled_verdict(0.5, 0, peers, height=1.25) is not None  # 1.56x: hurt
+    assert settled_verdict(0.5, 0, peers) is None and settled_verdict(1.8, 0, peers) is None  # 5.6x < 6x
+    assert settled_verdict(2.3, 0, peers) is not None  # ln 10: a collapsed net
 
 
 @pytest.mark.parametrize("kwargs", [{"margin": -0.1}, {"height": math.nan}, {"n_startup_trials": 1.5},
@@ -79,7 +82,7 @@ def _plain_study(pruner, n_trials=90, seed=0):
 
 def test_in_a_plain_optuna_study_it_stops_only_trials_beyond_the_wall():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _plain_study(AnswerAwarePruner(until_step=15), n_trials=150)
+    study = _plain_study(AnswerAwarePruner(height=2.0, until_step=15), n_trials=150)
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert len(pruned) >= 4
     truth = SurrogateTrainer(planted_alpha=PLANTED)
@@ -120,8 +123,8 @@ def test_the_wall_counts_a_settled_trial_as_hurt_and_the_optimum_leaves_it_out()
 
 
 def test_default_tune_prunes_and_says_so():
-    result = CliRunner().invoke(app, ["tune", "--trainer", "surrogate", "--trials", "70", "--epochs", "30", "--no-mlflow",
-                                      "--no-analyze", "--storage", "sqlite:///p.db", "--sampler", "random"])
+    result = CliRunner().invoke(app, ["tune", "--trainer", "surrogate", "--trials", "150", "--epochs", "20", "--no-mlflow",
+                                      "--no-analyze", "--storage", "sqlite:///p.db", "--sampler", "random", "--seed", "1"])
     assert result.exit_code == 0, result.output
     study = optuna.load_study(study_name=None, storage="sqlite:///p.db")
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]

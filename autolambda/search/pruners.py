@@ -7,7 +7,8 @@ narrow net with a good lambda is pruned for being narrow, the small-N end of the
 lambda-versus-size curve empties out, and alpha is biased.
 
 ``AnswerAwarePruner``: stop a trial once its role in the analysis is settled: it is
-beyond the wall, by a margin its own width's trials say training cannot close. A loss
+far beyond the wall (collapsed, by default), by a margin its own width's trials say
+training cannot close. A loss
 pruner cuts the trials that carry the answer (the wall's rise, the dip's slow starters);
 this one cuts only trials the analysis counts as "hurt" anyway, and the analysis counts
 them so (``autolambda.analysis.records``, ``settled``).
@@ -23,6 +24,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autolambda.analysis.records import COLLAPSED
 from autolambda.search.strata import stratum_of, stratum_study
 
 #: The user attribute ``AnswerAwarePruner`` writes on a trial it stops: what the trial
@@ -89,7 +91,7 @@ def _typical(values: dict[Any, list[float]], block: Any, q: float) -> float | No
     return float(np.quantile(pooled, q)) if pooled else None
 
 
-def settled_verdict(value: float, block: Any, peers: Sequence[Peer], *, cost: float = 0.25, height: float = 2.0,
+def settled_verdict(value: float, block: Any, peers: Sequence[Peer], *, cost: float = 0.25, height: float = COLLAPSED,
                     margin: float = 0.2, min_trials: int = 5) -> dict[str, float] | None:
     """Whether a trial at intermediate ``value`` is settled as beyond the wall (a dict of
     the evidence) or not (``None``), from the complete trials of its width, ``peers``.
@@ -104,18 +106,21 @@ def settled_verdict(value: float, block: Any, peers: Sequence[Peer], *, cost: fl
     starters set it). A trial more than ``1 + margin`` times the larger of the envelope and
     ``height`` above its reference is settled. Needs ``min_trials`` peers below the wall.
 
-    ``height`` (at least ``1 + cost``) keeps the wall's foot: a trial that ends a little
-    beyond the wall is hurt, but its loss also places the wall for the optimum's fit,
-    whose dip sits next to it. Replayed on the three default digits studies
-    (scripts/pruning_replay.py), stopping from 1.25 times the block's value saved 8-10 %
-    of the epochs and widened the optimum's interval up to 1.7-fold; from twice, 4-6 %
-    and 0.97-1.08-fold (BENCHMARKS.md, "The answer-aware pruner").
+    ``height`` (by default ``COLLAPSED``, 5) makes a stopped trial one the optimum's fit
+    would leave out anyway (a collapsed net: ``autolambda.analysis.records``), so stopping it
+    cannot move the optimum. Lower heights stop trials whose losses place the wall next to
+    the dip, which the optimum's fit uses: replayed on the three default digits studies
+    (scripts/pruning_replay.py), stopping from twice the block's value saved 4-6 % of the
+    epochs and from 1.25 times 8-10 %, but widened the optimum's interval up to 1.1- and
+    1.7-fold, and on 20 surrogate studies per planted alpha twice cost coverage (0.85 at
+    one alpha) and 10 % of width; from 5 times: 1-5 %, the same intervals (BENCHMARKS.md,
+    "The answer-aware pruner").
 
     >>> peers = [Peer(0, f, f * 1.3) for f in (0.30, 0.31, 0.33, 0.35, 0.36)] + [Peer(0, 0.9, 1.0)]
-    >>> settled_verdict(0.90, 0, peers) is None  # 2.1 times the block's 0.43 at this step: not 2.4
+    >>> settled_verdict(2.30, 0, peers) is None  # 5.4 times the block's 0.43 at this step: not 6
     True
-    >>> round(settled_verdict(1.20, 0, peers)["ratio"], 2)
-    2.8
+    >>> round(settled_verdict(2.30, 0, peers, height=2.0)["ratio"], 2)
+    5.36
     """
     if not peers or not math.isfinite(value):
         return None
@@ -153,7 +158,8 @@ class AnswerAwarePruner(optuna.pruners.BasePruner):
     Args:
         cost: The wall's cost: a trial is hurt when its loss exceeds its floor by this
             share (the analysis' ``wall_cost``).
-        height: How many times its block's value a trial must reach (see ``settled_verdict``).
+        height: How many times its block's value a trial must reach (see ``settled_verdict``;
+            the default: where the optimum's fit calls a net collapsed).
         margin: How far beyond what its width's trials have shown a trial must sit.
         n_startup_trials: Complete trials of a width below the wall before its trials
             can be stopped.
@@ -173,7 +179,7 @@ class AnswerAwarePruner(optuna.pruners.BasePruner):
         True
     """
 
-    def __init__(self, *, cost: float = 0.25, height: float = 2.0, margin: float = 0.2, n_startup_trials: int = 5,
+    def __init__(self, *, cost: float = 0.25, height: float = COLLAPSED, margin: float = 0.2, n_startup_trials: int = 5,
                  n_warmup_steps: int = 0, until_step: int | None = None, key: str = "width", block_key: str = "block") -> None:
         for name, v in (("cost", cost), ("margin", margin), ("height", height)):
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and math.isfinite(v)):
