@@ -113,6 +113,8 @@ def _plot_loss_vs_lambda(records: Sequence[TrialRecord], analysis: Analysis, pat
                        label=None if block is None else f"seed block {block}")
             ax.scatter([r.lambda_eff for r in above], [high] * len(above), s=22, marker="^", facecolors="none",
                        edgecolors=colour, clip_on=False)
+            stopped = [r.lambda_eff for r in records if r.settled and r.width == width and r.block == block and r.lambda_eff]
+            ax.scatter(stopped, [high] * len(stopped), s=22, marker="x", color=colour, clip_on=False)
             if block in curves:
                 ax.plot(grid, curves[block], color=colour, lw=1.1)
         if size and size.lambda_opt:
@@ -132,11 +134,12 @@ def _plot_loss_vs_lambda(records: Sequence[TrialRecord], analysis: Analysis, pat
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
     title = ("Loss against lambda_eff by width: lines the joint fit (collapsed nets left out of it), "
-             "open triangles trials above the panel (up the wall or collapsed)")
+             "open triangles trials above the panel (up the wall or collapsed)"
+             + (",\ncrosses trials the pruner stopped there (settled beyond the wall)" if any(r.settled for r in records) else ""))
     fig.suptitle(title, fontsize=9)
     if handles:
         fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 0.95 if "\n" in title else 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

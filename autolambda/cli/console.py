@@ -326,7 +326,9 @@ def print_analysis(result: Any, *, verbose: bool = False, counts: bool = True) -
     a = result.analysis
     what = f"{a.n_trials} rungs of {a.transfer['n_pairs']} transfer pairs" if a.transfer is not None else f"{a.n_trials} trials"
     if counts:
-        console.print(f"\nStudy [bold]{result.study_name}[/bold]: {what}: " + ", ".join(f"{k} {v}" for k, v in sorted(a.states.items())))
+        settled = f" ({a.n_settled} beyond the wall, counted as hurt)" if a.n_settled else ""
+        console.print(f"\nStudy [bold]{result.study_name}[/bold]: {what}: "
+                      + ", ".join(f"{k} {v}" + (settled if k == "pruned" else "") for k, v in sorted(a.states.items())))
     console.print(_size_table(a))
     if a.transfer is not None:
         _print_transfer_pairs(a)
