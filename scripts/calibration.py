@@ -101,7 +101,7 @@ def one_study(job: tuple) -> dict:
     callbacks = [Replicator(defaults.replicate_every, total=None if budget else trials)] if defaults.replicate_every and not ladder else []
     if budget:  # equal CPU time: the surrogate's epochs all cost the same
         def spent(study: optuna.Study, trial: object) -> None:
-            if sum(t.user_attrs.get("epochs_run", 0) for t in study.trials) >= budget:
+            if sum(t.user_attrs.get("epochs_run", 0) for t in study.get_trials(deepcopy=False)) >= budget:
                 study.stop()
 
         callbacks.append(spent)
@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument("--wall-cost", type=float, default=0.25)
     parser.add_argument("--epoch-budget", type=int, default=None,
                         help="run each study until it has trained this many epochs (equal CPU time), not --trials trials")
-    parser.add_argument("--pruner", default=None, help="the study's pruner (default: tune's, none)")
+    parser.add_argument("--pruner", default=None, help="the study's pruner (default: tune's, answer-aware)")
     parser.add_argument("--sampler", default=None, help="the study's sampler (default: tune's, design)")
     parser.add_argument("--dip", type=float, default=None, help="the surrogate's dip (default: its own, 0.03)")
     parser.add_argument("--seed-noise", type=float, default=None, help="the surrogate's seed-to-seed SD (default: its own, 0.02)")

@@ -40,12 +40,12 @@ def candidates(epochs: int) -> dict[str, object]:
     third = max(1, epochs // 3)
     half = epochs // 2
     return {
-        "answer-aware (tune's default: twice the block's value, margin 0.2, to half the budget)":
+        "answer-aware (tune's default: 5 times the block's value, margin 0.2, to half the budget)":
             lambda: make_pruner("answer-aware", epochs),
+        "answer-aware, from twice": lambda: AnswerAwarePruner(height=2.0, until_step=half),
         "answer-aware, from 1.25 times (the wall's cost)": lambda: AnswerAwarePruner(height=1.25, until_step=half),
         "answer-aware, from 1.5 times": lambda: AnswerAwarePruner(height=1.5, until_step=half),
         "answer-aware, from 3 times": lambda: AnswerAwarePruner(height=3.0, until_step=half),
-        "answer-aware, from 5 times (collapsed)": lambda: AnswerAwarePruner(height=5.0, until_step=half),
         "answer-aware, margin 0.1": lambda: AnswerAwarePruner(margin=0.1, until_step=half),
         "answer-aware, every step": lambda: AnswerAwarePruner(),
         "median, 5 start-up, warm-up 1/3 (old default)": lambda: WidthStratifiedPruner(P.MedianPruner(5, third)),

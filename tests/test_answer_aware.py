@@ -56,6 +56,8 @@ def test_by_default_only_trials_the_optimum_s_fit_would_drop_are_stopped():
     assert settled_verdict(0.5, 0, peers, height=1.25) is not None  # 1.56x: hurt
     assert settled_verdict(0.5, 0, peers) is None and settled_verdict(1.8, 0, peers) is None  # 5.6x < 6x
     assert settled_verdict(2.3, 0, peers) is not None  # ln 10: a collapsed net
+    # ... unless the study's other widths score so high that the optimum's fit would keep it
+    assert settled_verdict(2.3, 0, peers, study_median=0.5) is None
 
 
 @pytest.mark.parametrize("kwargs", [{"margin": -0.1}, {"height": math.nan}, {"n_startup_trials": 1.5},
@@ -117,7 +119,7 @@ def test_the_wall_counts_a_settled_trial_as_hurt_and_the_optimum_leaves_it_out()
         estimate, info = estimate_wall(data, floors, point_only=True)
         return estimate.estimate, info["n_hurt"]
 
-    assert wall(settled) == wall(records)  # hurt either way: the same labels, the same wall
+    assert wall(settled) == pytest.approx(wall(records), abs=1e-6)  # hurt either way: the same labels, the same wall
     assert wall(unsettled)[1] == wall(records)[1] - len(far)
     assert analyze_records(settled, intervals=False).n_settled == len(far)
 
@@ -140,6 +142,7 @@ def test_the_surrogate_trains_narrow_nets_slower_and_ends_at_its_final_loss():
     narrow = np.median([t.time_constant(746, 1e-3, seed) for seed in range(50)])
     wide = np.median([t.time_constant(94986, 1e-3, seed) for seed in range(50)])
     assert narrow > 2.5 * wide
-    assert t.time_constant(746, 1e-2, 0) > t.time_constant(746, 1e-4, 0)  # larger lambdas learn slower
+    heavy = np.median([t.time_constant(746, 1e-2, seed) for seed in range(50)])
+    assert heavy > np.median([t.time_constant(746, 1e-4, seed) for seed in range(50)])  # larger lambdas learn slower
     assert _approach(80, 80, 30.0) == 0.0 and _approach(10, 80, 10.0) == pytest.approx(math.exp(-1), rel=0.01)
     assert SurrogateTrainer(speed=0).time_constant(746, 1e-3, 0) == 0.0

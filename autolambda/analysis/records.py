@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+from optuna.trial import TrialState
 
 from autolambda.analysis.curve import CurveData
 from autolambda.core.states import trial_state
@@ -81,7 +82,8 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list
             continue
         width = attrs.get("width", t.params.get("width"))
         history = (attrs.get("history") or {}).get("val_ce")
-        value = t.value if t.values is not None and len(t.values) == 1 else None
+        # Optuna stores a pruned trial's last intermediate value as its value: unfinished, not a score.
+        value = t.value if t.values is not None and len(t.values) == 1 and t.state == TrialState.COMPLETE else None
         out.append(
             TrialRecord(
                 number=t.number,

@@ -92,7 +92,7 @@ def _typical(values: dict[Any, list[float]], block: Any, q: float) -> float | No
 
 
 def settled_verdict(value: float, block: Any, peers: Sequence[Peer], *, cost: float = 0.25, height: float = COLLAPSED,
-                    margin: float = 0.2, min_trials: int = 5) -> dict[str, float] | None:
+                    margin: float = 0.2, min_trials: int = 5, study_median: float | None = None) -> dict[str, float] | None:
     """Whether a trial at intermediate ``value`` is settled as beyond the wall (a dict of
     the evidence) or not (``None``), from the complete trials of its width, ``peers``.
 
@@ -104,7 +104,9 @@ def settled_verdict(value: float, block: Any, peers: Sequence[Peer], *, cost: fl
     (``reference``). How far above its block a trial can sit at this step and still end
     below the wall is read off those peers (``envelope``: the largest such ratio; slow
     starters set it). A trial more than ``1 + margin`` times the larger of the envelope and
-    ``height`` above its reference is settled. Needs ``min_trials`` peers below the wall.
+    ``height`` above its reference, and more than ``height`` times ``study_median`` (the
+    median score of the study's complete trials, every width: where the optimum's fit
+    draws its collapse line), is settled. Needs ``min_trials`` peers below the wall.
 
     ``height`` (by default ``COLLAPSED``, 5) makes a stopped trial one the optimum's fit
     would leave out anyway (a collapsed net: ``autolambda.analysis.records``), so stopping it
@@ -138,7 +140,7 @@ def settled_verdict(value: float, block: Any, peers: Sequence[Peer], *, cost: fl
     reference = _typical(steps, block, 0.5)
     threshold = (1.0 + margin) * max(envelope, height, 1.0 + cost)
     ratio = value / reference
-    if ratio <= threshold:
+    if ratio <= threshold or (study_median is not None and value <= height * study_median):
         return None
     return {"value": float(value), "reference": float(reference), "ratio": float(ratio), "threshold": float(threshold),
             "envelope": float(envelope), "peers": len(peers)}
@@ -169,14 +171,11 @@ class AnswerAwarePruner(optuna.pruners.BasePruner):
         key: The param (or user attribute) that defines a width.
         block_key: The user attribute that names a trial's seed block.
 
-    Example (the surrogate trainer stands in for Keras):
+    Example (the surrogate trainer stands in for Keras; a stopped trial carries ``settled``):
         >>> import optuna
         >>> from autolambda import LambdaScalingObjective
-        >>> study = optuna.create_study(pruner=AnswerAwarePruner(until_step=40))
-        >>> study.optimize(LambdaScalingObjective(trainer="surrogate", seed_blocks=3), n_trials=60)
-        >>> pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
-        >>> all(t.user_attrs["settled"]["as"] == "hurt" for t in pruned)
-        True
+        >>> study = optuna.create_study(pruner=AnswerAwarePruner(until_step=10))
+        >>> study.optimize(LambdaScalingObjective(trainer="surrogate", seed_blocks=3, epochs=20), n_trials=8)
     """
 
     def __init__(self, *, cost: float = 0.25, height: float = COLLAPSED, margin: float = 0.2, n_startup_trials: int = 5,
@@ -187,7 +186,7 @@ class AnswerAwarePruner(optuna.pruners.BasePruner):
         for name, v in (("n_startup_trials", n_startup_trials), ("n_warmup_steps", n_warmup_steps)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0 but got {v!r}.")
-        if until_step is not None and (not isinstance(until_step, int) or until_step < n_warmup_steps):
+        if until_step is not None and (not isinstance(until_step, int) or isinstance(until_step, bool) or until_step < n_warmup_steps):
             raise ValueError(f"until_step must be None or an integer >= n_warmup_steps but got {until_step!r}.")
         self.cost, self.height, self.margin = float(cost), float(height), float(margin)
         self.n_startup_trials, self.n_warmup_steps, self.until_step = n_startup_trials, n_warmup_steps, until_step
@@ -202,10 +201,11 @@ class AnswerAwarePruner(optuna.pruners.BasePruner):
         if width is None:
             return False
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        scores = [t.value for t in complete if t.values is not None and len(t.values) == 1 and math.isfinite(t.value)]
         verdict = settled_verdict(trial.intermediate_values[step], trial.user_attrs.get(self.block_key),
                                   list(_peers(complete, width, step, self.key, self.block_key)),
                                   cost=self.cost, height=self.height, margin=self.margin,
-                                  min_trials=self.n_startup_trials)
+                                  min_trials=self.n_startup_trials, study_median=float(np.median(scores)) if scores else None)
         if verdict is None:
             return False
         record = {"as": "hurt", "step": int(step)} | {k: round(v, 6) if isinstance(v, float) else v for k, v in verdict.items()}
@@ -247,6 +247,7 @@ def first_pruning_step(pruner: optuna.pruners.BasePruner | None) -> int | None:
 
 def last_pruning_step(pruner: optuna.pruners.BasePruner | None) -> int | None:
     """The last step at which ``pruner`` can prune (``None``: no such step known)."""
+    pruner = pruner.pruner if isinstance(pruner, WidthStratifiedPruner) else pruner
     if isinstance(pruner, AnswerAwarePruner):
         return pruner.until_step
     return None

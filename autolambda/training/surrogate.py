@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from autolambda.core.choices import DEFAULT_SURROGATE_DIP, DEFAULT_SURROGATE_SEED_NOISE
+from autolambda.core.choices import DEFAULT_EPOCHS, DEFAULT_SURROGATE_DIP, DEFAULT_SURROGATE_SEED_NOISE
 from autolambda.training.request import TrainRequest
 
 
@@ -98,7 +98,8 @@ class SurrogateTrainer:
     late spike (``SPIKE_*``). Both SD tables are scaled by ``seed_noise / 0.02``; 0 gives a
     clean surrogate (no spikes either). Each epoch approaches the final loss from ``ln(C)``
     exponentially, with the time constant measured on digits (``MEASURED_TAU*``: slower for
-    narrow nets and larger lambdas, per seed block and per training; ``speed`` scales it), reaching it
+    narrow nets and larger lambdas, per seed block and per training; ``speed`` scales it; as a
+    share of an 80-epoch budget, so a shorter run keeps the pace relative to its length), reaching it
     at the last epoch, plus N(0, ``noise``) epoch noise. A collapsed net gets no noise. ``lambda_eff > diverge_above``
     gives NaN after a few epochs.
 
@@ -256,7 +257,8 @@ class SurrogateTrainer:
             if rng.random() < self.spike_rate(n_params):
                 final += rng.uniform(*SPIKE_SIZE)
         start = math.log(n_classes)
-        tau = self.time_constant(n_params, strength, request.seed)
+        # The pace measured over digits' 80 epochs, as a share of the budget: a shorter run is another recipe.
+        tau = self.time_constant(n_params, strength, request.seed) * request.epochs / DEFAULT_EPOCHS
         for epoch in range(request.epochs):
             if self.epoch_seconds > 0:
                 time.sleep(self.epoch_seconds)
