@@ -6,7 +6,7 @@ objective, the pruner and sampler factories) accept exactly these. Pure constant
 imports: the CLI reads them before anything heavy loads.
 
 >>> describe(PRUNERS, DEFAULT_PRUNER)
-'none (default), median, hyperband or successive-halving'
+'answer-aware (default), median, hyperband, successive-halving or none'
 """
 
 from __future__ import annotations
