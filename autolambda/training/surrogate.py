@@ -101,7 +101,8 @@ class SurrogateTrainer:
     exponentially, with the time constant measured on digits (``MEASURED_TAU*``: slower for
     narrow nets and larger lambdas, per seed block and per training; ``speed`` scales it; as a
     share of an 80-epoch budget, so a shorter run keeps the pace relative to its length), reaching it
-    at the last epoch (runs under SHORT_RUN epochs keep a fixed 3-epoch approach), plus N(0, ``noise``) epoch noise. A collapsed net gets no noise. ``lambda_eff > diverge_above``
+    at the last epoch (runs under SHORT_RUN epochs keep a fixed 3-epoch approach), plus
+    N(0, ``noise``) epoch noise. A collapsed net gets no noise. ``lambda_eff > diverge_above``
     gives NaN after a few epochs.
 
     The dip's depth ``depth(N)`` is ``dip`` times the relative depth measured at that size
