@@ -1,5 +1,5 @@
-"""Public path of the Keras pruning callback (it lives in ``autolambda.training.keras_callback``)."""
+"""Public path of the Keras pruning callback (it lives in ``autolambda.search.keras_callback``)."""
 
-from autolambda.training.keras_callback import PruningCallback
+from autolambda.search.keras_callback import PruningCallback
 
 __all__ = ["PruningCallback"]

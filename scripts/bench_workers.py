@@ -30,7 +30,7 @@ def run(workers: int, trials: int, epochs: int, trainer: str = "keras") -> tuple
 
     import optuna
 
-    from autolambda.run.study import make_storage
+    from autolambda.base.storage import make_storage
 
     with tempfile.TemporaryDirectory() as folder:
         cmd = [sys.executable, "-m", "autolambda", "tune", "--trials", str(trials), "--epochs", str(epochs),

@@ -90,7 +90,7 @@ def block_shift_test(records) -> dict:
 def stored(folder: str):
     import optuna
 
-    from autolambda.analysis.command import load_study
+    from autolambda.run.study import load_study
     from autolambda.analysis.records import records_from_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -28,7 +28,8 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autolambda.analysis.records import TrialRecord, is_settled, noise_of, records_from_trials  # noqa: E402
+from autolambda.analysis.records import TrialRecord, noise_of, records_from_trials  # noqa: E402
+from autolambda.core.trials import is_settled, rung_history  # noqa: E402
 from autolambda.analysis.summary import analyze_records  # noqa: E402
 from autolambda.search.factories import make_pruner  # noqa: E402
 from autolambda.search.objective import score_history  # noqa: E402
@@ -115,7 +116,7 @@ def replay_transfer(trials: list, make_pruner) -> tuple[list[TrialRecord], float
     study = optuna.create_study(pruner=make_pruner())
     records, seconds = [], 0.0
     for source in trials:
-        rungs = source.user_attrs["history"]
+        rungs = rung_history(source.user_attrs)
         values, cost = rungs["rung_val_ce"], rungs.get("rung_seconds") or [1.0] * len(rungs["rung_val_ce"])
         trial = study.ask()
         kept = len(values)
@@ -138,7 +139,7 @@ def main_transfer(study: optuna.Study, orders: int, only: list[str] | None = Non
     if len(trials) < len(study.trials) or not trials:
         sys.exit("the source transfer study must be tuned with --pruner none and have only complete pairs.")
     ladder = trials[0].user_attrs["ladder"]
-    total = sum(sum(t.user_attrs["history"].get("rung_seconds") or [1.0] * len(ladder)) for t in trials)
+    total = sum(sum(rung_history(t.user_attrs).get("rung_seconds") or [1.0] * len(ladder)) for t in trials)
     full = analyze_records(records_from_trials(trials))
     print(f"source: {len(trials)} pairs on the ladder {ladder}, {total:.0f} s of training; unpruned: {_answer(full)}\n")
     print("| pruner | seconds saved | rungs kept per width | optimum identified | its 95 % CI width | wall's 95 % CI width | "

@@ -1,5 +1,6 @@
 """The command line, driven with CliRunner; the surrogate trainer keeps it fast."""
 
+import json
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ def invoke(*args):
 def mlflow_runs(tracking="sqlite:///mlflow.db", experiment="autolambda"):
     from mlflow.tracking import MlflowClient
 
-    from autolambda.run.stores import absolute_sqlite
+    from autolambda.base.stores import absolute_sqlite
 
     client = MlflowClient(absolute_sqlite(tracking))
     exp = client.get_experiment_by_name(experiment)
@@ -59,30 +60,34 @@ def _study_file(tmp_path, text, name="s.toml"):
     return str(path)
 
 
+# (args, exit code, the one line): a ConfigError (bad option value) exits 2, like
+# Typer's own usage errors; a data set that cannot be loaded is a DataError and exits 1
+# (user_errors in autolambda/cli/app.py). Each line names the bad value.
 BAD_INPUT = [
-    (["--trials", "0"], "trials must be an integer >= 1 but got 0"),
-    (["--pruner", "bogus"], "pruner must be one of answer-aware, median, hyperband, successive-halving, none but got 'bogus'"),
-    (["--sampler", "grid"], "sampler must be one of"),
-    (["--study", "missing.toml"], "study file 'missing.toml' does not exist"),
-    (["--storage", "notaurl"], "storage 'notaurl' is not a storage URL"),
-    (["--storage", "sqlite://x.db"], "three slashes"),
-    (["--tracking-uri", "./mlruns"], "tracking URI './mlruns' is not supported"),
-    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-    (["--epochs", "0"], "epochs must be an integer >= 1"),
-    (["--penalty", "l3"], "space.penalty must be one of"),
-    (["--score", "last"], "score must be one of"),
-    (["--trainer", "torch"], "trainer must be one of"),
-    (["--timeout", "-5"], "timeout must be a positive number"),
+    (["--trials", "0"], 2, "Error: trials must be an integer >= 1 but got 0."),
+    (["--pruner", "bogus"], 2, "Error: pruner must be one of answer-aware, median, hyperband, successive-halving, none but got 'bogus'."),
+    (["--sampler", "grid"], 2, "Error: sampler must be one of design, tpe, random, qmc, gp but got 'grid'."),
+    (["--study", "missing.toml"], 2, "Error: study file 'missing.toml' does not exist."),
+    (["--storage", "notaurl"], 2, "Error: storage 'notaurl' is not a storage URL;"),
+    (["--storage", "sqlite://x.db"], 2, "Error: storage 'sqlite://x.db': a SQLite URL needs three slashes"),
+    (["--tracking-uri", "./mlruns"], 2, "Error: tracking URI './mlruns' is not supported;"),
+    (["--dataset", "imagenet"], 1, "Error: unknown dataset 'imagenet': not one of"),
+    (["--epochs", "0"], 2, "Error: epochs must be an integer >= 1 but got 0."),
+    (["--penalty", "l3"], 2, "Error: space.penalty must be one of l2, l1, l1l2, weight_decay but got 'l3'."),
+    (["--score", "last"], 2, "Error: score must be one of final, median, best but got 'last'."),
+    (["--trainer", "torch"], 2, "Error: trainer must be one of keras, surrogate but got 'torch'."),
+    (["--timeout", "-5"], 2, "Error: timeout must be a positive number of seconds but got -5.0."),
 ]
 
 
-@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
-def test_bad_input_one_line_nonzero_nothing_written(tmp_path, args, message):
+@pytest.mark.parametrize("args, code, message", BAD_INPUT, ids=[" ".join(a) for a, _, _ in BAD_INPUT])
+def test_bad_input_one_line_nonzero_nothing_written(tmp_path, args, code, message):
     result = invoke("tune", *args)
-    assert result.exit_code in (1, 2)
+    assert result.exit_code == code, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
-    assert lines[0].startswith("Error: ") and message in lines[0]
+    assert lines[0].startswith(message), lines[0]
+    assert result.stdout == ""  # the line goes to stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -205,4 +210,11 @@ def test_printed_next_commands_are_whole_lines_that_run(tmp_path):
     argv = shlex.split(analyze_line, comments=True)
     copied = runner.invoke(app, argv[1:] + ["--no-mlflow", "--json"])
     assert copied.exit_code != 2, copied.output  # the options parse as printed
-    assert "no complete trials" in copied.output or copied.exit_code == 0, copied.output
+    # Two complete trials (one per width): analyze reads them from the deep journal and
+    # answers, on stdout, one JSON object saying too few trials for alpha; it exits 0.
+    assert copied.exit_code == 0, copied.output
+    answer = json.loads(copied.stdout)
+    assert answer["study_name"] == "digits-l2-surrogate"
+    assert answer["n_records"] == 2 and answer["states"] == {"complete": 2, "pruned": 0, "diverged": 0, "failed": 0, "running": 0}
+    assert answer["answer"] == {"which": "none", "alpha": None, "ci": None}
+    assert answer["alpha_reason"] == "too few complete trials for the joint fit"

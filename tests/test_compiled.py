@@ -41,7 +41,7 @@ def digits():
     ("l1l2", lambda s, r: keras.regularizers.L1L2(l1=r * s, l2=(1 - r) * s)),
 ])
 def test_variable_penalty_equals_keras_regularizer(kind, reference):
-    from autolambda.training.compiled import VariablePenalty
+    from autolambda.training.variable_penalty import VariablePenalty
 
     x = np.random.default_rng(0).normal(size=(3, 3, 2, 5)).astype("float32")
     penalty = VariablePenalty(kind)
@@ -109,7 +109,7 @@ def test_validation_in_chunks_gives_the_same_mean(digits, monkeypatch):
 
 def test_one_penalty_makes_the_nets_regularizer():
     from autolambda.errors import ConfigError
-    from autolambda.training.compiled import VariablePenalty
+    from autolambda.training.variable_penalty import VariablePenalty
     from autolambda.training.model import Penalty, build_convnet
 
     def regularizers(penalty):

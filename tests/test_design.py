@@ -117,7 +117,7 @@ def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
     assert (tmp_path / "autolambda-report" / "digits-l2-surrogate" / "report.md").exists()
     from mlflow.tracking import MlflowClient
 
-    from autolambda.run.stores import absolute_sqlite
+    from autolambda.base.stores import absolute_sqlite
 
     client = MlflowClient(absolute_sqlite("sqlite:///mlflow.db"))
     study = optuna.load_study(study_name="digits-l2-surrogate", storage="sqlite:///autolambda.db")
@@ -131,7 +131,8 @@ def test_tune_ends_with_the_answer_unless_told_not_to(tmp_path):
 
 def test_old_studies_stay_resumable():
     from autolambda.errors import ConfigError
-    from autolambda.run.study import CONFIG_KEY, check_study
+    from autolambda.core.trials import CONFIG_KEY
+    from autolambda.run.study import check_study
 
     # A study made before pool_val and lr_schedule existed: what it did then is what they mean now.
     config = load_config(None, **SURROGATE, pool_val=False, study_name="old")

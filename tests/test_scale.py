@@ -115,7 +115,7 @@ def test_workers_on_one_machine_stop_on_sigterm_and_resume(tmp_path):
     cmd = [sys.executable, "-m", "autolambda", "tune", "--study", "slow.toml", "--workers", "2", "--trials", "6",
            "--no-progress", "--no-analyze"]
     journal = f"journal:{tmp_path / 'autolambda.journal'}"
-    from autolambda.run.study import make_storage
+    from autolambda.base.storage import make_storage
 
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline, below = time.time() + 180, set()
@@ -163,33 +163,33 @@ def test_workers_refuse_sqlite(tmp_path):
 
 @pytest.mark.postgres
 def test_killed_worker_trial_fails_and_is_retried(tmp_path, postgres):
-    (tmp_path / "slow.toml").write_text('trainer = "surrogate"\nepochs = 8\nsurrogate_epoch_seconds = 0.25\nheartbeat_seconds = 1\n')
+    # The victim's epochs take 2 s, each reported (eval_every = 1): it is killed once its
+    # trial has reported an epoch, with 7 epochs (14 s) still to go, so the kill cannot land
+    # after the trial finished. The survivor, same study (epoch_seconds and eval_every are
+    # not part of a study's fingerprint), trains fast.
+    study_file = 'trainer = "surrogate"\nepochs = 8\nheartbeat_seconds = 1\neval_every = 1\nsurrogate_epoch_seconds = {}\n'
+    (tmp_path / "slow.toml").write_text(study_file.format(2.0))
     storage = postgres("optuna_kill")
     with LocalTrackingServer(postgres("mlflow_kill"), artifacts=tmp_path / "artifacts") as server:
-        killed = None
-        for _ in range(3):  # the kill may land between two trials on a busy machine: then again
-            victim = _tune(tmp_path, storage, server.uri, 5)
-            deadline = time.time() + 120
-            while True:
-                assert victim.poll() is None, victim.stdout.read()
-                assert time.time() < deadline
-                try:
-                    trials = optuna.load_study(study_name="digits-l2-surrogate", storage=storage).trials
-                except Exception:
-                    trials = []
-                if trials and trials[-1].state == TrialState.RUNNING and len(trials[-1].intermediate_values) >= 2:
-                    break
-                time.sleep(0.1)
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-            # The trial killed is the one left RUNNING once the victim is gone (not the one
-            # seen running before the kill: on a loaded machine it may have finished since).
-            study = optuna.load_study(study_name="digits-l2-surrogate", storage=storage)
-            running = [t.number for t in study.trials if t.state == TrialState.RUNNING]
-            if running:
-                killed = running[0]
+        victim = _tune(tmp_path, storage, server.uri, 5)
+        deadline = time.time() + 120
+        while True:
+            assert victim.poll() is None, victim.stdout.read()
+            assert time.time() < deadline
+            try:
+                trials = optuna.load_study(study_name="digits-l2-surrogate", storage=storage).trials
+            except Exception:  # the study is not created yet
+                trials = []
+            if trials and trials[-1].state == TrialState.RUNNING and trials[-1].intermediate_values:
+                killed = trials[-1].number
                 break
-        assert killed is not None, "three kills all landed between trials"
+            time.sleep(0.1)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        # Killed mid-training: still RUNNING in storage, with some but not all epochs reported.
+        trial = optuna.load_study(study_name="digits-l2-surrogate", storage=storage).trials[killed]
+        assert trial.state == TrialState.RUNNING and 1 <= len(trial.intermediate_values) < 8, (trial.state, trial.intermediate_values)
+        (tmp_path / "slow.toml").write_text(study_file.format(0.05))
         survivor = _tune(tmp_path, storage, server.uri, 5)
         out = survivor.communicate(timeout=300)[0]
         assert survivor.returncode == 0, out
@@ -198,7 +198,8 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path, postgres):
         # check (the victim's host:pid is gone); either way retried with its params.
         assert study.trials[killed].state == TrialState.FAIL
         retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed]
-        assert retried and retried[0].params == study.trials[killed].params
+        assert len(retried) == 1 and retried[0].params == study.trials[killed].params
+        assert retried[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
         assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 5
         _, _, children = _children(server.uri)
         runs = {int(r.data.tags["autolambda.trial_number"]): r for r in children}
@@ -228,7 +229,7 @@ def test_password_never_shown_or_logged(tmp_path, postgres):
 
 @pytest.mark.postgres
 def test_heartbeat_fails_and_retries_a_silent_trial_of_another_machine(postgres):
-    from autolambda.run.study import make_storage
+    from autolambda.base.storage import make_storage
 
     logged = []
     url = postgres("optuna_heartbeat")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from autolambda.run.signals import Terminated, exit_code, stop_signals_as_interrupt
+from autolambda.base.signals import Terminated, exit_code, stop_signals_as_interrupt
 
 
 def test_sigterm_raises_terminated_and_a_second_signal_cannot_cut_the_clean_up():

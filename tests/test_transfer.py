@@ -4,6 +4,7 @@ import json
 
 import optuna
 import pytest
+from optuna.testing.pruners import DeterministicPruner
 from optuna.trial import TrialState
 from typer.testing import CliRunner
 
@@ -20,7 +21,7 @@ def test_each_trial_trains_the_whole_ladder_with_one_pair():
     study.optimize(TransferObjective(trainer="surrogate", ladder=(4, 16, 64), epochs=5), n_trials=3)
     for t in study.trials:
         assert set(t.params) == {"lambda0", "alpha"}
-        rungs = t.user_attrs["history"]
+        rungs = t.user_attrs["rungs"]
         assert rungs["rung_width"] == [4, 16, 64]
         assert sorted(t.intermediate_values) == [0, 1, 2]
         assert t.value == pytest.approx(sum(rungs["rung_val_ce"]) / 3)
@@ -30,13 +31,11 @@ def test_each_trial_trains_the_whole_ladder_with_one_pair():
 
 
 def test_transfer_trials_are_pruned_per_rung():
-    class PruneAfterFirst(optuna.pruners.BasePruner):
-        def prune(self, study, trial):
-            return True
-
-    study = optuna.create_study(pruner=PruneAfterFirst())
+    # Prune whenever asked: each pair stops at its first report, after its first rung.
+    study = optuna.create_study(pruner=DeterministicPruner(True))
     study.optimize(TransferObjective(trainer="surrogate", ladder=(4, 16, 64), epochs=5), n_trials=2)
-    assert all(t.state == TrialState.PRUNED and t.user_attrs["history"]["rung_width"] == [4] for t in study.trials)
+    assert all(t.state == TrialState.PRUNED and t.user_attrs["rungs"]["rung_width"] == [4] for t in study.trials)
+    assert all(sorted(t.intermediate_values) == [0] for t in study.trials)
 
 
 def test_bad_ladder():
@@ -62,7 +61,7 @@ def test_rungs_train_with_their_own_seeds(monkeypatch):
     study.optimize(TransferObjective(trainer="surrogate", ladder=(4, 16, 64), epochs=3, seed=7), n_trials=2)
     assert [w for w, _ in seen] == [4, 16, 64, 4, 16, 64]
     assert len({s for _, s in seen}) == 6 and seen[0][1] == 7  # rung 0 keeps a search trial's seed
-    assert study.trials[0].user_attrs["ladder_n_params"] == study.trials[0].user_attrs["history"]["rung_n_params"]
+    assert study.trials[0].user_attrs["ladder_n_params"] == study.trials[0].user_attrs["rungs"]["rung_n_params"]
 
 
 def test_a_pair_gives_one_record_per_finished_rung():
@@ -70,17 +69,17 @@ def test_a_pair_gives_one_record_per_finished_rung():
     diverged record at the rung where it stopped."""
     from autolambda.analysis.records import records_from_trials, rung_records
 
-    class PruneAfterSecond(optuna.pruners.BasePruner):
-        def prune(self, study, trial):
-            return max(trial.intermediate_values) >= 1
-
-    study = optuna.create_study(pruner=PruneAfterSecond())
+    # Prune at the second report (after rung 16): DeterministicPruner cannot count steps;
+    # Optuna's ThresholdPruner can. Every reported mean val_ce is above 0, so it prunes at
+    # the first step past its warm-up, step 1.
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0, n_warmup_steps=1))
     study.optimize(TransferObjective(trainer="surrogate", ladder=(4, 16, 64), epochs=5), n_trials=2)
+    assert all(sorted(t.intermediate_values) == [0, 1] and t.intermediate_values[1] > 0 for t in study.trials)
     records = records_from_trials(study.trials)
     assert [(r.number, r.width, r.state) for r in records] == [(0, 4, "complete"), (0, 16, "complete"), (0, 64, "pruned"),
                                                                  (1, 4, "complete"), (1, 16, "complete"), (1, 64, "pruned")]
     assert records[2].n_params == study.trials[0].user_attrs["ladder_n_params"][2] and records[2].value is None
-    rungs = study.trials[0].user_attrs["history"]
+    rungs = study.trials[0].user_attrs["rungs"]
     assert [r.lambda_eff for r in records[:2]] == rungs["rung_lambda_eff"] and [r.value for r in records[:2]] == rungs["rung_val_ce"]
     assert all(r.lambda0 == study.trials[0].params["lambda0"] for r in records[:2])
 
@@ -119,7 +118,7 @@ def test_transfer_mode_from_the_cli_answers_with_an_interval(tmp_path):
     assert "counts are rungs" in " ".join(result.output.split())  # a table title, wrapped at 80 columns
     from mlflow.tracking import MlflowClient
 
-    from autolambda.run.stores import absolute_sqlite
+    from autolambda.base.stores import absolute_sqlite
 
     run_id = optuna.load_study(study_name="digits-l2-surrogate-transfer", storage="sqlite:///autolambda.db").user_attrs["mlflow_parent_run_id"]
     summary = {a.path for a in MlflowClient(absolute_sqlite("sqlite:///mlflow.db")).list_artifacts(run_id, "summary")}

@@ -405,7 +405,7 @@ def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.2
         offsets = None if offsets is None else np.asarray(offsets, dtype=float)[keep]
     base = np.asarray(floors, dtype=float)[data.group] + (0.0 if offsets is None else np.asarray(offsets, dtype=float))
     hurt = data.y > base * (1.0 + cost)
-    info: dict[str, Any] = {"cost": cost, "n_hurt": int(hurt.sum()), "n_trials": int(len(hurt))}
+    info: dict[str, Any] = {"cost": cost, "n_hurt": int(hurt.sum()), "n_labelled": int(len(hurt))}
     sizes_hurt = len(set(data.group[hurt].tolist()))
     if hurt.sum() < 3 or (~hurt).sum() < 3 or sizes_hurt < 2:
         return ExponentEstimate("beta", None, None, False, reason=too_few_hurt_reason(int(hurt.sum()), sizes_hurt, cost)), info

@@ -63,15 +63,7 @@ def _plot_transfer_pairs(analysis: Analysis, path: Path) -> Path:
     if sized:
         ax.plot([s.n_params for s in sized], [s.floor for s in sized], "k--", lw=1.2, label="fitted floor (negligible penalty)")
     ax.set_xscale("log")
-    ax.set_xlabel("N (trainable parameters)")
-    ax.set_ylabel("penalty-free val_ce at the rung")
-    ax.set_title("The best transfer pairs at each size of the ladder")
-    if ax.get_legend_handles_labels()[0]:  # beside the axes, never over the data
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_size_axes(fig, ax, path, "penalty-free val_ce at the rung", "The best transfer pairs at each size of the ladder")
 
 
 def _plot_loss_vs_lambda(records: Sequence[TrialRecord], analysis: Analysis, path: Path) -> Path:
@@ -198,15 +190,7 @@ def _plot_best_lambda_vs_n(analysis: Analysis, path: Path) -> Path:
             ax.text(0.02, 0.02, "alpha of the optimum not identified", transform=ax.transAxes, fontsize=8, color="C0")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("N (trainable parameters)")
-    ax.set_ylabel("lambda_eff")
-    ax.set_title("Optimal lambda_eff and the wall against model size")
-    if ax.get_legend_handles_labels()[0]:  # beside the axes, never over the data
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_size_axes(fig, ax, path, "lambda_eff", "Optimal lambda_eff and the wall against model size")
 
 
 def _html_loss_vs_lambda(records: Sequence[TrialRecord], path: Path) -> Path:
@@ -262,3 +246,18 @@ def _optuna_plots(study: Any, out: Path) -> dict[str, Path]:
             except Exception as exc:
                 log.info("optuna %s html skipped: %s", key, exc)
     return files
+
+
+def _finish_size_axes(fig: Any, ax: Any, path: Path, ylabel: str, title: str) -> Path:
+    """Label a plot against N, put its legend beside the axes (never over the data), save it."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel("N (trainable parameters)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -16,7 +16,8 @@ import numpy as np
 from optuna.trial import TrialState
 
 from autolambda.analysis.curve import CurveData
-from autolambda.core.states import trial_state
+from autolambda.core.trials import BLOCK_KEY, DIVERGED_KEY, LADDER_KEY, RUNG_KEY, epoch_history, is_settled, is_transfer_trial, rung_history, trial_param, trial_state
+from autolambda.analysis.settings import DEFAULTS
 
 #: A trial whose loss exceeds this many times the median complete trial's has collapsed
 #: (digits: ln 10 = 2.30 against ~0.2): it says "beyond the wall", which the wall's
@@ -29,7 +30,7 @@ class TrialRecord:
     """What the analysis needs of one trial."""
 
     number: int
-    state: str  # one of autolambda.core.states.STATES
+    state: str  # one of autolambda.core.trials.STATES
     width: int | None
     n_params: int | None
     lambda_eff: float | None
@@ -58,17 +59,7 @@ def noise_of(history: Sequence[float] | None, window: int = 5) -> float:
     return float(np.std(tail, ddof=1) / math.sqrt(len(tail)))
 
 
-def trial_param(trial: Any, name: str) -> Any:
-    """A trial's parameter: searched (``trial.params``) or fixed (``trial_params``)."""
-    return trial.params.get(name, (trial.user_attrs.get("trial_params") or {}).get(name))
-
-
-def is_transfer_trial(trial: Any) -> bool:
-    """Whether ``trial`` trained a ladder of widths (transfer mode)."""
-    return "ladder" in trial.user_attrs
-
-
-def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list[TrialRecord]:
+def records_from_trials(trials: Iterable[Any], *, score_window: int = DEFAULTS.score_window) -> list[TrialRecord]:
     """Turn Optuna ``FrozenTrial`` objects into ``TrialRecord`` s.
 
     A transfer trial (``autolambda.search.transfer``) gives one record per rung of its ladder
@@ -81,7 +72,7 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list
             out.extend(rung_records(t, trial_state(t)))
             continue
         width = attrs.get("width", t.params.get("width"))
-        history = (attrs.get("history") or {}).get("val_ce")
+        history = epoch_history(attrs).get("val_ce")
         # Optuna stores a pruned trial's last intermediate value as its value: unfinished, not a score.
         value = t.value if t.values is not None and len(t.values) == 1 and t.state == TrialState.COMPLETE else None
         out.append(
@@ -93,21 +84,14 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = 5) -> list
                 lambda_eff=attrs.get("lambda_eff"),
                 value=float(value) if value is not None and math.isfinite(value) else None,
                 noise=noise_of(history, score_window),
-                diverged_at_epoch=attrs.get("diverged_at_epoch"),
+                diverged_at_epoch=attrs.get(DIVERGED_KEY),
                 lambda0=trial_param(t, "lambda0"),
                 alpha=trial_param(t, "alpha"),
-                block=attrs.get("block"),
+                block=attrs.get(BLOCK_KEY),
                 settled=trial_state(t) == "pruned" and is_settled(attrs),
             )
         )
     return out
-
-
-def is_settled(user_attrs: dict[str, Any]) -> bool:
-    """Whether a pruned trial's user attributes say it was stopped as settled beyond the
-    wall (``autolambda.search.pruners.SETTLED_KEY``)."""
-    settled = user_attrs.get("settled")
-    return isinstance(settled, dict) and settled.get("as") == "hurt"
 
 
 def rung_records(trial: Any, state: str) -> list[TrialRecord]:
@@ -123,7 +107,7 @@ def rung_records(trial: Any, state: str) -> list[TrialRecord]:
     at random, given what was observed).
     """
     attrs = trial.user_attrs
-    rungs = attrs.get("history") or {}
+    rungs = rung_history(attrs)
     lambda0, alpha = trial_param(trial, "lambda0"), trial_param(trial, "alpha")
     out = []
     finished = list(zip(rungs.get("rung_width", []), rungs.get("rung_n_params", []),
@@ -133,14 +117,14 @@ def rung_records(trial: Any, state: str) -> list[TrialRecord]:
         out.append(TrialRecord(number=trial.number, state="complete" if ok else "diverged", width=int(width),
                                n_params=int(n_params), lambda_eff=float(lam), value=float(value) if ok else None,
                                lambda0=lambda0, alpha=alpha))
-    stopped = attrs.get("rung")
-    ladder = list(attrs.get("ladder", []))
+    stopped = attrs.get(RUNG_KEY)
+    ladder = list(attrs.get(LADDER_KEY, []))
     # "step" tells the rung being trained from one finished before the stop (older trials lack it).
     at_stopped = stopped and stopped.get("step", len(finished)) == len(finished) < len(ladder)
     if state in ("diverged", "failed", "running") and at_stopped:
         out.append(TrialRecord(number=trial.number, state=state, width=int(stopped["width"]),
                                n_params=int(stopped["n_params"]), lambda_eff=float(stopped["lambda_eff"]), value=None,
-                               diverged_at_epoch=attrs.get("diverged_at_epoch"), lambda0=lambda0, alpha=alpha))
+                               diverged_at_epoch=attrs.get(DIVERGED_KEY), lambda0=lambda0, alpha=alpha))
     elif state == "pruned":
         sizes = list(attrs.get("ladder_n_params") or [None] * len(ladder))
         out += [TrialRecord(number=trial.number, state="pruned", width=int(w), n_params=n, lambda_eff=None, value=None,

@@ -16,7 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from autolambda.analysis.records import TrialRecord
-from autolambda.core.states import FINISHED_STATES
+from autolambda.core.trials import FINISHED_STATES
+from autolambda.analysis.settings import DEFAULTS
 
 
 @dataclass
@@ -49,13 +50,13 @@ class SizeSummary:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["n_trials"] = self.n_complete
+        out["n_trials"] = self.n_complete  # the key's name in earlier versions: complete trials of the size
         out["usable"] = self.usable
         return out
 
 
 def summarize_sizes(
-    records: Sequence[TrialRecord], *, tolerance: float = 0.02, min_trials: int = 4, noise_sd: float = 0.0
+    records: Sequence[TrialRecord], *, tolerance: float = DEFAULTS.tolerance, min_trials: int = DEFAULTS.min_trials, noise_sd: float = 0.0
 ) -> list[SizeSummary]:
     """Per width: counts, best lambda_eff, the near-best band and the flags.
 

@@ -42,10 +42,8 @@ from autolambda.analysis.estimators import (
 from autolambda.analysis.records import (
     TrialRecord,
     complete_curve_data,
-    is_transfer_trial,
     records_from_trials,
     rung_records,
-    trial_param,
 )
 from autolambda.analysis.recommend import recommend
 from autolambda.analysis.sizes import SizeSummary, divergence_boundary, summarize_sizes
@@ -61,15 +59,16 @@ from autolambda.analysis.verdict import (
     too_few_for_fit_note,
     verdict,
 )
-from autolambda.core.states import trial_state
+from autolambda.core.trials import LADDER_KEY, count_states, is_transfer_study, is_transfer_trial, rung_history, trial_param, trial_state
 from autolambda.errors import AutolambdaError
+from autolambda.analysis.settings import DEFAULTS, AnalysisConfig
 
 
 @dataclass
 class Analysis:
     """The result of ``analyze_records``; ``to_dict`` is the ``--json`` output."""
 
-    n_trials: int
+    n_records: int  # records analysed: one per search trial, one per rung of a transfer pair
     states: dict[str, int]
     per_size: list[SizeSummary]
     alpha_hat: float | None  # None unless identified
@@ -129,6 +128,7 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        out["n_trials"] = self.n_records  # the key's name in earlier versions
         out["answer"] = self.answer()
         out["per_size"] = [s.to_dict() for s in self.per_size]
         return out
@@ -155,9 +155,9 @@ class _JointFit:
 def analyze_records(
     records: Sequence[TrialRecord],
     *,
-    tolerance: float = 0.02,
-    min_trials: int = 4,
-    wall_cost: float = 0.25,
+    tolerance: float = DEFAULTS.tolerance,
+    min_trials: int = DEFAULTS.min_trials,
+    wall_cost: float = DEFAULTS.wall_cost,
     detection_threshold: float | None = None,
     half_threshold: float | None = None,
     intervals: bool = True,
@@ -169,9 +169,8 @@ def analyze_records(
 
     Args:
         records: The study's trials.
-        tolerance: Relative width of the per-size near-best band (a view of the data).
-        min_trials: Complete trials a size needs for its own row to count as located.
-        wall_cost: The wall is where a trial's loss exceeds its size's floor by this share.
+        tolerance, min_trials, wall_cost, n_params: see ``AnalysisConfig`` (whose
+            ``fit_options()`` gives them).
         detection_threshold: Evidence the dip needs to count as seen; default: calibrated
             per study on studies simulated without a dip
             (``autolambda.analysis.estimators.null_evidence_level``; 0 in calibration runs,
@@ -180,7 +179,6 @@ def analyze_records(
             ``autolambda.analysis.estimators.HALF_THRESHOLD``.
         intervals: Profile the exponents (seconds); False gives the fits and the per-size
             table only, every exponent "not identified" (the quick plots at the end of tune).
-        n_params: Parameter counts to recommend a lambda for (default: the study's sizes).
         recommend_tolerance: The near-optimal range of a recommendation costs at most this
             share of the optimum's loss.
         recommendations: Recommend lambdas at all (a profile per size: seconds).
@@ -214,7 +212,7 @@ def analyze_records(
             joint.curve, joint.full, sizes, alpha=alpha_hat, c_opt=joint.c_opt, noise=(joint.noise_sd, joint.noise_dof),
             tolerance=recommend_tolerance, wall=wall, cutoff=joint.alpha.cutoff)]
     return Analysis(
-        n_trials=len(records), states=states, per_size=per_size,
+        n_records=len(records), states=states, per_size=per_size,
         alpha_hat=alpha_hat, alpha_ci=alpha_ci, identified=identified, alpha_reason=alpha_reason,
         wall_alpha_hat=wall_hat, wall_alpha_ci=wall_ci, wall_identified=wall_identified, wall_reason=wall_reason,
         wall_cost=wall_cost, **_fit_fields(joint), replicate_noise_sd=replicates[0] if replicates[1] else None,
@@ -228,13 +226,13 @@ def analyze_records(
 
 
 def _count_states(records: Sequence[TrialRecord]) -> dict[str, int]:
-    """How many records of each state (the states present, in order of appearance); an
-    error when there is nothing to analyze."""
-    states = dict(Counter(r.state for r in records))
+    """How many records of each state (``core.trials.count_states``: every state, zeros
+    included, as the run summary counts them); an error when there is nothing to analyze."""
+    states = count_states(r.state for r in records)
     if not records:
         raise AutolambdaError("the study has no trials yet: run `autolambda tune` first.")
     if not any(r.state == "complete" for r in records):
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(states.items()))
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(states.items()) if v)
         raise AutolambdaError(f"the study has no complete trials ({counts}): nothing to analyze yet.")
     return states
 
@@ -414,6 +412,19 @@ def extrapolate(records: Sequence[TrialRecord], per_size: Sequence[SizeSummary],
     }
 
 
+def analyze_trials(trials: Sequence[Any], settings: AnalysisConfig = DEFAULTS,
+                   **kwargs: Any) -> tuple[list[TrialRecord], Analysis]:
+    """The records of a study's Optuna trials and their analysis: ``analyze_transfer``
+    for a transfer study (``core.trials.is_transfer_study``), else ``analyze_records``.
+    ``settings`` fixes the score window and the fit's options; ``kwargs`` go to
+    ``analyze_records`` (e.g. ``intervals=False``)."""
+    records = records_from_trials(trials, score_window=settings.score_window)
+    options = settings.fit_options() | kwargs
+    if is_transfer_study(trials):
+        return records, analyze_transfer(trials, records=records, **options)
+    return records, analyze_records(records, **options)
+
+
 def analyze_transfer(trials: Sequence[Any], *, records: Sequence[TrialRecord] | None = None, top: int = 5,
                      **kwargs: Any) -> Analysis:
     """A transfer study: the joint fit of its rungs (``analyze_records`` on
@@ -429,8 +440,7 @@ def analyze_transfer(trials: Sequence[Any], *, records: Sequence[TrialRecord] | 
     """
     records = records_from_trials(trials) if records is None else records
     analysis = analyze_records(records, **kwargs)
-    old = sum(1 for t in trials if is_transfer_trial(t) and (t.user_attrs.get("history") or {}).get("rung_val_ce")
-              and "rung_seconds" not in t.user_attrs["history"])
+    old = sum(1 for t in trials if rung_history(t.user_attrs).get("rung_val_ce") and "rung_seconds" not in rung_history(t.user_attrs))
     if old:
         analysis.notes.append(shared_seed_note(old))
     analysis.mode = "transfer"
@@ -455,5 +465,5 @@ def transfer_summary(trials: Sequence[Any], analysis: Analysis, *, top: int = 5)
                           "floor": floor, "over_floor": None if floor is None or r.value is None else r.value - floor})
         best.append({"number": t.number, "value": t.value, "lambda0": trial_param(t, "lambda0"),
                      "alpha": trial_param(t, "alpha"), "rungs": rungs})
-    ladder = list(pairs[0].user_attrs.get("ladder", [])) if pairs else []
+    ladder = list(pairs[0].user_attrs.get(LADDER_KEY, [])) if pairs else []
     return {"n_pairs": len(pairs), "pair_states": states, "ladder": ladder, "best_pairs": best}

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from autolambda.analysis.settings import DEFAULTS
+
 #: The hypotheses the report names, with a plain-language reading of each.
 HYPOTHESES: tuple[tuple[float, str], ...] = (
     (1.0, "lambda inversely proportional to N (the intuition: keep the total penalty fixed)"),
@@ -41,7 +43,7 @@ def verdict(
     *,
     alpha_reason: str = "",
     wall_reason: str = "",
-    wall_cost: float = 0.25,
+    wall_cost: float = DEFAULTS.wall_cost,
 ) -> str:
     """Plain-language sentences on what the two intervals say (and do not say).
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
+from autolambda.analysis.settings import DEFAULTS as ANALYSIS, AnalysisConfig
 from autolambda.core import choices as C
 
 app = typer.Typer(
@@ -46,7 +47,7 @@ def user_errors(interrupted: str | None = None) -> Iterator[None]:
     ``interrupted`` (if given) and exits with the signal's code (130, 143, 129).
     """
     from autolambda.errors import AutolambdaError, ConfigError
-    from autolambda.run.signals import exit_code
+    from autolambda.base.signals import exit_code
 
     try:
         yield
@@ -124,7 +125,7 @@ def tune(
     print_tune_summary(result, table=not analyze_after)
     analyzed = False
     if analyze_after:
-        from autolambda.run.signals import stop_signals_as_interrupt
+        from autolambda.base.signals import stop_signals_as_interrupt
 
         with user_errors(interrupted=" during the analysis: the study is complete; `autolambda analyze` gives the answer."):
             with stop_signals_as_interrupt():
@@ -140,7 +141,7 @@ def _tune_config(study_file: Path | None, overrides: dict[str, Any], *, track: b
     from dataclasses import replace
 
     from autolambda.run.config import load_config
-    from autolambda.run.stores import check_stores_usable
+    from autolambda.base.stores import check_stores_usable
 
     overrides["ladder"] = _parse_ladder(overrides["ladder"])
     config = load_config(study_file, **overrides)
@@ -155,7 +156,7 @@ def _tune_config(study_file: Path | None, overrides: dict[str, Any], *, track: b
 def _run_tune(config: Any, *, track: bool, progress: bool) -> Any:
     """Train the study in this process or in ``config.workers`` processes, behind a progress bar."""
     from autolambda.cli.console import ProgressCallback, console
-    from autolambda.run.signals import stop_signals_as_interrupt
+    from autolambda.base.signals import stop_signals_as_interrupt
 
     if config.trainer == "keras" and config.workers == 1:
         from autolambda.training.trainers import import_tensorflow_quietly
@@ -206,7 +207,7 @@ def _file_sets(study_file: Path | None, key: str) -> bool:
 def _analyze_after_tune(config: Any, *, track: bool, verbose: bool = False) -> bool:
     """The end of ``tune``: the analysis, its answer on the console, the report on disk and
     in MLflow. False when there was nothing to analyse yet."""
-    from autolambda.analysis.command import run_analysis
+    from autolambda.run.analyze import run_analysis
     from autolambda.cli.console import console, print_analysis
     from autolambda.errors import AutolambdaError
 
@@ -228,32 +229,21 @@ def analyze(
     tracking_uri: Annotated[str, typer.Option(help=H_TRACKING + " The report is logged to the study's parent run there.")] = C.DEFAULT_TRACKING_URI,
     out: Annotated[Optional[Path], typer.Option(help="Folder for plots and report. Default: autolambda-report/STUDY.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout (and nothing else).")] = False,
-    tolerance: Annotated[float, typer.Option(help="Relative tolerance of the near-best lambda band (0.02 = within 2% of the best).")] = 0.02,
-    min_trials: Annotated[int, typer.Option(help="Complete trials a size needs before its own best counts as located (table only).")] = 4,
-    wall_cost: Annotated[float, typer.Option(help="The wall is where a trial's loss exceeds its size's floor by this share (0.25 = 25%).")] = 0.25,
+    tolerance: Annotated[float, typer.Option(help="Relative tolerance of the near-best lambda band (0.02 = within 2% of the best).")] = ANALYSIS.tolerance,
+    min_trials: Annotated[int, typer.Option(help="Complete trials a size needs before its own best counts as located (table only).")] = ANALYSIS.min_trials,
+    wall_cost: Annotated[float, typer.Option(help="The wall is where a trial's loss exceeds its size's floor by this share (0.25 = 25%).")] = ANALYSIS.wall_cost,
     n_params: Annotated[Optional[list[int]], typer.Option("--n-params", help="A parameter count N to recommend lambda_eff for (repeatable; default: the study's sizes), e.g. --n-params 1220.")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="Do not log the report to MLflow.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print the noise, the hypotheses, the extrapolation check and the notes on each size.")] = False,
 ) -> None:
     """Say which alpha the study supports, with a 95% interval, plots and a Markdown report."""
-    from autolambda.errors import ConfigError
-
     with user_errors():
-        if not 0 <= tolerance < 1:
-            raise ConfigError(f"tolerance must lie in [0, 1) but got {tolerance!r}.")
-        if min_trials < 1:
-            raise ConfigError(f"min_trials must be an integer >= 1 but got {min_trials!r}.")
-        if not 0 < wall_cost <= 10:
-            raise ConfigError(f"wall_cost must lie in (0, 10] but got {wall_cost!r}.")
-        for n in n_params or ():
-            if n < 1:
-                raise ConfigError(f"--n-params must be a positive parameter count but got {n!r}.")
+        settings = AnalysisConfig(tolerance=tolerance, min_trials=min_trials, wall_cost=wall_cost, n_params=tuple(n_params or ()))
         _quiet_frameworks()
-        from autolambda.analysis.command import run_analysis
+        from autolambda.run.analyze import run_analysis
 
         result = run_analysis(study_name=study_name, storage=storage, tracking_uri=None if no_mlflow else tracking_uri,
-                              out=out, tolerance=tolerance, min_trials=min_trials, wall_cost=wall_cost,
-                              n_params=tuple(n_params or ()))
+                              out=out, settings=settings)
     if json_out:
         import json
 
@@ -274,7 +264,7 @@ def worker(
     import json
 
     from autolambda.run.config import config_from_dict
-    from autolambda.run.signals import stop_signals_as_interrupt
+    from autolambda.base.signals import stop_signals_as_interrupt
 
     _quiet_frameworks()
     with user_errors():  # a stop: the signal's exit code, no message (the coordinator speaks)
@@ -284,10 +274,37 @@ def worker(
             run_worker(config_from_dict(json.loads(config_path.read_text())), index, track=not no_mlflow)
 
 
+#: The options that name a study and its stores, as (name, Typer annotation, default).
+STUDY_OPTIONS = (("study_name", StudyNameOpt, None), ("storage", StorageOpt, C.DEFAULT_STORAGE),
+                 ("tracking_uri", TrackingOpt, C.DEFAULT_TRACKING_URI), ("experiment", ExperimentOpt, C.DEFAULT_EXPERIMENT))
+
+
+def _study_command(fn: Any) -> Any:
+    """Register ``fn(study, tracker, parent_run_id)`` as a command taking ``STUDY_OPTIONS``
+    (one definition for every command that reads a study with its MLflow runs); it runs
+    with the study loaded and the tracking server checked."""
+    import functools
+    import inspect
+
+    @functools.wraps(fn)
+    def command(**options: Any) -> None:
+        with user_errors():
+            opened = _study_and_tracker(**options)
+        fn(*opened)
+
+    del command.__wrapped__  # Typer reads the options from the signature below, not fn's
+    command.__annotations__ = {}
+    command.__signature__ = inspect.Signature([inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                                                 annotation=annotation)
+                                               for name, annotation, default in STUDY_OPTIONS])
+    return app.command()(command)
+
+
 def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, experiment: str):
-    from autolambda.analysis.command import load_study
-    from autolambda.run.stores import absolute_sqlite, check_tracking_uri
-    from autolambda.tracking.tracker import PARENT_KEY, MLflowTracker
+    from autolambda.run.study import load_study
+    from autolambda.base.stores import absolute_sqlite, check_tracking_uri
+    from autolambda.core.trials import PARENT_KEY
+    from autolambda.tracking.tracker import MLflowTracker
 
     _quiet_frameworks()
     check_tracking_uri(tracking_uri)
@@ -297,18 +314,13 @@ def _study_and_tracker(study_name: str | None, storage: str, tracking_uri: str, 
     return study, tracker, study.user_attrs.get(PARENT_KEY)
 
 
-@app.command()
-def sync(
-    study_name: StudyNameOpt = None,
-    storage: StorageOpt = C.DEFAULT_STORAGE,
-    tracking_uri: TrackingOpt = C.DEFAULT_TRACKING_URI,
-    experiment: ExperimentOpt = C.DEFAULT_EXPERIMENT,
-) -> None:
+@_study_command
+def sync(study: Any, tracker: Any, parent: str | None) -> None:
     """Back-fill MLflow from the Optuna study: log every finished trial that has no run."""
     with user_errors():
-        from autolambda.run.study import CONFIG_KEY, RUN_CONFIG_KEY, fail_orphaned_trials
+        from autolambda.core.trials import CONFIG_KEY, RUN_CONFIG_KEY
+        from autolambda.run.study import fail_orphaned_trials
 
-        study, tracker, _ = _study_and_tracker(study_name, storage, tracking_uri, experiment)
         tracker.start(study, study.user_attrs.get(RUN_CONFIG_KEY) or study.user_attrs.get(CONFIG_KEY) or {})
         orphans = fail_orphaned_trials(study, tracker)  # FAIL (and retried), runs KILLED
         if orphans:
@@ -318,13 +330,8 @@ def sync(
     typer.echo(f"Logged {len(added)} trial(s) to MLflow" + (f": {added}" if added else "; MLflow already had every finished trial."))
 
 
-@app.command()
-def check(
-    study_name: StudyNameOpt = None,
-    storage: StorageOpt = C.DEFAULT_STORAGE,
-    tracking_uri: TrackingOpt = C.DEFAULT_TRACKING_URI,
-    experiment: ExperimentOpt = C.DEFAULT_EXPERIMENT,
-) -> None:
+@_study_command
+def check(study: Any, tracker: Any, parent: str | None) -> None:
     """Compare the Optuna study with its MLflow runs; exit 1 if they disagree."""
     from autolambda.errors import AutolambdaError
 
@@ -332,7 +339,6 @@ def check(
         from autolambda.run.study import orphaned_trials
         from autolambda.tracking.tracker import compare_stores
 
-        study, tracker, parent = _study_and_tracker(study_name, storage, tracking_uri, experiment)
         if parent is None:
             raise AutolambdaError(f"study {study.study_name!r} has no MLflow parent run: run `autolambda sync`.")
         tracker.parent_run_id = parent
@@ -359,7 +365,7 @@ def ui(
     """Start the MLflow UI on the project's tracking store and print the page of the
     experiment's runs (Ctrl-C stops it)."""
     from autolambda.errors import AutolambdaError
-    from autolambda.run.stores import check_tracking_uri, redact
+    from autolambda.base.stores import check_tracking_uri, redact
     from autolambda.tracking.server import check_port_free, run_ui, runs_page
 
     with user_errors():

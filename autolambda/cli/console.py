@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from autolambda.core.states import FINISHED_STATES, count_states, trial_state
-from autolambda.run.stores import redact
-from autolambda.run.stores import absolute_sqlite
+from autolambda.core.trials import FINISHED_STATES, count_states, rung_history, trial_state
+from autolambda.base.stores import redact
+from autolambda.base.stores import absolute_sqlite
 
 console = Console(stderr=False)
 
@@ -104,7 +104,7 @@ def print_tune_summary(result: Any, *, table: bool = True, counts: bool = True) 
     states = summary["states"]
     if counts:
         console.print(
-            f"\nStudy [bold]{summary['study_name']}[/bold]: {summary['n_trials']} trials "
+            f"\nStudy [bold]{summary['study_name']}[/bold]: {summary['trials_in_study']} trials "
             f"({result.new_trials} new): complete {states['complete']}, pruned {states['pruned']}"
             + (f" ({summary['settled']} beyond the wall)" if summary.get("settled") else "")
             + f", diverged {states['diverged']}, failed {states['failed']}; {summary.get('epochs', 0):,} epochs trained"
@@ -171,7 +171,7 @@ def _print_transfer(result: Any) -> None:
         best = result.study.best_trial
     except ValueError:
         return
-    rungs = best.user_attrs.get("history", {})
+    rungs = rung_history(best.user_attrs)
     table = _table(f"Best transfer pair: lambda0 {best.params.get('lambda0', float('nan')):{LAMBDA}}, "
                    f"alpha {best.params.get('alpha', float('nan')):+.2f} (mean val_ce {best.value:.4f})",
                    ("width", "N", "lambda_eff", "val_ce"))
@@ -324,11 +324,11 @@ def print_analysis(result: Any, *, verbose: bool = False, counts: bool = True) -
     the per-size table, where the report went, then the answer block last. ``verbose``:
     also the noise, the hypotheses, the extrapolation check and the notes on each size."""
     a = result.analysis
-    what = f"{a.n_trials} rungs of {a.transfer['n_pairs']} transfer pairs" if a.transfer is not None else f"{a.n_trials} trials"
+    what = f"{a.n_records} rungs of {a.transfer['n_pairs']} transfer pairs" if a.transfer is not None else f"{a.n_records} trials"
     if counts:
         settled = f" ({a.n_settled} beyond the wall, counted as hurt)" if a.n_settled else ""
         console.print(f"\nStudy [bold]{result.study_name}[/bold]: {what}: "
-                      + ", ".join(f"{k} {v}" + (settled if k == "pruned" else "") for k, v in sorted(a.states.items())))
+                      + ", ".join(f"{k} {v}" + (settled if k == "pruned" else "") for k, v in sorted(a.states.items()) if v))
     console.print(_size_table(a))
     if a.transfer is not None:
         _print_transfer_pairs(a)

@@ -21,8 +21,9 @@ LR_SCHEDULES = ("cosine", "constant")
 #: (Keras ``L2(l)`` is ``l * sum(w**2)``, no 1/2); ``weight_decay`` is decoupled and
 #: applied by the optimizer, the comparison arm the literature talks about.
 PENALTIES = ("l2", "l1", "l1l2", "weight_decay")
+#: The penalty kinds that add a term to the loss (``weight_decay`` is decoupled, in Keras' optimizer update).
+IN_LOSS_PENALTIES = ("l2", "l1", "l1l2")
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")  # built in; else a .npz file or a folder
-STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql", "mysql+pymysql")
 
 DEFAULT_MODE = "search"
 # answer-aware (autolambda.search.pruners.AnswerAwarePruner): it stops only trials settled

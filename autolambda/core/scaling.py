@@ -13,6 +13,9 @@ from typing import Any
 from autolambda.core.choices import PENALTIES  # re-exported as autolambda.PENALTIES
 from autolambda.errors import ConfigError
 
+Kernel = tuple[int, int]  # a Conv2D kernel, (height, width)
+Shape = tuple[int, int, int]  # an input image, (height, width, channels)
+
 
 def lambda_eff(lambda0: float, alpha: float, n_params: float, n_ref: float) -> float:
     """Return the effective penalty strength for a model of ``n_params`` parameters.
@@ -82,13 +85,7 @@ def _convnet_maps(
     return blocks, (height, wide, channels)
 
 
-def count_convnet_params(
-    width: int,
-    depth: int,
-    kernel_size: tuple[int, int],
-    input_shape: tuple[int, int, int],
-    n_classes: int,
-) -> int:
+def count_convnet_params(width: int, depth: int, kernel_size: Kernel, input_shape: Shape, n_classes: int) -> int:
     """Trainable parameters of ``build_convnet`` without building it (no TensorFlow).
 
     Equals ``model.count_params()`` of the built Keras model (a test checks it).
@@ -98,13 +95,7 @@ def count_convnet_params(
     return convs + height * wide * channels * n_classes + n_classes
 
 
-def count_convnet_macs(
-    width: int,
-    depth: int,
-    kernel_size: tuple[int, int],
-    input_shape: tuple[int, int, int],
-    n_classes: int,
-) -> int:
+def count_convnet_macs(width: int, depth: int, kernel_size: Kernel, input_shape: Shape, n_classes: int) -> int:
     """Multiply-adds of one image's forward pass through ``build_convnet`` (convolutions
     with "same" padding at each block's input size, then the logits layer).
 

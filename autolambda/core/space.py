@@ -127,22 +127,16 @@ class SearchSpace:
 
     def n_params_range(self, input_shape: tuple[int, int, int], n_classes: int) -> tuple[int, int]:
         """Smallest and largest trainable parameter count a model of this space can have."""
-        counts = [
-            count_convnet_params(w, d, k, input_shape, n_classes)
-            for w in self.widths
-            for d in _as_tuple(self.depth)
-            for k in self.kernels()
-        ]
+        counts = [count_convnet_params(*model, input_shape, n_classes) for model in self._models()]
         return min(counts), max(counts)
 
     def max_macs(self, input_shape: tuple[int, int, int], n_classes: int) -> int:
         """Multiply-adds of one image's forward pass through the space's costliest model."""
-        return max(
-            count_convnet_macs(w, d, k, input_shape, n_classes)
-            for w in self.widths
-            for d in _as_tuple(self.depth)
-            for k in self.kernels()
-        )
+        return max(count_convnet_macs(*model, input_shape, n_classes) for model in self._models())
+
+    def _models(self) -> list[tuple[int, int, tuple[int, int]]]:
+        """(width, depth, kernel size) of every model the space holds."""
+        return [(w, d, k) for w in self.widths for d in _as_tuple(self.depth) for k in self.kernels()]
 
     def default_n_ref(self, input_shape: tuple[int, int, int], n_classes: int) -> float:
         """Geometric mean of the smallest and largest model's parameter count."""

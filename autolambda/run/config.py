@@ -16,7 +16,12 @@ from typing import Any
 from autolambda.core import choices as C
 from autolambda.core.space import SearchSpace
 from autolambda.errors import ConfigError
-from autolambda.run.stores import absolute_sqlite, absolute_storage, check_storage_url, check_tracking_uri, redact
+from autolambda.base.stores import absolute_sqlite, absolute_storage, check_storage_url, check_tracking_uri, redact
+
+
+#: The integer settings and the least value each takes, checked in this order.
+INTEGER_MINIMA = {"trials": 1, "epochs": 1, "batch_size": 1, "score_window": 1, "eval_every": 1, "replicate_every": 0,
+                  "seed": 0, "data_seed": 0, "seed_blocks": 0, "max_failures": 1, "workers": 1, "heartbeat_seconds": 1}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class StudyConfig:
     # the analysis removes each seed's offset (on digits most of the seed-to-seed noise).
     # 0: every trial its own seed. Search mode only.
     seed_blocks: int = C.DEFAULT_SEED_BLOCKS
+    # Reference parameter count; None: geometric mean of the space's smallest and largest N.
+    n_ref: float | None = None
     # Seed of the data split and subsets: which 300 images train, which score. Fixed, so
     # that --seed repeats the study on the same data (another data_seed asks whether the
     # answer holds on other images: on digits, a further source of spread).
@@ -96,8 +103,6 @@ class StudyConfig:
     # (None: the defaults measured on digits; 0 and 0.15 give a clean surrogate, signal-to-noise ~30).
     surrogate_seed_noise: float | None = None
     surrogate_dip: float | None = None
-    # Reference parameter count; None: geometric mean of the space's smallest and largest N.
-    n_ref: float | None = None
     # search: each trial one width (the default); transfer: each trial one (lambda0,
     # alpha) on every width of the ladder, scored by the mean loss (does it transfer?).
     mode: str = C.DEFAULT_MODE
@@ -106,20 +111,10 @@ class StudyConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def __post_init__(self) -> None:
-        _int_at_least("trials", self.trials, 1)
-        _int_at_least("epochs", self.epochs, 1)
-        _int_at_least("batch_size", self.batch_size, 1)
-        _int_at_least("score_window", self.score_window, 1)
-        _int_at_least("eval_every", self.eval_every, 1)
-        _int_at_least("replicate_every", self.replicate_every, 0)
+        for name, minimum in INTEGER_MINIMA.items():
+            _int_at_least(name, getattr(self, name), minimum)
         if self.precision is not None and not (_is_number(self.precision) and 0 < self.precision <= 5):
             raise ConfigError(f"precision must be a half-width in (0, 5] but got {self.precision!r}.")
-        _int_at_least("seed", self.seed, 0)
-        _int_at_least("data_seed", self.data_seed, 0)
-        _int_at_least("seed_blocks", self.seed_blocks, 0)
-        _int_at_least("max_failures", self.max_failures, 1)
-        _int_at_least("workers", self.workers, 1)
-        _int_at_least("heartbeat_seconds", self.heartbeat_seconds, 1)
         if self.workers > 1 and self.storage.startswith("sqlite"):
             raise ConfigError(
                 f"storage {redact(self.storage)!r} is SQLite, which does not take several writers well; "
@@ -199,35 +194,20 @@ class StudyConfig:
         return out
 
     def objective(self):
-        """The ``LambdaScalingObjective`` this configuration describes."""
+        """The ``LambdaScalingObjective`` (``TransferObjective`` in transfer mode) this
+        configuration describes: every setting the objective takes, by name."""
+        from dataclasses import fields as dataclass_fields
+
         from autolambda.search.objective import LambdaScalingObjective
         from autolambda.search.transfer import TransferObjective
 
-        extra = {"ladder": self.ladder} if self.mode == "transfer" else {}
-        return (TransferObjective if self.mode == "transfer" else LambdaScalingObjective)(
-            self.dataset,
-            self.space,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            data_seed=self.data_seed,
-            **({} if self.mode == "transfer" else {"seed_blocks": self.seed_blocks}),
-            n_train=self.n_train,
-            n_val=self.n_val,
-            pool_val=self.pool_val,
-            score=self.score,
-            score_window=self.score_window,
-            eval_every=self.eval_every,
-            lr_schedule=self.lr_schedule,
-            trainer=self.trainer,
-            planted_alpha=self.planted_alpha,
-            planted_wall_alpha=self.planted_wall_alpha,
-            surrogate_epoch_seconds=self.surrogate_epoch_seconds,
-            surrogate_seed_noise=self.surrogate_seed_noise,
-            surrogate_dip=self.surrogate_dip,
-            n_ref=self.n_ref,
-            **extra,
-        )
+        cls = TransferObjective if self.mode == "transfer" else LambdaScalingObjective
+        mine = {f.name for f in dataclass_fields(self)}
+        settings = {f.name: getattr(self, f.name) for f in dataclass_fields(cls) if f.init and f.name in mine}
+        if self.mode == "transfer":
+            settings.pop("seed_blocks")  # a pair's rungs have seeds of their own
+            settings["ladder"] = self.ladder
+        return cls(**settings)
 
 
 def load_config(study_file: str | Path | None = None, **overrides: Any) -> StudyConfig:
@@ -280,21 +260,6 @@ def config_from_dict(data: dict[str, Any]) -> StudyConfig:
     if data.get("ladder") is not None:
         data["ladder"] = tuple(data["ladder"])
     return StudyConfig(**data, space=space)
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested settings dict as one level, keys joined by dots.
-
-    >>> flatten({"epochs": 80, "space": {"widths": [4, 16]}})
-    {'epochs': 80, 'space.widths': [4, 16]}
-    """
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _is_number(value: Any) -> bool:

@@ -22,13 +22,14 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.analysis.records import is_settled, is_transfer_trial, records_from_trials
-from autolambda.analysis.summary import analyze_records, analyze_transfer
-from autolambda.core.states import STATES, count_states, trial_state
+from autolambda.analysis.records import records_from_trials
+from autolambda.analysis.settings import AnalysisConfig
+from autolambda.analysis.summary import analyze_trials
+from autolambda.core.trials import CONFIG_KEY, FINISHED, STATES, WORKER_KEY, count_states, is_settled, trial_state
 from autolambda.errors import AutolambdaError
 from autolambda.run.config import StudyConfig
-from autolambda.run.stops import FINISHED, FailureStreak, PrecisionStop, TrialBudget
-from autolambda.run.stores import redact, short_error
+from autolambda.run.stops import FailureStreak, PrecisionStop, TrialBudget
+from autolambda.base.stores import redact, short_error
 from autolambda.run.study import check_study, fail_orphaned_trials, open_study
 from autolambda.search.design import Replicator
 from autolambda.search.objective import worker_id
@@ -51,7 +52,7 @@ class TuneResult:
     def summary(self) -> dict[str, Any]:
         """Best trial, trials per state, best lambda_eff per width (JSON-ready)."""
         trials = self.study.get_trials(deepcopy=False)
-        out: dict[str, Any] = {"study_name": self.study.study_name, "n_trials": len(trials)}
+        out: dict[str, Any] = {"study_name": self.study.study_name, "trials_in_study": len(trials)}
         out["states"] = count_states(trial_state(t) for t in trials)
         # Pruned trials stopped as settled beyond the wall (AnswerAwarePruner): the analysis counts them as hurt.
         out["settled"] = sum(1 for t in trials if t.state == TrialState.PRUNED and is_settled(t.user_attrs))
@@ -269,7 +270,7 @@ def _log_interrupted_trials(run: StudyRun) -> None:
         return
     me = worker_id()
     for trial in run.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))[-3:]:
-        owner = trial.user_attrs.get("worker")
+        owner = trial.user_attrs.get(WORKER_KEY)
         # A stop before the objective wrote `worker` leaves it unset: the trial is ours
         # only if our objective started it (else both workers logged it: two runs).
         mine = owner == me or (owner is None and trial.number in run.started)
@@ -285,12 +286,8 @@ def _log_summary_plots(tracker: Any, study: optuna.Study) -> None:
     from autolambda.analysis.plots import summary_plots
 
     trials = study.get_trials(deepcopy=False)
-    records = records_from_trials(trials)
-    try:
-        if any(is_transfer_trial(t) for t in trials):  # adds the best pairs' rungs
-            analysis = analyze_transfer(trials, records=records, intervals=False)
-        else:
-            analysis = analyze_records(records, intervals=False)  # the per-size view; intervals are `analyze`'s
+    try:  # the per-size view (and a transfer study's best pairs); intervals are `analyze`'s
+        records, analysis = analyze_trials(trials, AnalysisConfig.for_study(study.user_attrs.get(CONFIG_KEY)), intervals=False)
     except AutolambdaError:
         return  # nothing complete yet: no plot to draw
     with tempfile.TemporaryDirectory() as folder:

@@ -8,12 +8,12 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from autolambda.core.trials import CONFIG_KEY, FINISHED
 from autolambda.errors import AutolambdaError
-from autolambda.run.stores import short_error
-from autolambda.analysis.summary import analyze_records
-from autolambda.analysis.records import records_from_trials
+from autolambda.base.stores import short_error
+from autolambda.analysis.settings import AnalysisConfig
+from autolambda.analysis.summary import analyze_trials
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 log = logging.getLogger("autolambda")
 
@@ -51,7 +51,7 @@ class PrecisionStop:
         trials = study.get_trials(deepcopy=False)
         self._checked_at = sum(1 for t in trials if t.state in FINISHED)
         try:
-            analysis = analyze_records(records_from_trials(trials))
+            _, analysis = analyze_trials(trials, AnalysisConfig.for_study(study.user_attrs.get(CONFIG_KEY)))
         except AutolambdaError:
             return False
         except Exception as exc:  # an analysis that fails must not stop the tuning

@@ -16,51 +16,18 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.errors import AutolambdaError, ConfigError
-from autolambda.run.config import StudyConfig, flatten
-from autolambda.run.stores import redact, short_error
+from autolambda.base.mappings import flatten
+from autolambda.base.processes import is_alive
+from autolambda.base.storage import StaleTrialHandler, make_storage
+from autolambda.core.trials import CONFIG_KEY, RUN_CONFIG_KEY, WORKER_KEY
+from autolambda.run.config import StudyConfig
+from autolambda.base.stores import absolute_sqlite, check_storage_url, redact, short_error
 from autolambda.search.factories import make_pruner, make_sampler
 
-CONFIG_KEY = "autolambda_config"
-RUN_CONFIG_KEY = "autolambda_run_config"
 # Fingerprint keys that studies made by earlier versions lack, with the behaviour they had.
 LEGACY_SETTINGS = {"pool_val": False, "lr_schedule": "constant", "seed_blocks": 0, "planted_wall_alpha": None}
 #: The same for a transfer study made before each rung had its own seed.
 LEGACY_TRANSFER_SETTINGS = {"rung_seeds": "shared"}
-
-
-def make_storage(url: str, *, heartbeat_seconds: int | None = None, on_stale: Any = None) -> Any:
-    """An Optuna storage for ``url`` (``journal:FILE`` is a journal file storage).
-
-    For an RDB URL (PostgreSQL, MySQL) with ``heartbeat_seconds``, running trials send a
-    heartbeat; one whose worker died is marked FAIL after two missed intervals, retried
-    (``RetryHeartbeatStaleTrialCallback``), and passed to ``on_stale`` (MLflow logging).
-    SQLite gets no heartbeat: it is for one process.
-    """
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    if heartbeat_seconds and not url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=heartbeat_seconds,
-            grace_period=2 * heartbeat_seconds,
-            heartbeat_stale_trial_callback=StaleTrialHandler(on_stale),
-        )
-    return url
-
-
-class StaleTrialHandler:
-    """Retry a trial whose worker died (Optuna's callback), then log it (``on_stale``)."""
-
-    def __init__(self, on_stale: Any = None) -> None:
-        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
-        self.on_stale = on_stale
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.retry(study, trial)
-        if self.on_stale is not None:
-            self.on_stale(study, trial)
 
 
 def check_study(config: StudyConfig) -> bool:
@@ -165,22 +132,10 @@ def orphaned_trials(study: optuna.Study) -> list[FrozenTrial]:
     host = socket.gethostname()
     out = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        name, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
+        name, _, pid = str(trial.user_attrs.get(WORKER_KEY, "")).rpartition(":")
+        if name == host and pid.isdigit() and not is_alive(int(pid)):
             out.append(trial)
     return out
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _n_steps(config: StudyConfig) -> int:
@@ -194,3 +149,28 @@ def _diff(stored: dict[str, Any], current: dict[str, Any]) -> str:
     b = {k: json.loads(json.dumps(v)) for k, v in flatten(current).items()}
     keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     return "; ".join(f"{k}: {a.get(k)!r} there, {b.get(k)!r} now" for k in keys[:4])
+
+
+def load_study(study_name: str | None, storage: str) -> optuna.Study:
+    """Load ``study_name`` (or the storage's only study) with a clear error when missing."""
+    check_storage_url(storage)
+    storage = absolute_sqlite(storage)
+    if storage.startswith("sqlite:///") and not Path(storage[len("sqlite:///"):]).exists():
+        raise AutolambdaError(f"no Optuna storage at {storage[len('sqlite:///'):]}: run `autolambda tune` first or pass --storage.")
+    if storage.startswith("journal:") and not Path(storage[len("journal:"):]).exists():
+        raise AutolambdaError(f"no Optuna journal at {storage[len('journal:'):]}: run `autolambda tune` first or pass --storage.")
+    backend = make_storage(storage)
+    try:
+        names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+    except Exception as exc:
+        raise AutolambdaError(f"Optuna storage {redact(storage)} is not reachable: {short_error(exc)}") from None
+    if study_name is None:
+        if len(names) == 1:
+            study_name = names[0]
+        elif "digits-l2" in names:
+            study_name = "digits-l2"
+        else:
+            raise AutolambdaError(f"{redact(storage)} holds {len(names)} studies ({', '.join(names) or 'none'}); name one with --study-name.")
+    if study_name not in names:
+        raise AutolambdaError(f"no study {study_name!r} in {redact(storage)} (studies there: {', '.join(names) or 'none'}).")
+    return optuna.load_study(study_name=study_name, storage=backend)

@@ -36,6 +36,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.search.strata import stratum_of
+from autolambda.core.trials import FINISHED, N_REF_KEY
 from autolambda.analysis.estimators import band_edges
 from autolambda.analysis.records import complete_curve_data, records_from_trials
 from autolambda.analysis.curve import below_wall, curve_shape, weighted_curve
@@ -117,7 +118,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
     # -- The design.
     def _design(self, study: optuna.Study, trial: FrozenTrial, lam_dist: FloatDistribution) -> tuple[float, float] | None:
         width = stratum_of(trial, "width")
-        n_ref = study.user_attrs.get("n_ref")
+        n_ref = study.user_attrs.get(N_REF_KEY)
         if width is None or not n_ref:
             return None
         done = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.COMPLETE,))
@@ -267,7 +268,7 @@ class Replicator:
         if self.every <= 0 or (self.stop is not None and self.stop()):
             return
         trials = study.get_trials(deepcopy=False)
-        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        finished = [t for t in trials if t.state in FINISHED]
         if len(finished) < self.start_after or len(finished) % self.every:
             return
         running = sum(1 for t in trials if t.state == TrialState.RUNNING)

@@ -28,6 +28,7 @@ from autolambda.core.choices import (
 )
 from autolambda.core.scaling import count_convnet_params, lambda_eff
 from autolambda.core.space import SearchSpace, suggest_params
+from autolambda.core.trials import BLOCK_KEY, DIVERGED_KEY, HISTORY_KEY, N_REF_KEY, WORKER_KEY
 from autolambda.errors import ConfigError, TrialDiverged
 from autolambda.search.monitor import TrialMonitor
 from autolambda.training.data import Dataset, load_dataset
@@ -160,9 +161,9 @@ class LambdaScalingObjective:
         computed = float(self.n_ref or self.space.default_n_ref(data.input_shape, data.n_classes))
         if study is None:
             return computed
-        stored = study.user_attrs.get("n_ref")
+        stored = study.user_attrs.get(N_REF_KEY)
         if stored is None:
-            study.set_user_attr("n_ref", computed)
+            study.set_user_attr(N_REF_KEY, computed)
             return computed
         if self.n_ref is not None and not math.isclose(float(stored), float(self.n_ref), rel_tol=1e-9):
             raise ConfigError(f"n_ref={self.n_ref!r} differs from the study's stored n_ref={stored!r}.")
@@ -178,14 +179,14 @@ class LambdaScalingObjective:
         block, seed = self.trial_seed(trial, params.width)
         for key, value in (
             ("seed", seed),
-            ("block", block),
+            (BLOCK_KEY, block),
             ("n_params", n_params),
             ("lambda_eff", strength),
             ("n_ref", n_ref),
             ("width", params.width),
             ("trial_params", params.as_dict()),
             ("trainer", self.trainer),
-            ("worker", worker_id()),
+            (WORKER_KEY, worker_id()),
         ):
             trial.set_user_attr(key, value)
         monitor = TrialMonitor(
@@ -197,7 +198,7 @@ class LambdaScalingObjective:
         finally:
             trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
             trial.set_user_attr("epochs_run", monitor.epochs_run)
-            trial.set_user_attr("history", monitor.history)
+            trial.set_user_attr(HISTORY_KEY, monitor.history)
         values = {
             "val_ce": score_history(monitor.history["val_ce"], self.score, self.score_window),
             "val_accuracy": score_history(monitor.history["val_accuracy"], "final", self.score_window)
@@ -228,7 +229,7 @@ class LambdaScalingObjective:
             others = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
             source = trial.user_attrs.get("replicate_of") if hasattr(trial, "user_attrs") else None
             for t in others:
-                b = t.user_attrs.get("block")
+                b = t.user_attrs.get(BLOCK_KEY)
                 if t.number == source:
                     avoid = b
                 if t.number != number and t.user_attrs.get("width") == width and isinstance(b, int) and 0 <= b < len(counts):
@@ -263,7 +264,7 @@ class LambdaScalingObjective:
         try:
             trainer.train(request)
         except TrialDiverged as exc:
-            trial.set_user_attr("diverged_at_epoch", exc.epoch)
+            trial.set_user_attr(DIVERGED_KEY, exc.epoch)
             trial.set_user_attr("divergence_reason", exc.reason)
             raise optuna.TrialPruned(str(exc)) from None
         except optuna.TrialPruned:

@@ -25,11 +25,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.analysis.records import COLLAPSED
+from autolambda.core.trials import BLOCK_KEY, SETTLED_KEY
 from autolambda.search.strata import stratum_of, stratum_study
 
 #: The user attribute ``AnswerAwarePruner`` writes on a trial it stops: what the trial
 #: showed (``settled_verdict``'s fields, ``"as": "hurt"``). The analysis reads it.
-SETTLED_KEY = "settled"
 
 
 class WidthStratifiedPruner(optuna.pruners.BasePruner):
@@ -179,7 +179,7 @@ class AnswerAwarePruner(optuna.pruners.BasePruner):
     """
 
     def __init__(self, *, cost: float = 0.25, height: float = COLLAPSED, margin: float = 0.2, n_startup_trials: int = 5,
-                 n_warmup_steps: int = 0, until_step: int | None = None, key: str = "width", block_key: str = "block") -> None:
+                 n_warmup_steps: int = 0, until_step: int | None = None, key: str = "width", block_key: str = BLOCK_KEY) -> None:
         for name, v in (("cost", cost), ("margin", margin), ("height", height)):
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and math.isfinite(v)):
                 raise ValueError(f"{name} must be a number >= 0 but got {v!r}.")

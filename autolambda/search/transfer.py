@@ -23,6 +23,7 @@ from typing import Any
 
 import optuna
 
+from autolambda.core.trials import LADDER_KEY, N_REF_KEY, RUNG_KEY, RUNGS_KEY, TRIAL_PARAMS_KEY, WORKER_KEY
 from autolambda.errors import ConfigError
 from autolambda.search.monitor import TrialMonitor, can_prune
 from autolambda.search.objective import LambdaScalingObjective, score_history, worker_id
@@ -60,9 +61,9 @@ class TransferObjective(LambdaScalingObjective):
         started = time.perf_counter()
         epochs_run = 0
         trial.set_user_attr("trainer", self.trainer)
-        trial.set_user_attr("n_ref", n_ref)
-        trial.set_user_attr("ladder", list(self.ladder))
-        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr(N_REF_KEY, n_ref)
+        trial.set_user_attr(LADDER_KEY, list(self.ladder))
+        trial.set_user_attr(WORKER_KEY, worker_id())
         prunable = can_prune(trial)
         try:
             for step, width in enumerate(self.ladder):
@@ -71,11 +72,11 @@ class TransferObjective(LambdaScalingObjective):
                 n_params = count_convnet_params(width, params.depth, params.kernel_size, data.input_shape, data.n_classes)
                 strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
                 if step == 0:
-                    trial.set_user_attr("trial_params", params.as_dict() | {"width": None})
+                    trial.set_user_attr(TRIAL_PARAMS_KEY, params.as_dict() | {"width": None})
                     trial.set_user_attr("ladder_n_params", [count_convnet_params(
                         w, params.depth, params.kernel_size, data.input_shape, data.n_classes) for w in self.ladder])
-                # Where a trial that diverges or fails stopped (its finished rungs are in "history").
-                trial.set_user_attr("rung", {"step": step, "width": width, "n_params": n_params, "lambda_eff": strength})
+                # Where a trial that diverges or fails stopped (its finished rungs are under RUNGS_KEY).
+                trial.set_user_attr(RUNG_KEY, {"step": step, "width": width, "n_params": n_params, "lambda_eff": strength})
                 monitor = TrialMonitor(trial, divergence_threshold=self.divergence_threshold, prune=False, evaluates=self.evaluates)
                 number = getattr(trial, "number", 0) or 0
                 rung_started = time.perf_counter()
@@ -88,14 +89,14 @@ class TransferObjective(LambdaScalingObjective):
                 for key, value in (("rung_width", width), ("rung_n_params", n_params), ("rung_lambda_eff", strength),
                                    ("rung_val_ce", score), ("rung_seconds", time.perf_counter() - rung_started)):
                     rungs[key].append(float(value))
-                trial.set_user_attr("history", rungs)  # each finished rung is kept, even if the worker dies
+                trial.set_user_attr(RUNGS_KEY, rungs)  # each finished rung is kept, even if the worker dies
                 mean = sum(rungs["rung_val_ce"]) / len(rungs["rung_val_ce"])
                 if prunable:
                     trial.report(mean, step=step)
                     if step < len(self.ladder) - 1 and trial.should_prune():
                         raise optuna.TrialPruned(f"pruned after rung {step} (width {width}, mean val_ce {mean:.4g}).")
         finally:
-            trial.set_user_attr("history", rungs)
+            trial.set_user_attr(RUNGS_KEY, rungs)
             trial.set_user_attr("epochs_run", epochs_run)
             trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
         return sum(rungs["rung_val_ce"]) / len(rungs["rung_val_ce"])

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from autolambda.errors import AutolambdaError
-from autolambda.run.signals import Terminated, exit_code, stop_process_group, stop_signals_as_interrupt
-from autolambda.run.stores import absolute_sqlite, redact
+from autolambda.base.signals import Terminated, exit_code, stop_process_group, stop_signals_as_interrupt
+from autolambda.base.stores import absolute_sqlite, redact
 
 log_tail_lines = 8
 

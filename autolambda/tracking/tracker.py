@@ -20,15 +20,13 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.run.config import flatten
-from autolambda.run.stores import redact, short_error
-from autolambda.core.states import count_states, run_status, trial_state
+from autolambda.base.mappings import flatten
+from autolambda.base.stores import redact, short_error
+from autolambda.core.trials import DIVERGED_KEY, ENDED, EVAL_EPOCH, PARENT_KEY, SETTLED_KEY, count_states, epoch_history, run_status, rung_history, trial_state
 from autolambda.errors import AutolambdaError
-from autolambda.search.monitor import EVAL_EPOCH
 from autolambda.tracking.provenance import git_commit, package_versions, tensorflow_threads
-from autolambda.run.signals import stop_signals_deferred
+from autolambda.base.signals import stop_signals_deferred
 
-PARENT_KEY = "mlflow_parent_run_id"
 def quiet_mlflow() -> None:
     """Silence MLflow's and Alembic's INFO chatter on store creation and migrations."""
     for name in ("mlflow", "alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
@@ -198,9 +196,9 @@ class MLflowTracker:
                 params[key] = attrs[key]
         metrics = _trial_metrics(trial, start_ms, end_ms)
         tags = [RunTag("autolambda.width", str(attrs.get("width", params.get("width", ""))))]
-        if "diverged_at_epoch" in attrs:
-            tags.append(RunTag("autolambda.diverged_at_epoch", str(attrs["diverged_at_epoch"])))
-        settled = attrs.get("settled")
+        if DIVERGED_KEY in attrs:
+            tags.append(RunTag("autolambda.diverged_at_epoch", str(attrs[DIVERGED_KEY])))
+        settled = attrs.get(SETTLED_KEY)
         if trial.state == TrialState.PRUNED and isinstance(settled, dict):  # AnswerAwarePruner's evidence
             tags.append(RunTag("autolambda.settled", f"{settled.get('as')} at epoch {settled.get('step')}: "
                                                      f"{settled.get('ratio', 0):.2f}x its block (stops above {settled.get('threshold', 0):.2f}x)"))
@@ -240,7 +238,7 @@ class MLflowTracker:
         """Log every finished trial that has no child run yet; return their numbers."""
         logged = self.logged_trials(study)
         done = []
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        for trial in study.get_trials(deepcopy=False, states=ENDED):
             if trial.number not in logged:
                 self.log_trial(study, trial)
                 done.append(trial.number)
@@ -289,7 +287,7 @@ def compare_stores(study: optuna.Study, logged: dict[int, list[Any]]) -> list[st
     problems = []
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number, trial in sorted(trials.items()):
-        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        if trial.state not in ENDED:
             continue
         runs = logged.get(number, [])
         if not runs:
@@ -327,7 +325,7 @@ def _trial_metrics(trial: FrozenTrial, start_ms: int, end_ms: int) -> list[Any]:
     elif trial.values:
         for i, v in enumerate(trial.values):
             metrics.append(Metric(f"objective_{i}", float(v), end_ms, 0))
-    history = dict(attrs.get("history") or {})
+    history = epoch_history(attrs) or rung_history(attrs)
     eval_epochs = history.pop(EVAL_EPOCH, None)
     n_epochs = max((len(v) for v in history.values()), default=0)
     span = max(end_ms - start_ms, n_epochs)
@@ -350,3 +348,44 @@ def _param_value(value: Any) -> str:
 
 def _ms(dt: Any) -> int | None:
     return int(dt.timestamp() * 1000) if dt is not None else None
+
+
+def log_analysis(study: optuna.Study, tracking_uri: str, out: Path, analysis: Any, warnings: list[str]) -> str | None:
+    """Log an analysis (``autolambda.analysis.summary.Analysis``) and its report folder
+    ``out`` to the study's parent run; the run id, or None with a line in ``warnings``."""
+    run_id = study.user_attrs.get(PARENT_KEY)
+    if run_id is None:
+        warnings.append("the study has no MLflow parent run (tuned with --no-mlflow?): report not logged.")
+        return None
+    quiet_mlflow()
+    try:
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri)
+        client.get_run(run_id)
+        client.log_artifacts(run_id, str(out), "analysis")
+        import time
+
+        now = int(time.time() * 1000)
+        metrics = [Metric("alpha_identified", float(analysis.identified), now, 0),
+                   Metric("wall_alpha_identified", float(analysis.wall_identified), now, 0)]
+        if analysis.noise_sd is not None:
+            metrics.append(Metric("noise_sd", analysis.noise_sd, now, 0))
+        if analysis.informative_share is not None:
+            metrics.append(Metric("informative_share", analysis.informative_share, now, 0))
+        if analysis.alpha_hat is not None:
+            metrics += [Metric("alpha_hat", analysis.alpha_hat, now, 0), Metric("alpha_ci_low", analysis.alpha_ci[0], now, 0),
+                        Metric("alpha_ci_high", analysis.alpha_ci[1], now, 0)]
+        if analysis.wall_alpha_hat is not None:
+            metrics += [Metric("wall_alpha_hat", analysis.wall_alpha_hat, now, 0),
+                        Metric("wall_alpha_ci_low", analysis.wall_alpha_ci[0], now, 0),
+                        Metric("wall_alpha_ci_high", analysis.wall_alpha_ci[1], now, 0)]
+        for r in analysis.recommendations:
+            metrics.append(Metric(f"recommended_lambda_eff_N{r['n_params']}", r["lambda_opt"], now, 0))
+        client.log_batch(run_id, metrics=metrics)
+        client.set_tag(run_id, "mlflow.note.content", analysis.verdict)
+    except Exception as exc:
+        warnings.append(f"report not logged to MLflow at {redact(tracking_uri)}: {short_error(exc)}")
+        return None
+    return run_id

@@ -9,15 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from autolambda.core.choices import IN_LOSS_PENALTIES
 from autolambda.core.scaling import PENALTIES, convnet_layout, make_regularizer
 from autolambda.errors import ConfigError
 
 if TYPE_CHECKING:
     from autolambda.core.space import TrialParams
 
-# Penalty kinds that add a term to the loss; ``weight_decay`` is decoupled, a constant of
-# Keras' optimizer update.
-IN_LOSS = ("l2", "l1", "l1l2")
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class Penalty:
         l1_ratio: ``l1l2``'s L1 share of ``strength``.
         penalize_bias: Penalise the biases too, not only the kernels.
         variable: The in-loss strength and L1 share live in Keras variables
-            (``autolambda.training.compiled.VariablePenalty``) that a compiled program
+            (``autolambda.training.variable_penalty.VariablePenalty``) that a compiled program
             sets per trial, so one built net serves every strength; otherwise they are
             constants of the net. Only in-loss kinds can be variable.
 
@@ -53,7 +51,7 @@ class Penalty:
         if self.kind not in PENALTIES:
             raise ConfigError(f"penalty must be one of {', '.join(PENALTIES)} but got {self.kind!r}.")
         if self.variable and not self.in_loss:
-            raise ConfigError(f"only an in-loss penalty ({', '.join(IN_LOSS)}) can be variable, not {self.kind!r}.")
+            raise ConfigError(f"only an in-loss penalty ({', '.join(IN_LOSS_PENALTIES)}) can be variable, not {self.kind!r}.")
 
     @classmethod
     def of(cls, params: TrialParams, strength: float, *, variable: bool = False) -> Penalty:
@@ -63,7 +61,7 @@ class Penalty:
     @property
     def in_loss(self) -> bool:
         """Whether the penalty is a term of the loss (not decoupled weight decay)."""
-        return self.kind in IN_LOSS
+        return self.kind in IN_LOSS_PENALTIES
 
     @property
     def decay(self) -> float | None:
@@ -76,7 +74,7 @@ class Penalty:
         if not self.in_loss:
             return None
         if self.variable:
-            from autolambda.training.compiled import VariablePenalty
+            from autolambda.training.variable_penalty import VariablePenalty
 
             return VariablePenalty(self.kind, self.strength, self.l1_ratio)
         return make_regularizer(self.kind, self.strength, l1_ratio=self.l1_ratio) if self.strength > 0 else None

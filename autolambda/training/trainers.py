@@ -13,7 +13,8 @@ from typing import Any, Callable
 from autolambda.core.choices import LR_SCHEDULES, TRAINERS
 from autolambda.core.space import TrialParams
 from autolambda.training.data import Dataset
-from autolambda.training.model import IN_LOSS, Penalty, build_convnet
+from autolambda.core.choices import IN_LOSS_PENALTIES
+from autolambda.training.model import Penalty, build_convnet
 from autolambda.training.request import Trainer, TrainRequest
 from autolambda.training.surrogate import SurrogateTrainer
 from autolambda.errors import ConfigError
@@ -47,7 +48,7 @@ class KerasTrainer:
         # which costs ~0.15 s per trial to re-instantiate the compiled epoch. Nothing in
         # training draws from global generators: initial weights come from seeded
         # initializers (EpochProgram.reset), the batch order from a seeded NumPy generator.
-        penalty = Penalty.of(params, request.strength, variable=self.reuse_models and params.penalty in IN_LOSS)
+        penalty = Penalty.of(params, request.strength, variable=self.reuse_models and params.penalty in IN_LOSS_PENALTIES)
         if penalty.variable:
             key = (params.width, params.depth, tuple(params.kernel_size), params.penalty, params.penalize_bias,
                    params.optimizer, batch_size, data.input_shape, data.n_classes)

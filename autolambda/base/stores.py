@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlsplit
 
-from autolambda.core.choices import STORAGE_SCHEMES
 from autolambda.errors import AutolambdaError, ConfigError
+
+#: The URL schemes of the Optuna storages autolambda accepts (besides ``journal:FILE``).
+STORAGE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "mysql", "mysql+pymysql")
 
 
 def absolute_storage(url: str) -> str:

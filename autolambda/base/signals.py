@@ -15,6 +15,8 @@ import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
+from autolambda.base.processes import group_alive
+
 if TYPE_CHECKING:
     import subprocess
 
@@ -71,32 +73,6 @@ def stop_signals_as_interrupt() -> Iterator[None]:
             signal.signal(s, signal.SIG_DFL if old is None else old)
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` still runs (zombies do not count: as PID 1
-    in a container nobody may ever reap them)."""
-    import os
-
-    try:
-        entries = os.listdir("/proc")
-    except OSError:  # not Linux: ask the kernel (zombies count there)
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
 def stop_process_group(proc: "subprocess.Popen", timeout: float = 20.0) -> None:
     """End ``proc`` and every process of its group (it must have been started with
     ``start_new_session=True``): SIGTERM, then SIGKILL for whatever is left after
@@ -113,7 +89,7 @@ def stop_process_group(proc: "subprocess.Popen", timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         proc.poll()
-        if proc.returncode is not None and not _group_alive(pgid):
+        if proc.returncode is not None and not group_alive(pgid):
             return
         time.sleep(0.1)
     try:
