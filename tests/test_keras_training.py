@@ -5,6 +5,7 @@ import math
 import numpy as np
 import optuna
 import pytest
+from optuna.testing.pruners import DeterministicPruner
 from optuna.trial import TrialState
 
 from autolambda import LambdaScalingObjective, SearchSpace
@@ -38,10 +39,6 @@ def test_weight_decay_kind_puts_nothing_in_the_loss(tiny_npz):
 def test_pruning_callback_reports_and_prunes(tiny_npz):
     from autolambda.callbacks import PruningCallback
 
-    class PruneAtSecond(optuna.pruners.BasePruner):
-        def prune(self, study, trial):
-            return len(trial.intermediate_values) >= 2
-
     def objective(trial):
         model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -51,10 +48,18 @@ def test_pruning_callback_reports_and_prunes(tiny_npz):
                   callbacks=[PruningCallback(trial, monitor="val_ce")])
         return 0.0
 
-    study = optuna.create_study(pruner=PruneAtSecond())
+    # Prune at the second report: DeterministicPruner cannot count steps; Optuna's
+    # ThresholdPruner can. Every val_ce is above 0, so it prunes at the first step past its
+    # warm-up, epoch 1: the callback has reported epochs 0 and 1 and stopped the fit there.
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0, n_warmup_steps=1))
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]
     assert trial.state == TrialState.PRUNED and sorted(trial.intermediate_values) == [0, 1]
+    assert all(value > 0 for value in trial.intermediate_values.values())
+    # Prune whenever asked: the first report, epoch 0, ends it.
+    study = optuna.create_study(pruner=DeterministicPruner(True))
+    study.optimize(objective, n_trials=1)
+    assert study.trials[0].state == TrialState.PRUNED and sorted(study.trials[0].intermediate_values) == [0]
     study = optuna.create_study(pruner=optuna.pruners.NopPruner())
     study.optimize(objective, n_trials=1)
     assert study.trials[0].state == TrialState.COMPLETE and len(study.trials[0].intermediate_values) == 5

@@ -6,6 +6,7 @@ import sys
 
 import optuna
 import pytest
+from optuna.testing.pruners import DeterministicPruner
 from optuna.trial import TrialState
 
 from autolambda import ConfigError, LambdaScalingObjective, SearchSpace, score_history
@@ -15,16 +16,6 @@ from autolambda.training.surrogate import SurrogateTrainer
 def surrogate(**kwargs):
     kwargs.setdefault("epochs", 6)
     return LambdaScalingObjective(trainer="surrogate", **kwargs)
-
-
-class AlwaysPrune(optuna.pruners.BasePruner):
-    """Deterministic: prune at the first report (as optuna.testing's DeterministicPruner(True))."""
-
-    def __init__(self, prune: bool) -> None:
-        self.prune_ = prune
-
-    def prune(self, study, trial) -> bool:
-        return self.prune_
 
 
 def test_import_autolambda_loads_no_framework():
@@ -39,7 +30,9 @@ def test_import_autolambda_loads_no_framework():
 
 
 def test_pruner_says_prune_trial_is_pruned():
-    study = optuna.create_study(pruner=AlwaysPrune(True))
+    # DeterministicPruner(True) says prune whenever asked; an unknown pruner is asked from
+    # step 0 (first_pruning_step), so every trial stops at its first report.
+    study = optuna.create_study(pruner=DeterministicPruner(True))
     study.optimize(surrogate(eval_every=1), n_trials=3)  # validation (and the pruner) after every epoch
     assert all(t.state == TrialState.PRUNED for t in study.trials)
     assert all(t.user_attrs["epochs_run"] == 1 for t in study.trials)
@@ -47,12 +40,12 @@ def test_pruner_says_prune_trial_is_pruned():
 
 
 def test_pruner_says_keep_trial_completes():
-    study = optuna.create_study(pruner=AlwaysPrune(False))
+    study = optuna.create_study(pruner=DeterministicPruner(False))
     study.optimize(surrogate(epochs=7, eval_every=1), n_trials=3)
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert all(len(t.intermediate_values) == 7 for t in study.trials)
     # By default the pruner is asked only where the validation pass runs.
-    study = optuna.create_study(pruner=AlwaysPrune(False))
+    study = optuna.create_study(pruner=DeterministicPruner(False))
     study.optimize(surrogate(epochs=30, eval_every=10), n_trials=1)
     assert sorted(study.trials[0].intermediate_values) == [9, 19, 25, 26, 27, 28, 29]
 

@@ -31,7 +31,11 @@ def test_suggest_only_asks_for_searched_dimensions():
     assert set(trial.params) == {"lambda0", "kernel_size", "learning_rate"}
     assert params.width == 8 and params.alpha == 0.5
     assert params.kernel_size in ((2, 3), (3, 3))
-    assert 1e-7 <= params.lambda0 <= 1e-1
+    # lambda0 is drawn, on a log scale, from exactly the space's range (the default, 1e-5 .. 1e-1).
+    assert space.lambda0 == (1e-5, 1e-1)
+    assert trial.distributions["lambda0"] == optuna.distributions.FloatDistribution(*space.lambda0, log=True)
+    assert trial.distributions["learning_rate"] == optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)
+    assert space.lambda0[0] <= params.lambda0 <= space.lambda0[1]
 
 
 def test_l1_ratio_searched_only_for_l1l2():

@@ -7,6 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from autolambda import LambdaScalingObjective, SearchSpace
+from autolambda.analysis.estimators import HALF_THRESHOLD
 from autolambda.analysis.records import records_from_trials
 from autolambda.analysis.summary import analyze_records
 from autolambda.pruners import WidthStratifiedPruner
@@ -67,13 +68,23 @@ def test_balanced_sampler_shares_trials_evenly():
     study = run(make_sampler("tpe", 1), make_pruner("median", EPOCHS), n_trials=100)
     counts = Counter(t.params["width"] for t in study.trials)
     assert sorted(counts) == [4, 8, 16, 32, 64, 128]
-    assert all(14 <= c <= 20 for c in counts.values()), counts
+    # Pruned trials count toward a width's share, so one worker's 100 trials split 17/16.
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
 
 
-def test_plain_tpe_drifts_away_from_small_widths():
-    study = run(optuna.samplers.TPESampler(seed=1, n_startup_trials=10), optuna.pruners.NopPruner(), n_trials=100)
-    counts = Counter(t.params["width"] for t in study.trials)
-    assert counts[4] < 14 or counts[128] > 20, counts  # the imbalance the balanced sampler removes
+def test_balanced_sampler_keeps_small_widths_where_plain_tpe_drifts_to_the_widest():
+    """Same seed, same objective, no pruning: TPE alone learns that width 128 gives the
+    lowest loss and spends most trials there; wrapped in WidthBalancedSampler, the same
+    TPE gives every width its share."""
+    plain = run(optuna.samplers.TPESampler(seed=1, n_startup_trials=10), optuna.pruners.NopPruner(), n_trials=100)
+    ours = run(make_sampler("tpe", 1), optuna.pruners.NopPruner(), n_trials=100)
+    plain_counts = Counter(t.params["width"] for t in plain.trials)
+    counts = Counter(t.params["width"] for t in ours.trials)
+    # The contrast: plain TPE puts over half the trials on the widest net (72 of 100 seen).
+    assert plain_counts[128] > 50, plain_counts
+    # Ours: 16 or 17 trials at every width, the narrowest included.
+    assert sorted(counts) == [4, 8, 16, 32, 64, 128]
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
 
 
 def test_balanced_sampler_conditions_on_width():
@@ -92,15 +103,24 @@ def test_balanced_sampler_conditions_on_width():
 def test_default_study_gets_alpha_right_where_plain_median_starves_the_small_widths():
     """Issue 8's comparison, at planted alpha 0.7 on the clean surrogate (a clear dip, so
     alpha is identifiable at all): the stratified default identifies it with an interval
-    that holds it; plain median, which prunes width 4 empty, does no better: it does not
-    identify alpha, or misses it, or gives a wider interval."""
-    results = {}
+    that holds it; plain median prunes width 4 (nearly) empty, so the smaller nets never
+    place the dip and alpha is not identified."""
+    results, counts = {}, {}
     for stratify in (False, True):
         study = run(make_sampler("tpe", 0), make_pruner("median", EPOCHS, stratify=stratify), n_trials=150, planted_alpha=0.7,
                     surrogate_seed_noise=0.0, surrogate_dip=0.15)
         results[stratify] = analyze_records(records_from_trials(study.trials))
+        counts[stratify] = complete_per_width(study)
     fair, plain = results[True], results[False]
-    assert fair.identified and abs(fair.alpha_hat - 0.7) < 0.2 and fair.alpha_ci[0] <= 0.7 <= fair.alpha_ci[1]
-    fair_width = fair.alpha_ci[1] - fair.alpha_ci[0]
-    assert (not plain.identified or not plain.alpha_ci[0] <= 0.7 <= plain.alpha_ci[1]
-            or plain.alpha_ci[1] - plain.alpha_ci[0] >= fair_width), (plain.alpha_ci, fair.alpha_ci)
+    # Seen: stratified 18 complete trials at width 4, alpha 0.704 in (0.684, 0.725), the
+    # dip seen in both halves of the sizes (evidence 34.1 and 44.1).
+    assert counts[True][4] >= 10, counts[True]
+    assert fair.identified and abs(fair.alpha_hat - 0.7) < 0.1 and fair.alpha_ci[0] <= 0.7 <= fair.alpha_ci[1], fair.alpha_ci
+    assert min(fair.dip_evidence_by_half) >= HALF_THRESHOLD, fair.dip_evidence_by_half
+    # Seen: plain median 1 complete trial at width 4 (and 1 at width 8), alpha not
+    # identified because the dip shows among the larger half of the sizes only
+    # (evidence 0.6 among the smaller half, 36.2 among the larger; 2 needed in each).
+    assert counts[False][4] <= 2, counts[False]
+    assert not plain.identified and plain.alpha_ci is None, plain.alpha_reason
+    small, large = plain.dip_evidence_by_half
+    assert small < HALF_THRESHOLD <= large, (plain.dip_evidence_by_half, plain.alpha_reason)
