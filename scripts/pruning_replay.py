@@ -29,7 +29,8 @@ import optuna
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autolambda.analysis.records import TrialRecord, noise_of, records_from_trials  # noqa: E402
-from autolambda.core.trials import is_settled, rung_history  # noqa: E402
+from autolambda.analysis.settings import AnalysisConfig  # noqa: E402
+from autolambda.core.trials import CONFIG_KEY, epoch_history, is_settled, rung_history  # noqa: E402
 from autolambda.analysis.summary import analyze_records  # noqa: E402
 from autolambda.search.factories import make_pruner  # noqa: E402
 from autolambda.search.objective import score_history  # noqa: E402
@@ -70,7 +71,7 @@ def replay(trials: list, make_pruner, score_window: int) -> tuple[list[TrialReco
     study = optuna.create_study(pruner=make_pruner())
     records, epochs = [], 0
     for source in trials:
-        history = source.user_attrs["history"]
+        history = epoch_history(source.user_attrs)
         values = history["val_ce"]
         steps = history.get("eval_epoch") or list(range(len(values)))  # validation may skip epochs
         width, block = source.user_attrs["width"], source.user_attrs.get("block")
@@ -184,14 +185,14 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(study_name=args.study_name, storage=args.storage)
-    config = study.user_attrs.get("autolambda_config", {})
+    config = study.user_attrs.get(CONFIG_KEY, {})
     if config.get("mode") == "transfer":
         return main_transfer(study, args.orders, args.only)
-    window = int(config.get("score_window", 5))
-    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("history")]
+    window = AnalysisConfig.for_study(config).score_window
+    trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and epoch_history(t.user_attrs)]
     pruned = sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)
-    epochs = max((len(t.user_attrs["history"]["train_ce"]) for t in trials), default=0)
-    if pruned or not trials or any(len(t.user_attrs["history"]["train_ce"]) < epochs for t in trials):
+    epochs = max((len(epoch_history(t.user_attrs)["train_ce"]) for t in trials), default=0)
+    if pruned or not trials or any(len(epoch_history(t.user_attrs)["train_ce"]) < epochs for t in trials):
         sys.exit(f"the source study must be tuned with --pruner none (every trial with its whole history); "
                  f"it has {len(trials)} complete and {pruned} pruned trials.")
     full = analyze_records(records_from_trials(trials, score_window=window))
@@ -200,7 +201,7 @@ def main() -> None:
         w = t.user_attrs["width"]
         if w not in best_per_width or t.value < best_per_width[w].value:
             best_per_width[w] = t
-    total = sum(len(t.user_attrs["history"]["train_ce"]) for t in trials)
+    total = sum(len(epoch_history(t.user_attrs)["train_ce"]) for t in trials)
     print(f"source: {len(trials)} trials x {epochs} epochs; unpruned: {_answer(full)}\n")
     print("| pruner | epochs saved | best kept per width (of 6) | best val_ce | alpha_hat | 95 % CI | wall alpha | its 95 % CI |")
     print("|---|---|---|---|---|---|---|---|")

@@ -28,6 +28,8 @@ def main() -> None:
 
     import autolambda.analysis.curve as curve
     from autolambda.analysis.records import records_from_trials
+    from autolambda.analysis.settings import AnalysisConfig
+    from autolambda.core.trials import CONFIG_KEY, epoch_history
     from autolambda.analysis.summary import analyze_records
 
     huber_on = curve.noise_weights
@@ -35,7 +37,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for storage in args.storages:
         study = optuna.load_study(study_name=args.study_name, storage=storage)
-        window = study.user_attrs.get("autolambda_config", {}).get("score_window", 5)
+        window = AnalysisConfig.for_study(study.user_attrs.get(CONFIG_KEY)).score_window
         records = records_from_trials(study.trials)
         by_number = {t.number: t for t in study.trials}
         for score in ("mean", "median"):
@@ -43,7 +45,7 @@ def main() -> None:
             if score == "median":
                 rows = []
                 for r in records:
-                    history = (by_number[r.number].user_attrs.get("history") or {}).get("val_ce") or []
+                    history = epoch_history(by_number[r.number].user_attrs).get("val_ce") or []
                     tail = [v for v in history[-window:] if v is not None]
                     rows.append(dataclasses.replace(r, value=statistics.median(tail)) if r.value is not None and tail else r)
             for huber in (True, False):

@@ -83,3 +83,34 @@ def test_a_zombie_is_not_alive():
     assert not is_alive(child.pid)
     child.wait()
     assert not is_alive(child.pid)
+
+
+def test_mlflow_logs_a_pairs_rungs_whichever_key_stored_them():
+    """A transfer trial's child run carries its per-rung series as metrics, for trials
+    written now (``rungs``) and before (``history``)."""
+    from autolambda.tracking.tracker import _trial_metrics
+
+    trial = _transfer_study().trials[0]
+    for t in (trial, _as_written_before_rungs(trial)):
+        logged = {(m.key, m.step): m.value for m in _trial_metrics(t, 0, 1000)}
+        for step, value in enumerate(rung_history(trial.user_attrs)["rung_val_ce"]):
+            assert logged[("rung_val_ce", step)] == pytest.approx(value)
+
+
+@pytest.mark.parametrize("mode", ["search", "transfer"])
+def test_a_study_config_builds_the_objective_it_describes(mode):
+    """Every setting StudyConfig shares with the objective reaches it, by name (transfer
+    pairs seed each rung themselves: no seed blocks)."""
+    from dataclasses import fields
+
+    from autolambda.run.config import load_config
+
+    config = load_config(trainer="surrogate", mode=mode, epochs=7, batch_size=16, seed=3, seed_blocks=2, n_train=200,
+                         score="median", score_window=3, eval_every=2, planted_alpha=0.5, surrogate_dip=0.2, n_ref=5000.0)
+    objective = config.objective()
+    shared = {f.name for f in fields(objective)} & {f.name for f in fields(config)}
+    assert {"epochs", "seed", "n_train", "score_window", "planted_alpha", "surrogate_dip", "n_ref", "space"} <= shared
+    for name in shared - {"seed_blocks"}:
+        assert getattr(objective, name) == getattr(config, name), name
+    assert objective.seed_blocks == (2 if mode == "search" else 0)
+    assert (getattr(objective, "ladder", None) is not None) == (mode == "transfer")

@@ -26,6 +26,7 @@ import numpy as np
 
 from autolambda.analysis.curve import CurveData, CurveFit, JointCurve, below_wall, curve_shape, weighted_curve
 from autolambda.analysis.records import TrialRecord
+from autolambda.analysis.settings import DEFAULTS
 from autolambda.analysis.verdict import (
     NO_INTERVALS,
     NO_MINIMUM,
@@ -364,7 +365,7 @@ def _refine(delta_at: Callable[[float], float], grid: np.ndarray, delta: np.ndar
     return 0.5 * (lo + hi)
 
 
-def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = 0.25,
+def estimate_wall(data: CurveData, floors: Sequence[float], *, cost: float = DEFAULTS.wall_cost,
                   grid: np.ndarray = EXPONENT_GRID, point_only: bool = False,
                   floor_cov: np.ndarray | None = None, seed: int = 0,
                   offsets: np.ndarray | None = None, ignore: np.ndarray | None = None) -> tuple[ExponentEstimate, dict[str, Any]]:

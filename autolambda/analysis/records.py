@@ -16,7 +16,10 @@ import numpy as np
 from optuna.trial import TrialState
 
 from autolambda.analysis.curve import CurveData
-from autolambda.core.trials import BLOCK_KEY, DIVERGED_KEY, LADDER_KEY, RUNG_KEY, epoch_history, is_settled, is_transfer_trial, rung_history, trial_param, trial_state
+from autolambda.core.trials import (
+    BLOCK_KEY, DIVERGED_KEY, LADDER_KEY, LADDER_N_PARAMS_KEY, LAMBDA_EFF_KEY, N_PARAMS_KEY, RUNG_KEY,
+    WIDTH_KEY, epoch_history, is_settled, is_transfer_trial, rung_history, trial_param, trial_state,
+)
 from autolambda.analysis.settings import DEFAULTS
 
 #: A trial whose loss exceeds this many times the median complete trial's has collapsed
@@ -48,7 +51,7 @@ class TrialRecord:
     settled: bool = False
 
 
-def noise_of(history: Sequence[float] | None, window: int = 5) -> float:
+def noise_of(history: Sequence[float] | None, window: int = DEFAULTS.score_window) -> float:
     """Standard error of a final-window score from the spread of its last epochs."""
     if not history or len(history) < 2:
         return 0.0
@@ -71,7 +74,7 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = DEFAULTS.s
         if is_transfer_trial(t):
             out.extend(rung_records(t, trial_state(t)))
             continue
-        width = attrs.get("width", t.params.get("width"))
+        width = attrs.get(WIDTH_KEY, t.params.get("width"))
         history = epoch_history(attrs).get("val_ce")
         # Optuna stores a pruned trial's last intermediate value as its value: unfinished, not a score.
         value = t.value if t.values is not None and len(t.values) == 1 and t.state == TrialState.COMPLETE else None
@@ -80,8 +83,8 @@ def records_from_trials(trials: Iterable[Any], *, score_window: int = DEFAULTS.s
                 number=t.number,
                 state=trial_state(t),
                 width=int(width) if width is not None else None,
-                n_params=attrs.get("n_params"),
-                lambda_eff=attrs.get("lambda_eff"),
+                n_params=attrs.get(N_PARAMS_KEY),
+                lambda_eff=attrs.get(LAMBDA_EFF_KEY),
                 value=float(value) if value is not None and math.isfinite(value) else None,
                 noise=noise_of(history, score_window),
                 diverged_at_epoch=attrs.get(DIVERGED_KEY),
@@ -126,7 +129,7 @@ def rung_records(trial: Any, state: str) -> list[TrialRecord]:
                                n_params=int(stopped["n_params"]), lambda_eff=float(stopped["lambda_eff"]), value=None,
                                diverged_at_epoch=attrs.get(DIVERGED_KEY), lambda0=lambda0, alpha=alpha))
     elif state == "pruned":
-        sizes = list(attrs.get("ladder_n_params") or [None] * len(ladder))
+        sizes = list(attrs.get(LADDER_N_PARAMS_KEY) or [None] * len(ladder))
         out += [TrialRecord(number=trial.number, state="pruned", width=int(w), n_params=n, lambda_eff=None, value=None,
                             lambda0=lambda0, alpha=alpha) for w, n in zip(ladder[len(finished):], sizes[len(finished):])]
     return out

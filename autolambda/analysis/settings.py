@@ -1,8 +1,9 @@
 """The analysis' settings, with their defaults written once.
 
-``autolambda analyze``, ``tune``'s closing analysis, the precision stop and the design
-sampler all read a study through ``AnalysisConfig``; the score window comes from the
-settings stored with the study (``AnalysisConfig.for_study``).
+``autolambda analyze``, ``tune``'s summary plots and the precision stop read a study
+through ``AnalysisConfig``; the score window comes from the settings stored with the
+study (``AnalysisConfig.for_study``). The design sampler's fit uses no per-trial noise,
+so it reads the records with the default window.
 
 >>> AnalysisConfig().wall_cost, AnalysisConfig.for_study({"score_window": 3}).score_window
 (0.25, 3)

@@ -59,7 +59,9 @@ from autolambda.analysis.verdict import (
     too_few_for_fit_note,
     verdict,
 )
-from autolambda.core.trials import LADDER_KEY, count_states, is_transfer_study, is_transfer_trial, rung_history, trial_param, trial_state
+from autolambda.core.trials import (
+    LADDER_KEY, count_states, is_transfer_study, is_transfer_trial, rung_history, trial_param, trial_state,
+)
 from autolambda.errors import AutolambdaError
 from autolambda.analysis.settings import DEFAULTS, AnalysisConfig
 
@@ -125,6 +127,11 @@ class Analysis:
         if self.wall_identified:
             return {"which": "wall", "alpha": self.wall_alpha_hat, "ci": self.wall_alpha_ci}
         return {"which": "none", "alpha": None, "ci": None}
+
+    @property
+    def n_trials(self) -> int:
+        """``n_records``, by its name in earlier versions."""
+        return self.n_records
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

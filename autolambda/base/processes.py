@@ -1,8 +1,9 @@
 """Whether a process, or any process of a group, still runs.
 
-A zombie (exited, not yet reaped) counts as gone everywhere: as PID 1 in a container
-nobody may ever reap it, and it will never finish a trial. Linux reads ``/proc``; other
-systems ask the kernel, where a zombie still answers.
+A zombie (exited, not yet reaped) counts as gone: as PID 1 in a container nobody may ever
+reap it, and it will never finish a trial. Linux reads ``/proc``; where a process's entry
+cannot be read (other systems, or ``/proc`` mounted with ``hidepid``) the kernel is asked,
+and a process it knows of, or that belongs to another user, counts as alive.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ def is_alive(pid: int) -> bool:
     >>> is_alive(os.getpid())
     True
     """
-    if os.path.isdir("/proc/self"):
-        fields = _stat_fields(pid)
-        return fields is not None and fields[0] != "Z"
-    try:
+    fields = _stat_fields(pid) if os.path.isdir("/proc/self") else None
+    if fields is not None:
+        return fields[0] != "Z"
+    try:  # no /proc, or another user's process hidden by hidepid: ask the kernel (a zombie answers)
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
@@ -52,17 +53,3 @@ def group_alive(pgid: int) -> bool:
         if fields is not None and len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (Linux; empty elsewhere)."""
-    parents = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        fields = _stat_fields(entry) if entry.isdigit() else None
-        if fields is not None and len(fields) > 1:
-            parents[int(entry)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found

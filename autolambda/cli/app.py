@@ -336,6 +336,7 @@ def check(study: Any, tracker: Any, parent: str | None) -> None:
     from autolambda.errors import AutolambdaError
 
     with user_errors():
+        from autolambda.core.trials import WORKER_KEY
         from autolambda.run.study import orphaned_trials
         from autolambda.tracking.tracker import compare_stores
 
@@ -344,7 +345,7 @@ def check(study: Any, tracker: Any, parent: str | None) -> None:
         tracker.parent_run_id = parent
         problems = compare_stores(study, tracker.logged_trials(study))
         for trial in orphaned_trials(study):
-            problems.append(f"trial {trial.number}: RUNNING in Optuna, but its process ({trial.user_attrs['worker']}) is gone; "
+            problems.append(f"trial {trial.number}: RUNNING in Optuna, but its process ({trial.user_attrs[WORKER_KEY]}) is gone; "
                             "`autolambda sync` marks it FAIL, logs its run and queues it again")
     if problems:
         for line in problems:

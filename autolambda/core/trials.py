@@ -58,6 +58,27 @@ WORKER_KEY = "worker"
 #: The seed block of a search trial (trials of one block share initialisation and batch order).
 BLOCK_KEY = "block"
 
+#: What a search trial trained: its width, trainable parameter count, penalty strength,
+#: seed and trainer (``keras`` or ``surrogate``).
+WIDTH_KEY = "width"
+N_PARAMS_KEY = "n_params"
+LAMBDA_EFF_KEY = "lambda_eff"
+SEED_KEY = "seed"
+TRAINER_KEY = "trainer"
+#: The parameter counts of a transfer trial's ladder, in order.
+LADDER_N_PARAMS_KEY = "ladder_n_params"
+#: Epochs trained and seconds spent (every trial, finished or not).
+EPOCHS_RUN_KEY = "epochs_run"
+TRAIN_SECONDS_KEY = "train_seconds"
+#: The error of a failed trial, ``Type: message`` (at most 2000 characters).
+ERROR_KEY = "error"
+#: A trial stopped by Ctrl-C or a stop signal (FAIL in Optuna, KILLED in MLflow).
+INTERRUPTED_KEY = "interrupted"
+#: A trial whose process died, marked FAIL by a later run (``run.study.fail_orphaned_trials``).
+ORPHANED_KEY = "orphaned"
+#: The number of the trial a replicate repeats in another seed block (``search.design.Replicator``).
+REPLICATE_OF_KEY = "replicate_of"
+
 #: Optuna's states of a finished trial: they count toward ``--trials``.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 #: Optuna's states of a trial that will not run again: finished, or failed.
@@ -87,7 +108,7 @@ def trial_state(trial: Any) -> str:
 def run_status(state: str, user_attrs: Mapping[str, Any]) -> str:
     """The MLflow status of a trial's run: a trial stopped by Ctrl-C (``interrupted``) or
     whose process died (``orphaned``) is KILLED, whatever Optuna recorded; else ``RUN_STATUS``."""
-    if user_attrs.get("interrupted") or user_attrs.get("orphaned"):
+    if user_attrs.get(INTERRUPTED_KEY) or user_attrs.get(ORPHANED_KEY):
         return "KILLED"
     return RUN_STATUS[state]
 

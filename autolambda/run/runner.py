@@ -25,7 +25,10 @@ from optuna.trial import FrozenTrial, TrialState
 from autolambda.analysis.records import records_from_trials
 from autolambda.analysis.settings import AnalysisConfig
 from autolambda.analysis.summary import analyze_trials
-from autolambda.core.trials import CONFIG_KEY, FINISHED, STATES, WORKER_KEY, count_states, is_settled, trial_state
+from autolambda.core.trials import (
+    CONFIG_KEY, EPOCHS_RUN_KEY, FINISHED, LAMBDA_EFF_KEY, N_PARAMS_KEY, STATES, WORKER_KEY, count_states,
+    is_settled, trial_state,
+)
 from autolambda.errors import AutolambdaError
 from autolambda.run.config import StudyConfig
 from autolambda.run.stops import FailureStreak, PrecisionStop, TrialBudget
@@ -53,10 +56,11 @@ class TuneResult:
         """Best trial, trials per state, best lambda_eff per width (JSON-ready)."""
         trials = self.study.get_trials(deepcopy=False)
         out: dict[str, Any] = {"study_name": self.study.study_name, "trials_in_study": len(trials)}
+        out["n_trials"] = out["trials_in_study"]  # the key's name in earlier versions (summary.json)
         out["states"] = count_states(trial_state(t) for t in trials)
         # Pruned trials stopped as settled beyond the wall (AnswerAwarePruner): the analysis counts them as hurt.
         out["settled"] = sum(1 for t in trials if t.state == TrialState.PRUNED and is_settled(t.user_attrs))
-        out["epochs"] = sum(int(t.user_attrs.get("epochs_run") or 0) for t in trials)  # trained, every trial's
+        out["epochs"] = sum(int(t.user_attrs.get(EPOCHS_RUN_KEY) or 0) for t in trials)  # trained, every trial's
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         if done:
             best = min(done, key=lambda t: t.value)
@@ -64,8 +68,8 @@ class TuneResult:
                 "number": best.number,
                 "value": best.value,
                 "params": best.params,
-                "n_params": best.user_attrs.get("n_params"),
-                "lambda_eff": best.user_attrs.get("lambda_eff"),
+                "n_params": best.user_attrs.get(N_PARAMS_KEY),
+                "lambda_eff": best.user_attrs.get(LAMBDA_EFF_KEY),
             }
         per_width: dict[int, dict[str, Any]] = {}
         for r in records_from_trials(trials):  # a transfer trial: one record per rung

@@ -8,7 +8,7 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from autolambda.core.trials import CONFIG_KEY, FINISHED
+from autolambda.core.trials import CONFIG_KEY, ERROR_KEY, FINISHED
 from autolambda.errors import AutolambdaError
 from autolambda.base.stores import short_error
 from autolambda.analysis.settings import AnalysisConfig
@@ -115,7 +115,7 @@ class FailureStreak:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state == TrialState.FAIL:
             self.streak += 1
-            self.last_error = trial.user_attrs.get("error")
+            self.last_error = trial.user_attrs.get(ERROR_KEY)
             if self.streak >= self.limit:
                 self.tripped = True
                 study.stop()

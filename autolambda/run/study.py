@@ -19,7 +19,7 @@ from autolambda.errors import AutolambdaError, ConfigError
 from autolambda.base.mappings import flatten
 from autolambda.base.processes import is_alive
 from autolambda.base.storage import StaleTrialHandler, make_storage
-from autolambda.core.trials import CONFIG_KEY, RUN_CONFIG_KEY, WORKER_KEY
+from autolambda.core.trials import CONFIG_KEY, ORPHANED_KEY, RUN_CONFIG_KEY, WORKER_KEY
 from autolambda.run.config import StudyConfig
 from autolambda.base.stores import absolute_sqlite, check_storage_url, redact, short_error
 from autolambda.search.factories import make_pruner, make_sampler
@@ -114,7 +114,7 @@ def fail_orphaned_trials(study: optuna.Study, tracker: Any = None) -> list[int]:
     failed = []
     for trial in orphaned_trials(study):
         try:
-            study._storage.set_trial_user_attr(trial._trial_id, "orphaned", True)
+            study._storage.set_trial_user_attr(trial._trial_id, ORPHANED_KEY, True)
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
         except Exception:  # another process got there first
             continue

@@ -36,7 +36,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.search.strata import stratum_of
-from autolambda.core.trials import FINISHED, N_REF_KEY
+from autolambda.core.trials import FINISHED, LAMBDA_EFF_KEY, N_PARAMS_KEY, N_REF_KEY, REPLICATE_OF_KEY
 from autolambda.analysis.estimators import band_edges
 from autolambda.analysis.records import complete_curve_data, records_from_trials
 from autolambda.analysis.curve import below_wall, curve_shape, weighted_curve
@@ -124,7 +124,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
         done = study._storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.COMPLETE,))
         alpha_dist = next((t.distributions["alpha"] for t in done if "alpha" in t.distributions), None)
         shape = {k: trial.params.get(k) for k in ("depth", "kernel_size")}  # when searched, N depends on them too
-        n_params = next((t.user_attrs.get("n_params") for t in done if stratum_of(t, "width") == width
+        n_params = next((t.user_attrs.get(N_PARAMS_KEY) for t in done if stratum_of(t, "width") == width
                          and all(t.params.get(k) == v for k, v in shape.items())), None)
         if not isinstance(alpha_dist, FloatDistribution) or not n_params:
             return None
@@ -213,7 +213,7 @@ class DesignSampler(optuna.samplers.BaseSampler):
             if t.number == trial.number or width not in counts:
                 continue
             counts[width] += 1
-            lam = t.user_attrs.get("lambda_eff")
+            lam = t.user_attrs.get(LAMBDA_EFF_KEY)
             if lam and "alpha" in params and params.get("depth", 0.0) > 0:
                 x = self._sizes[width][0]
                 reach = min(max(DIP_NATS, DIP_SD_REACH * params["s"]), DIP_MAX_NATS)
@@ -276,16 +276,16 @@ class Replicator:
             return  # the study is full: a queued trial would wait for the next run
         if any(t.state == TrialState.WAITING for t in trials):
             return  # one queued already (another worker's)
-        repeated = {t.user_attrs.get("replicate_of") for t in trials if "replicate_of" in t.user_attrs}
+        repeated = {t.user_attrs.get(REPLICATE_OF_KEY) for t in trials if REPLICATE_OF_KEY in t.user_attrs}
         by_width: dict[Any, list[FrozenTrial]] = {}
         for t in trials:
             if t.state == TrialState.COMPLETE and t.value is not None and "lambda0" in t.params and "alpha" in t.params:
                 by_width.setdefault(stratum_of(t, "width"), []).append(t)
         if not by_width:
             return
-        counts = {w: sum(1 for t in ts if t.user_attrs.get("replicate_of") is not None) for w, ts in by_width.items()}
+        counts = {w: sum(1 for t in ts if t.user_attrs.get(REPLICATE_OF_KEY) is not None) for w, ts in by_width.items()}
         for width in sorted(by_width, key=lambda w: (counts[w], str(w))):
-            fresh = [t for t in by_width[width] if t.number not in repeated and "replicate_of" not in t.user_attrs]
+            fresh = [t for t in by_width[width] if t.number not in repeated and REPLICATE_OF_KEY not in t.user_attrs]
             if fresh:
                 source = min(fresh, key=lambda t: t.value)
                 study.enqueue_trial(dict(source.params), user_attrs={"replicate_of": source.number}, skip_if_exists=False)

@@ -16,9 +16,6 @@ from autolambda.core.trials import EVAL_EPOCH
 from autolambda.errors import TrialDiverged
 from autolambda.search.pruners import first_pruning_step, last_pruning_step
 
-# History key: the epochs at which the validation metrics were measured (the validation
-# pass may skip epochs; its lists are then shorter than the training ones).
-
 
 class TrialMonitor:
     """Record each epoch's metrics, stop on divergence, report and prune.

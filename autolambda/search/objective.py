@@ -28,7 +28,11 @@ from autolambda.core.choices import (
 )
 from autolambda.core.scaling import count_convnet_params, lambda_eff
 from autolambda.core.space import SearchSpace, suggest_params
-from autolambda.core.trials import BLOCK_KEY, DIVERGED_KEY, HISTORY_KEY, N_REF_KEY, WORKER_KEY
+from autolambda.core.trials import (
+    BLOCK_KEY, DIVERGED_KEY, EPOCHS_RUN_KEY, ERROR_KEY, FINISHED, HISTORY_KEY, INTERRUPTED_KEY,
+    LAMBDA_EFF_KEY, N_PARAMS_KEY, N_REF_KEY, REPLICATE_OF_KEY, SEED_KEY, TRAINER_KEY, TRAIN_SECONDS_KEY,
+    TRIAL_PARAMS_KEY, WIDTH_KEY, WORKER_KEY,
+)
 from autolambda.errors import ConfigError, TrialDiverged
 from autolambda.search.monitor import TrialMonitor
 from autolambda.training.data import Dataset, load_dataset
@@ -178,14 +182,14 @@ class LambdaScalingObjective:
         strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
         block, seed = self.trial_seed(trial, params.width)
         for key, value in (
-            ("seed", seed),
+            (SEED_KEY, seed),
             (BLOCK_KEY, block),
-            ("n_params", n_params),
-            ("lambda_eff", strength),
-            ("n_ref", n_ref),
-            ("width", params.width),
-            ("trial_params", params.as_dict()),
-            ("trainer", self.trainer),
+            (N_PARAMS_KEY, n_params),
+            (LAMBDA_EFF_KEY, strength),
+            (N_REF_KEY, n_ref),
+            (WIDTH_KEY, params.width),
+            (TRIAL_PARAMS_KEY, params.as_dict()),
+            (TRAINER_KEY, self.trainer),
             (WORKER_KEY, worker_id()),
         ):
             trial.set_user_attr(key, value)
@@ -196,8 +200,8 @@ class LambdaScalingObjective:
         try:
             self.train(trial, params, n_params, strength, data, monitor, seed=seed)
         finally:
-            trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
-            trial.set_user_attr("epochs_run", monitor.epochs_run)
+            trial.set_user_attr(TRAIN_SECONDS_KEY, round(time.perf_counter() - started, 4))
+            trial.set_user_attr(EPOCHS_RUN_KEY, monitor.epochs_run)
             trial.set_user_attr(HISTORY_KEY, monitor.history)
         values = {
             "val_ce": score_history(monitor.history["val_ce"], self.score, self.score_window),
@@ -226,13 +230,13 @@ class LambdaScalingObjective:
         if study is not None:
             from optuna.trial import TrialState
 
-            others = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
-            source = trial.user_attrs.get("replicate_of") if hasattr(trial, "user_attrs") else None
+            others = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+            source = trial.user_attrs.get(REPLICATE_OF_KEY) if hasattr(trial, "user_attrs") else None
             for t in others:
                 b = t.user_attrs.get(BLOCK_KEY)
                 if t.number == source:
                     avoid = b
-                if t.number != number and t.user_attrs.get("width") == width and isinstance(b, int) and 0 <= b < len(counts):
+                if t.number != number and t.user_attrs.get(WIDTH_KEY) == width and isinstance(b, int) and 0 <= b < len(counts):
                     counts[b] += 1
         order = sorted(range(self.seed_blocks), key=lambda b: (b == avoid, counts[b], b))
         block = order[0]
@@ -271,10 +275,10 @@ class LambdaScalingObjective:
             raise
         except KeyboardInterrupt:
             # Optuna marks the trial FAIL and re-raises; the tracker logs its run KILLED.
-            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr(INTERRUPTED_KEY, True)
             raise
         except Exception as exc:
-            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            trial.set_user_attr(ERROR_KEY, f"{type(exc).__name__}: {exc}"[:2000])
             raise
 
     def evaluates(self, epoch: int) -> bool:

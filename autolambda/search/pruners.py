@@ -25,11 +25,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.analysis.records import COLLAPSED
+from autolambda.analysis.settings import DEFAULTS
 from autolambda.core.trials import BLOCK_KEY, SETTLED_KEY
 from autolambda.search.strata import stratum_of, stratum_study
-
-#: The user attribute ``AnswerAwarePruner`` writes on a trial it stops: what the trial
-#: showed (``settled_verdict``'s fields, ``"as": "hurt"``). The analysis reads it.
 
 
 class WidthStratifiedPruner(optuna.pruners.BasePruner):
@@ -91,7 +89,7 @@ def _typical(values: dict[Any, list[float]], block: Any, q: float) -> float | No
     return float(np.quantile(pooled, q)) if pooled else None
 
 
-def settled_verdict(value: float, block: Any, peers: Sequence[Peer], *, cost: float = 0.25, height: float = COLLAPSED,
+def settled_verdict(value: float, block: Any, peers: Sequence[Peer], *, cost: float = DEFAULTS.wall_cost, height: float = COLLAPSED,
                     margin: float = 0.2, min_trials: int = 5, study_median: float | None = None) -> dict[str, float] | None:
     """Whether a trial at intermediate ``value`` is settled as beyond the wall (a dict of
     the evidence) or not (``None``), from the complete trials of its width, ``peers``.
@@ -178,7 +176,7 @@ class AnswerAwarePruner(optuna.pruners.BasePruner):
         >>> study.optimize(LambdaScalingObjective(trainer="surrogate", seed_blocks=3, epochs=20), n_trials=8)
     """
 
-    def __init__(self, *, cost: float = 0.25, height: float = COLLAPSED, margin: float = 0.2, n_startup_trials: int = 5,
+    def __init__(self, *, cost: float = DEFAULTS.wall_cost, height: float = COLLAPSED, margin: float = 0.2, n_startup_trials: int = 5,
                  n_warmup_steps: int = 0, until_step: int | None = None, key: str = "width", block_key: str = BLOCK_KEY) -> None:
         for name, v in (("cost", cost), ("margin", margin), ("height", height)):
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 and math.isfinite(v)):

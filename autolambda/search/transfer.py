@@ -23,7 +23,10 @@ from typing import Any
 
 import optuna
 
-from autolambda.core.trials import LADDER_KEY, N_REF_KEY, RUNG_KEY, RUNGS_KEY, TRIAL_PARAMS_KEY, WORKER_KEY
+from autolambda.core.trials import (
+    EPOCHS_RUN_KEY, LADDER_KEY, LADDER_N_PARAMS_KEY, N_REF_KEY, RUNGS_KEY, RUNG_KEY, TRAINER_KEY,
+    TRAIN_SECONDS_KEY, TRIAL_PARAMS_KEY, WORKER_KEY,
+)
 from autolambda.errors import ConfigError
 from autolambda.search.monitor import TrialMonitor, can_prune
 from autolambda.search.objective import LambdaScalingObjective, score_history, worker_id
@@ -60,7 +63,7 @@ class TransferObjective(LambdaScalingObjective):
                                          "rung_seconds": []}
         started = time.perf_counter()
         epochs_run = 0
-        trial.set_user_attr("trainer", self.trainer)
+        trial.set_user_attr(TRAINER_KEY, self.trainer)
         trial.set_user_attr(N_REF_KEY, n_ref)
         trial.set_user_attr(LADDER_KEY, list(self.ladder))
         trial.set_user_attr(WORKER_KEY, worker_id())
@@ -73,7 +76,7 @@ class TransferObjective(LambdaScalingObjective):
                 strength = lambda_eff(params.lambda0, params.alpha, n_params, n_ref)
                 if step == 0:
                     trial.set_user_attr(TRIAL_PARAMS_KEY, params.as_dict() | {"width": None})
-                    trial.set_user_attr("ladder_n_params", [count_convnet_params(
+                    trial.set_user_attr(LADDER_N_PARAMS_KEY, [count_convnet_params(
                         w, params.depth, params.kernel_size, data.input_shape, data.n_classes) for w in self.ladder])
                 # Where a trial that diverges or fails stopped (its finished rungs are under RUNGS_KEY).
                 trial.set_user_attr(RUNG_KEY, {"step": step, "width": width, "n_params": n_params, "lambda_eff": strength})
@@ -97,6 +100,6 @@ class TransferObjective(LambdaScalingObjective):
                         raise optuna.TrialPruned(f"pruned after rung {step} (width {width}, mean val_ce {mean:.4g}).")
         finally:
             trial.set_user_attr(RUNGS_KEY, rungs)
-            trial.set_user_attr("epochs_run", epochs_run)
-            trial.set_user_attr("train_seconds", round(time.perf_counter() - started, 4))
+            trial.set_user_attr(EPOCHS_RUN_KEY, epochs_run)
+            trial.set_user_attr(TRAIN_SECONDS_KEY, round(time.perf_counter() - started, 4))
         return sum(rungs["rung_val_ce"]) / len(rungs["rung_val_ce"])

@@ -22,7 +22,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autolambda.base.mappings import flatten
 from autolambda.base.stores import redact, short_error
-from autolambda.core.trials import DIVERGED_KEY, ENDED, EVAL_EPOCH, PARENT_KEY, SETTLED_KEY, count_states, epoch_history, run_status, rung_history, trial_state
+from autolambda.core.trials import (
+    BLOCK_KEY, DIVERGED_KEY, ENDED, ERROR_KEY, EVAL_EPOCH, LAMBDA_EFF_KEY, N_PARAMS_KEY, N_REF_KEY,
+    PARENT_KEY, SEED_KEY, SETTLED_KEY, TRAINER_KEY, TRIAL_PARAMS_KEY, WIDTH_KEY, count_states, epoch_history,
+    run_status, rung_history, trial_state,
+)
 from autolambda.errors import AutolambdaError
 from autolambda.tracking.provenance import git_commit, package_versions, tensorflow_threads
 from autolambda.base.signals import stop_signals_deferred
@@ -189,21 +193,21 @@ class MLflowTracker:
         )
         run_id = run.info.run_id
         attrs = trial.user_attrs
-        params = dict(attrs.get("trial_params", {}))
+        params = dict(attrs.get(TRIAL_PARAMS_KEY, {}))
         params.update(trial.params)  # what the sampler chose, as Optuna stored it
-        for key in ("n_params", "lambda_eff", "n_ref", "trainer", "seed", "block"):  # seed, block: the trial's seed block
+        for key in (N_PARAMS_KEY, LAMBDA_EFF_KEY, N_REF_KEY, TRAINER_KEY, SEED_KEY, BLOCK_KEY):  # seed, block: the trial's seed block
             if key in attrs and attrs[key] is not None:
                 params[key] = attrs[key]
         metrics = _trial_metrics(trial, start_ms, end_ms)
-        tags = [RunTag("autolambda.width", str(attrs.get("width", params.get("width", ""))))]
+        tags = [RunTag("autolambda.width", str(attrs.get(WIDTH_KEY, params.get("width", ""))))]
         if DIVERGED_KEY in attrs:
             tags.append(RunTag("autolambda.diverged_at_epoch", str(attrs[DIVERGED_KEY])))
         settled = attrs.get(SETTLED_KEY)
         if trial.state == TrialState.PRUNED and isinstance(settled, dict):  # AnswerAwarePruner's evidence
             tags.append(RunTag("autolambda.settled", f"{settled.get('as')} at epoch {settled.get('step')}: "
                                                      f"{settled.get('ratio', 0):.2f}x its block (stops above {settled.get('threshold', 0):.2f}x)"))
-        if "error" in attrs:
-            tags.append(RunTag("autolambda.error", redact(str(attrs["error"]))[:4000]))
+        if ERROR_KEY in attrs:
+            tags.append(RunTag("autolambda.error", redact(str(attrs[ERROR_KEY]))[:4000]))
         self.client.log_batch(
             run_id,
             metrics=metrics,
@@ -311,8 +315,8 @@ def compare_stores(study: optuna.Study, logged: dict[int, list[Any]]) -> list[st
 
 
 def _trial_metrics(trial: FrozenTrial, start_ms: int, end_ms: int) -> list[Any]:
-    """A trial's scalar attributes and objective at step 0, and its per-epoch history,
-    each epoch stamped inside the trial's time span."""
+    """A trial's scalar attributes and objective at step 0, and its per-epoch history (a
+    transfer trial: its per-rung series), each step stamped inside the trial's time span."""
     from mlflow.entities import Metric
 
     attrs = trial.user_attrs

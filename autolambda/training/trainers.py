@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from autolambda.core.choices import LR_SCHEDULES, TRAINERS
+from autolambda.core.choices import IN_LOSS_PENALTIES, LR_SCHEDULES, TRAINERS
 from autolambda.core.space import TrialParams
 from autolambda.training.data import Dataset
-from autolambda.core.choices import IN_LOSS_PENALTIES
 from autolambda.training.model import Penalty, build_convnet
 from autolambda.training.request import Trainer, TrainRequest
 from autolambda.training.surrogate import SurrogateTrainer
