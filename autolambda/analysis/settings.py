@@ -15,7 +15,7 @@ autolambda.errors.ConfigError: tolerance must lie in [0, 1) but got 1.5.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from autolambda.core.choices import DEFAULT_SCORE_WINDOW
@@ -61,10 +61,6 @@ class AnalysisConfig:
         ``stored``: its score window, the rest from ``settings`` or the defaults."""
         window = (stored or {}).get("score_window", DEFAULT_SCORE_WINDOW)
         return cls(**({"score_window": int(window)} | settings))
-
-    def with_(self, **changes: Any) -> "AnalysisConfig":
-        """A copy with ``changes``."""
-        return replace(self, **changes)
 
     def fit_options(self) -> dict[str, Any]:
         """The keyword arguments of ``analyze_records`` these settings fix."""

@@ -4,7 +4,7 @@ report, log it to the study's MLflow parent run (``autolambda.tracking``)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ def run_analysis(
         check_tracking_uri(tracking_uri)
     study = load_study(study_name, storage)
     config = study.user_attrs.get(CONFIG_KEY, {})
-    settings = (settings or AnalysisConfig()).with_(score_window=AnalysisConfig.for_study(config).score_window)
+    settings = replace(settings or AnalysisConfig(), score_window=AnalysisConfig.for_study(config).score_window)
     trials = study.get_trials(deepcopy=False)
     out = Path(out) if out is not None else Path("autolambda-report") / study.study_name
     records, analysis = analyze_trials(trials, settings)

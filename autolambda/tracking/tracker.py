@@ -369,7 +369,6 @@ def log_analysis(study: optuna.Study, tracking_uri: str, out: Path, analysis: An
         client = MlflowClient(tracking_uri)
         client.get_run(run_id)
         client.log_artifacts(run_id, str(out), "analysis")
-        import time
 
         now = int(time.time() * 1000)
         metrics = [Metric("alpha_identified", float(analysis.identified), now, 0),
